@@ -1,0 +1,73 @@
+"""Built-in losses, each with its target encoding and head width."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nnbench import hookimpl
+from nnbench.components import Loss, Task
+
+CLASSES = frozenset({"binary", "multiclass"})
+ALL_KINDS = frozenset({"binary", "multiclass", "regression"})
+
+
+def class_outputs(task: Task) -> int:
+    """One output per class."""
+    return task.num_classes
+
+
+def single_logit(task: Task) -> int:
+    """A single output: the logit (or probability) of the positive class."""
+    return 1
+
+
+def natural_outputs(task: Task) -> int:
+    """One output per class for classification, one per target for regression."""
+    return task.num_classes if task.kind != "regression" else task.output_dim
+
+
+def class_indices(y: torch.Tensor, task: Task) -> torch.Tensor:
+    return y.long()
+
+
+def one_hot_or_value(y: torch.Tensor, task: Task) -> torch.Tensor:
+    """One-hot float targets for classes; regression targets unchanged."""
+    if task.kind == "regression":
+        return y.float()
+    return F.one_hot(y.long(), task.num_classes).float()
+
+
+def float_column(y: torch.Tensor, task: Task) -> torch.Tensor:
+    return y.float().reshape(-1, 1)
+
+
+LOSSES = (
+    Loss("cross_entropy", nn.CrossEntropyLoss, CLASSES, class_outputs, class_indices,
+         "softmax cross entropy on class indices"),
+    Loss("label_smoothing", lambda: nn.CrossEntropyLoss(label_smoothing=0.1), CLASSES, class_outputs,
+         class_indices, "cross entropy with label smoothing 0.1"),
+    Loss("nll", nn.NLLLoss, CLASSES, class_outputs, class_indices,
+         "negative log-likelihood behind a log-softmax head", head="log_softmax"),
+    Loss("multi_margin", nn.MultiMarginLoss, CLASSES, class_outputs, class_indices,
+         "multi-class hinge loss (margin 1)"),
+    Loss("bce_with_logits", nn.BCEWithLogitsLoss, frozenset({"binary"}), single_logit, float_column,
+         "binary cross entropy on one logit"),
+    Loss("bce", nn.BCELoss, frozenset({"binary"}), single_logit, float_column,
+         "binary cross entropy behind a sigmoid head", head="sigmoid"),
+    Loss("mse", nn.MSELoss, ALL_KINDS, natural_outputs, one_hot_or_value,
+         "mean squared error (one-hot targets on classification)"),
+    Loss("l1", nn.L1Loss, ALL_KINDS, natural_outputs, one_hot_or_value,
+         "mean absolute error (one-hot targets on classification)"),
+    Loss("huber", nn.HuberLoss, ALL_KINDS, natural_outputs, one_hot_or_value,
+         "Huber loss, delta 1 (one-hot targets on classification)"),
+)
+
+
+@hookimpl
+def register_losses(register: Callable[[Loss], None]) -> None:
+    for loss in LOSSES:
+        register(loss)

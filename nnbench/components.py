@@ -1,0 +1,269 @@
+"""Component specs and the registries that hold them.
+
+A *spec* is frozen data describing one named component plus the factory that builds it; a
+*registry* maps names to specs for one kind and remembers which plugin provided each name.
+Nothing here trains anything: the trainer asks these specs how to build and combine things.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from nnbench.errors import NNBenchError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+TaskKind = Literal["binary", "multiclass", "regression"]
+Modality = Literal["vector", "image", "sequence"]
+
+TASK_KINDS: tuple[TaskKind, ...] = ("binary", "multiclass", "regression")
+MODALITIES: tuple[Modality, ...] = ("vector", "image", "sequence")
+KINDS = ("activation", "loss", "optimizer", "architecture", "task")
+
+def _frozen(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(params or {}))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation function: ``factory()`` returns a fresh ``nn.Module``."""
+
+    name: str
+    factory: Callable[[], nn.Module]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """In-memory tensors of a task, already split and standardized.
+
+    Inputs are float32 with shape ``(n, *task.input_shape)``. Targets are int64 class indices of
+    shape ``(n,)`` for classification and float32 of shape ``(n, task.output_dim)`` for regression.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Task:
+    """A data set with a fixed split and a primary metric.
+
+    ``input_shape`` is per sample: ``(features,)`` for vectors, ``(channels, height, width)`` for
+    images and ``(steps, features)`` for sequences. ``views`` lists further modalities the inputs
+    can be read as (an image is also a sequence of rows). ``load()`` must be deterministic.
+    """
+
+    name: str
+    kind: TaskKind
+    modality: Modality
+    input_shape: tuple[int, ...]
+    load: Callable[[], TaskData]
+    description: str = ""
+    num_classes: int = 0
+    output_dim: int = 1
+    views: tuple[Modality, ...] = ()
+    default_loss: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {TASK_KINDS}, not {self.kind!r}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"task {self.name!r}: modality must be one of {MODALITIES}")
+        if self.kind != "regression" and self.num_classes < 2:
+            raise ValueError(f"task {self.name!r}: a {self.kind} task needs num_classes >= 2")
+        if not self.default_loss:
+            object.__setattr__(self, "default_loss", "mse" if self.kind == "regression" else "cross_entropy")
+
+    @property
+    def metric(self) -> str:
+        """Name of the primary held-out metric: ``accuracy`` or ``rmse``."""
+        return "rmse" if self.kind == "regression" else "accuracy"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.kind != "regression"
+
+    @property
+    def all_views(self) -> tuple[Modality, ...]:
+        return (self.modality, *[v for v in self.views if v != self.modality])
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A training criterion and the contract between it, the model head and the targets.
+
+    ``outputs(task)`` is the head width the loss needs; ``encode_target(y, task)`` turns a task's
+    targets into what the criterion expects (one-hot floats for MSE on classes, ...);
+    ``head`` names a final activation appended to the model (``sigmoid`` or ``log_softmax``).
+    """
+
+    name: str
+    factory: Callable[[], nn.Module]
+    kinds: frozenset[TaskKind]
+    outputs: Callable[[Task], int]
+    encode_target: Callable[[torch.Tensor, Task], torch.Tensor]
+    description: str = ""
+    head: Literal["none", "sigmoid", "log_softmax"] = "none"
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """An optimizer: ``factory(params, lr=..., **params)`` returns a ``torch.optim.Optimizer``.
+
+    ``needs_closure`` marks optimizers (LBFGS) whose ``step`` re-evaluates the loss.
+    """
+
+    name: str
+    factory: Callable[..., torch.optim.Optimizer]
+    default_lr: float
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    needs_closure: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.default_lr > 0:
+            raise ValueError(f"optimizer {self.name!r}: default_lr must be > 0")
+        object.__setattr__(self, "params", _frozen(self.params))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What an architecture is built for: the modality it reads and the per-sample shape."""
+
+    modality: Modality
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A model family: ``build(input, outputs, activation, **params)`` returns an ``nn.Module``.
+
+    ``modalities`` are the input modalities it reads, in order of preference; ``params`` are its
+    default hyper-parameters, each overridable from the grid.
+    """
+
+    name: str
+    build: Callable[..., nn.Module]
+    modalities: tuple[Modality, ...]
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if bad or not self.modalities:
+            raise ValueError(f"architecture {self.name!r}: modalities must be a non-empty subset of {MODALITIES}")
+
+
+Spec = Activation | Loss | Optimizer | Architecture | Task
+S = TypeVar("S", Activation, Loss, Optimizer, Architecture, Task)
+
+SPEC_TYPES: dict[str, type] = {
+    "activation": Activation,
+    "loss": Loss,
+    "optimizer": Optimizer,
+    "architecture": Architecture,
+    "task": Task,
+}
+
+
+class DuplicateComponentError(NNBenchError):
+    """Two plugins registered the same name for one kind."""
+
+
+class InvalidComponentError(NNBenchError):
+    """A plugin registered something that is not a spec of the hook's kind."""
+
+
+class UnknownComponentError(NNBenchError):
+    """A name that no plugin registered."""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[S]):
+    spec: S
+    plugin: str
+
+
+class Registry(Generic[S]):
+    """Name -> spec for one component kind, remembering the providing plugin."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[S]] = {}
+
+    def add(self, spec: S, plugin: str) -> None:
+        expected = SPEC_TYPES[self.kind]
+        if not isinstance(spec, expected):
+            raise InvalidComponentError(
+                f"plugin {plugin!r} registered {type(spec).__name__} {spec!r:.60} as a {self.kind}, but a {self.kind} must be "
+                f"a nnbench.{expected.__name__}"
+            )
+        if spec.name in self._entries:
+            first = self._entries[spec.name].plugin
+            raise DuplicateComponentError(
+                f"{self.kind} {spec.name!r} is registered twice: by plugin {first!r} and by plugin "
+                f"{plugin!r}; rename one of them or disable a plugin with NNBENCH_PLUGINS"
+            )
+        self._entries[spec.name] = Entry(spec, plugin)
+
+    def get(self, name: str) -> S:
+        try:
+            return self._entries[name].spec
+        except KeyError:
+            raise UnknownComponentError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        names = sorted(self._entries)
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown {self.kind} {name!r}{hint} available: {', '.join(names) or 'none'}"
+
+    def plugin_of(self, name: str) -> str:
+        return self._entries[name].plugin
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return [n for n in self._entries if fnmatch.fnmatchcase(n, pattern)]
+
+    def entries(self) -> list[Entry[S]]:
+        return list(self._entries.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass
+class Catalogue:
+    """Every registry, filled from the plugins of one plugin manager."""
+
+    activations: Registry[Activation] = field(default_factory=lambda: Registry("activation"))
+    losses: Registry[Loss] = field(default_factory=lambda: Registry("loss"))
+    optimizers: Registry[Optimizer] = field(default_factory=lambda: Registry("optimizer"))
+    architectures: Registry[Architecture] = field(default_factory=lambda: Registry("architecture"))
+    tasks: Registry[Task] = field(default_factory=lambda: Registry("task"))
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry for ``kind`` (singular, e.g. ``"loss"``)."""
+        for reg in self.registries():
+            if reg.kind == kind:
+                return reg
+        raise UnknownComponentError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+
+    def registries(self) -> list[Registry[Any]]:
+        return [self.activations, self.losses, self.optimizers, self.architectures, self.tasks]

@@ -1,0 +1,152 @@
+"""Plugin loading: built-ins first, then the ``nnbench`` entry points, filtered by ``NNBENCH_PLUGINS``.
+
+``NNBENCH_PLUGINS`` unset (or ``all``) loads every installed third-party plugin; ``none`` (or an
+empty value) loads none; a comma-separated list loads only the entry points or distributions named.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from nnbench import hookspecs
+from nnbench.components import Catalogue, InvalidComponentError
+
+ENTRY_POINT_GROUP = "nnbench"
+ENV_VAR = "NNBENCH_PLUGINS"
+
+BUILTIN_PLUGINS = (
+    "nnbench.builtin.activations",
+    "nnbench.builtin.losses",
+    "nnbench.builtin.optimizers",
+    "nnbench.builtin.architectures",
+    "nnbench.builtin.tasks",
+)
+
+
+class PluginLoadWarning(UserWarning):
+    """A third-party plugin could not be loaded or failed while registering; it was skipped."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``nnbench plugins`` shows about one plugin."""
+
+    name: str
+    source: str  # "builtin", "entry point" or "registered"
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+
+
+class PluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers each plugin's distribution and version."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.origins: dict[str, tuple[str, str, str]] = {}
+
+    def register_builtin(self, module_name: str) -> None:
+        from nnbench import __version__
+
+        self.register(importlib.import_module(module_name), name=module_name)
+        self.origins[module_name] = ("builtin", "nnbench-arena", __version__)
+
+    def load_entry_points(self, selection: str | None) -> None:
+        """Load third-party plugins; ``selection`` follows the ``NNBENCH_PLUGINS`` syntax."""
+        wanted = _parse_selection(selection)
+        if wanted is not None and not wanted:
+            return
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist else "?"
+            version = ep.dist.version if ep.dist else "?"
+            if wanted is not None and ep.name not in wanted and dist not in wanted:
+                continue
+            if self.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin must not take the tool down
+                warnings.warn(
+                    f"plugin {ep.name!r} (distribution {dist} {version}, entry point {ep.value}) "
+                    f"failed to load and was skipped: {type(exc).__name__}: {exc}",
+                    PluginLoadWarning,
+                    stacklevel=2,
+                )
+                continue
+            self.origins[ep.name] = ("entry point", dist, version)
+
+    def describe(self) -> list[PluginInfo]:
+        infos = []
+        for name, plugin in self.list_name_plugin():
+            if plugin is None:
+                continue
+            source, dist, version = self.origins.get(name, ("registered", "", ""))
+            hooks = tuple(sorted(c.name for c in self.get_hookcallers(plugin) or []))
+            infos.append(PluginInfo(name, source, dist, version, hooks))
+        return infos
+
+
+def _parse_selection(selection: str | None) -> set[str] | None:
+    if selection is None or selection.strip().lower() == "all":
+        return None
+    if selection.strip().lower() in ("", "none"):
+        return set()
+    return {s.strip() for s in selection.split(",") if s.strip()}
+
+
+def make_plugin_manager(*, load_entry_points: bool = True, extra: Iterable[Any] = ()) -> PluginManager:
+    """Build a plugin manager: built-ins, then entry points (unless disabled), then ``extra``.
+
+    ``check_pending()`` runs last, so a hook implementation with a misspelled name fails here.
+    """
+    pm = PluginManager()
+    for module_name in BUILTIN_PLUGINS:
+        pm.register_builtin(module_name)
+    if load_entry_points:
+        pm.load_entry_points(os.environ.get(ENV_VAR))
+    for plugin in extra:
+        pm.register(plugin)
+    pm.check_pending()
+    return pm
+
+
+def collect_catalogue(pm: pluggy.PluginManager) -> Catalogue:
+    """Call every registration hook, plugin by plugin, so each name is tied to its plugin.
+
+    A plugin that raises while registering is named in a warning and its components of that kind
+    are skipped; a duplicate name is an error naming both plugins.
+    """
+    catalogue = Catalogue()
+    for kind, hook_name in hookspecs.REGISTRATION_HOOKS.items():
+        registry = catalogue.registry(kind)
+        caller = getattr(pm.hook, hook_name)
+        # pluggy keeps implementations last-registered-first; built-ins must come first.
+        for impl in reversed(caller.get_hookimpls()):
+            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            staged: list[Any] = []
+            try:
+                impl.function(register=staged.append)
+            except Exception as exc:
+                warnings.warn(
+                    f"plugin {plugin_name!r} raised in {hook_name} and its {kind} components were "
+                    f"skipped: {type(exc).__name__}: {exc}",
+                    PluginLoadWarning,
+                    stacklevel=2,
+                )
+                continue
+            for spec in staged:
+                try:
+                    registry.add(spec, plugin_name)
+                except InvalidComponentError as exc:
+                    warnings.warn(f"{exc}; skipped", PluginLoadWarning, stacklevel=2)
+    return catalogue

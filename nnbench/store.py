@@ -1,0 +1,267 @@
+"""The embedded SQLite results store.
+
+Tables: ``runs`` (grid and environment of each ``nnbench run``), ``trials`` (one row per trial id,
+with its configuration, status and final metrics), ``epochs`` (per-epoch curves), ``run_trials``
+(which trials each run covered, including ones reused from earlier runs) and ``skipped``
+(combinations a run did not train, with the reason). Each finished trial is written in one
+transaction, so a killed process loses at most the trials it was still training.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnbench.errors import NNBenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nnbench.grid import Skipped
+    from nnbench.train import TrialResult
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = "nnbench.db"
+FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
+
+TRIAL_COLUMNS = (
+    "trial_id", "run_id", "task", "arch", "activation", "loss", "optimizer", "lr", "batch_size", "epochs",
+    "seed", "device", "params", "status", "metric_name", "metric", "train_loss", "test_loss", "accuracy",
+    "rmse", "r2", "n_params", "train_time", "throughput", "peak_memory", "epochs_run", "error", "finished_at",
+)
+EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "test_loss", "metric", "accuracy", "rmse", "r2", "epoch_time")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
+    grid TEXT NOT NULL, environment TEXT NOT NULL, n_trials INTEGER, n_skipped INTEGER
+);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id), task TEXT NOT NULL,
+    arch TEXT NOT NULL, activation TEXT NOT NULL, loss TEXT NOT NULL, optimizer TEXT NOT NULL,
+    lr REAL NOT NULL, batch_size INTEGER NOT NULL, epochs INTEGER NOT NULL, seed INTEGER NOT NULL,
+    device TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, metric_name TEXT, metric REAL,
+    train_loss REAL, test_loss REAL, accuracy REAL, rmse REAL, r2 REAL, n_params INTEGER,
+    train_time REAL, throughput REAL, peak_memory INTEGER, epochs_run INTEGER, error TEXT,
+    finished_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    trial_id TEXT NOT NULL REFERENCES trials(trial_id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
+    train_loss REAL, test_loss REAL, metric REAL, accuracy REAL, rmse REAL, r2 REAL, epoch_time REAL,
+    PRIMARY KEY (trial_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS run_trials (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), trial_id TEXT NOT NULL, reused INTEGER NOT NULL,
+    PRIMARY KEY (run_id, trial_id)
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    run_id TEXT NOT NULL REFERENCES runs(run_id), combination TEXT NOT NULL, reason TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+"""
+
+
+class StoreError(NNBenchError):
+    """The store cannot be opened, written or understood."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultStore:
+    """A results database at ``path`` (created on first use)."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"store path {self.path} is a folder; give a file path such as {self.path / DEFAULT_STORE}")
+        if not self.path.parent.exists():
+            raise StoreError(f"cannot create store {self.path}: folder {self.path.parent} does not exist")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._check_schema()
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot use {self.path} as a results store: {exc}; give a writable path (--store) to a "
+                "new file or an existing nnbench store"
+            ) from None
+
+    def _check_schema(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return
+        if "meta" not in tables:
+            raise StoreError(f"{self.path} is an SQLite database but not an nnbench store (no meta table)")
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else None
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has store schema version {version}, but this nnbench reads version "
+                f"{SCHEMA_VERSION}; use the nnbench release that wrote it, or a new --store path"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, grid: dict[str, Any], environment: dict[str, Any],
+                  n_trials: int, skipped: Sequence[Skipped]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?)",
+                (run_id, now(), json.dumps(grid, default=str), json.dumps(environment, default=str),
+                 n_trials, len(skipped)),
+            )
+            db.executemany(
+                "INSERT INTO skipped VALUES (?, ?, ?)",
+                [(run_id, json.dumps(dict(s.combination), default=str), s.reason) for s in skipped],
+            )
+
+    def finish_run(self, run_id: str, status: str = "finished") -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", (now(), status, run_id))
+
+    def link_trials(self, run_id: str, trial_ids: Iterable[str]) -> None:
+        """Record that ``run_id`` covers already-stored trials it did not train again."""
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO run_trials VALUES (?, ?, 1)", [(run_id, t) for t in trial_ids])
+
+    def save_result(self, run_id: str, result: TrialResult) -> None:
+        """Store one finished trial and its curve atomically, replacing an earlier try of it."""
+        trial = result.trial
+        row = {**trial.config(), **result.summary(), "trial_id": trial.trial_id, "run_id": run_id,
+               "epochs_run": len(result.curve), "finished_at": now()}
+        row["params"] = json.dumps(row["params"], sort_keys=True, default=str)
+        with self._transaction() as db:
+            db.execute("DELETE FROM epochs WHERE trial_id = ?", (trial.trial_id,))
+            db.execute(
+                f"INSERT OR REPLACE INTO trials ({', '.join(TRIAL_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(TRIAL_COLUMNS))})",
+                [row[c] for c in TRIAL_COLUMNS],
+            )
+            db.executemany(
+                f"INSERT INTO epochs VALUES ({', '.join('?' * len(EPOCH_COLUMNS))})",
+                [(trial.trial_id, e.epoch, e.train_loss, e.test_loss, e.metric, e.accuracy, e.rmse, e.r2,
+                  e.epoch_time) for e in result.curve],
+            )
+            db.execute("INSERT OR REPLACE INTO run_trials VALUES (?, ?, 0)", (run_id, trial.trial_id))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def finished_trial_ids(self, trial_ids: Iterable[str]) -> set[str]:
+        """The ids among ``trial_ids`` already stored as finished (``ok`` or ``diverged``)."""
+        ids = list(trial_ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            found.update(r[0] for r in self._db.execute(
+                f"SELECT trial_id FROM trials WHERE status IN {FINISHED} AND trial_id IN "
+                f"({', '.join('?' * len(chunk))})", chunk))
+        return found
+
+    def run_ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT run_id FROM runs ORDER BY started_at, rowid")]
+
+    def latest_run_id(self) -> str | None:
+        ids = self.run_ids()
+        return ids[-1] if ids else None
+
+    def resolve_runs(self, run_ids: Sequence[str] | None) -> list[str]:
+        """Check ``run_ids`` exist (``None`` or empty: the latest run); a prefix of an id is enough."""
+        known = self.run_ids()
+        if not known:
+            raise StoreError(f"store {self.path} holds no runs yet; start one with `nnbench run`")
+        if not run_ids:
+            return [known[-1]]
+        resolved = []
+        for wanted in run_ids:
+            matches = [k for k in known if k.startswith(wanted)]
+            if len(matches) != 1:
+                raise StoreError(
+                    f"{'no' if not matches else 'more than one'} run in {self.path} matches {wanted!r}; "
+                    f"runs: {', '.join(known[-10:])}"
+                )
+            resolved.append(matches[0])
+        return resolved
+
+    def _frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        import pandas as pd
+
+        with closing(self._db.execute(sql, params)) as cursor:
+            columns = [d[0] for d in cursor.description]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+    def _run_filter(self, run_ids: Sequence[str] | None, column: str) -> tuple[str, list[str]]:
+        if run_ids is None:
+            return "", []
+        return f"WHERE {column} IN ({', '.join('?' * len(run_ids))})", list(run_ids)
+
+    def runs(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        where, params = self._run_filter(run_ids, "run_id")
+        return self._frame(f"SELECT * FROM runs {where} ORDER BY started_at", params)
+
+    def trials(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per trial covered by ``run_ids`` (all runs when ``None``)."""
+        if run_ids is None:
+            return self._frame("SELECT * FROM trials ORDER BY rowid")
+        where, params = self._run_filter(run_ids, "rt.run_id")
+        return self._frame(
+            f"SELECT DISTINCT t.* FROM trials t JOIN run_trials rt ON rt.trial_id = t.trial_id {where} "
+            "ORDER BY t.rowid", params)
+
+    def epochs(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per-epoch curves of the trials covered by ``run_ids``."""
+        if run_ids is None:
+            return self._frame("SELECT * FROM epochs ORDER BY trial_id, epoch")
+        where, params = self._run_filter(run_ids, "rt.run_id")
+        return self._frame(
+            "SELECT e.* FROM epochs e WHERE e.trial_id IN "
+            f"(SELECT rt.trial_id FROM run_trials rt {where}) ORDER BY e.trial_id, e.epoch", params)
+
+    def skipped(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        where, params = self._run_filter(run_ids, "run_id")
+        return self._frame(f"SELECT * FROM skipped {where}", params)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), translating write errors."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self.db, self.path = db, path
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to store {self.path}: {exc}") from None
+        return self.db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as error:
+                self.db.execute("ROLLBACK")
+                raise StoreError(f"cannot write to store {self.path}: {error}") from None
+        self.db.execute("ROLLBACK")
