@@ -201,7 +201,7 @@ def list_components(kind: str | None, pattern: str) -> None:
 
     PATTERN filters names with wildcards (e.g. 'adam*').
     """
-    from nnbench.components import KINDS
+    from nnbench.components import KINDS, PLURALS
     from nnbench.plugins import collect_catalogue, make_plugin_manager
 
     if kind is not None and kind.lower() not in KIND_ALIASES:
@@ -212,7 +212,7 @@ def list_components(kind: str | None, pattern: str) -> None:
     for k in kinds:
         registry = catalogue.registry(k)
         names = registry.names(pattern)
-        click.echo(f"{k}s ({len(names)}):")
+        click.echo(f"{PLURALS[k]} ({len(names)}):")
         for name in names:
             spec = registry.get(name)
             details = _component_details(k, spec)
@@ -224,6 +224,7 @@ def list_components(kind: str | None, pattern: str) -> None:
 @friendly_errors
 def plugins() -> None:
     """List loaded plugins: version, hooks and the components each contributed."""
+    from nnbench.components import PLURALS
     from nnbench.plugins import collect_catalogue, make_plugin_manager
 
     pm = make_plugin_manager()
@@ -235,7 +236,7 @@ def plugins() -> None:
         for registry in catalogue.registries():
             names = [e.spec.name for e in registry.entries() if e.plugin == info.name]
             if names:
-                click.echo(f"  {registry.kind}s: {', '.join(names)}")
+                click.echo(f"  {PLURALS[registry.kind]}: {', '.join(names)}")
 
 
 # -- export ----------------------------------------------------------------------------------------

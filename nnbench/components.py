@@ -26,6 +26,8 @@ Modality = Literal["vector", "image", "sequence"]
 TASK_KINDS: tuple[TaskKind, ...] = ("binary", "multiclass", "regression")
 MODALITIES: tuple[Modality, ...] = ("vector", "image", "sequence")
 KINDS = ("activation", "loss", "optimizer", "architecture", "task")
+PLURALS = {"activation": "activations", "loss": "losses", "optimizer": "optimizers",
+           "architecture": "architectures", "task": "tasks"}
 
 def _frozen(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(params or {}))
@@ -206,8 +208,8 @@ class Registry(Generic[S]):
         expected = SPEC_TYPES[self.kind]
         if not isinstance(spec, expected):
             raise InvalidComponentError(
-                f"plugin {plugin!r} registered {type(spec).__name__} {spec!r:.60} as a {self.kind}, but a {self.kind} must be "
-                f"a nnbench.{expected.__name__}"
+                f"plugin {plugin!r} registered a {type(spec).__name__} as a {self.kind}, "
+                f"but a {self.kind} must be a nnbench.{expected.__name__}"
             )
         if spec.name in self._entries:
             first = self._entries[spec.name].plugin

@@ -69,7 +69,10 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
     for kind in PARAM_KINDS:
         section = data.get(kind, {})
         if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
-            raise GridError(f"grid file {path}: [{kind}.NAME] tables must hold hyper-parameters, e.g. [{kind}.x]")
+            raise GridError(
+                f"grid file {path}: top-level {kind!r} must hold [{kind}.NAME] tables of hyper-parameters; "
+                f"to choose which {kind}s to run, put `{kind} = [...]` in the [grid] table"
+            )
         if section:
             overrides[kind] = section
     values["overrides"] = overrides

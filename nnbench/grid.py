@@ -31,8 +31,8 @@ DEFAULT_GRID: dict[str, Any] = {
     "loss": ["default"],
     "optimizer": ["sgd", "adam"],
     "lr": ["default"],
-    "seeds": 2,
-    "epochs": 10,
+    "seeds": 3,
+    "epochs": 15,
     "batch_size": 64,
     "device": "cpu",
 }
@@ -155,27 +155,28 @@ class GridSpec:
             registry = catalogue.registry(PARAM_KINDS[kind])
             for name, values in per_component.items():
                 spec = registry.get(name)
-                accepted = _keyword_names(spec.build if kind == "arch" else spec.factory)
+                accepted = _keyword_names(*((spec.build, 3) if kind == "arch" else (spec.factory, 1)))
                 if accepted is None:  # the factory takes **kwargs: nothing to check here
                     continue
                 accepted |= set(spec.params)
-                unknown = sorted(set(values) - accepted)
-                if unknown:
+                missing = sorted(set(values) - accepted)
+                if missing:
                     raise GridError(
-                        f"{PARAM_KINDS[kind]} {name!r} has no hyper-parameter {unknown[0]!r}; it takes: "
-                        f"{', '.join(sorted(accepted - {'params', 'lr'})) or 'none'}"
+                        f"{PARAM_KINDS[kind]} {name!r} has no hyper-parameter {missing[0]!r}; it takes: "
+                        f"{', '.join(sorted(accepted)) or 'none'}"
                     )
 
 
-def _keyword_names(factory: Any) -> set[str] | None:
-    """Keyword arguments a factory accepts, or ``None`` when it accepts any (``**kwargs``)."""
+def _keyword_names(factory: Any, inputs: int) -> set[str] | None:
+    """Hyper-parameters a factory accepts after its ``inputs`` positional inputs (and ``lr``),
+    or ``None`` when it accepts any keyword (``**kwargs``)."""
     try:
-        parameters = list(inspect.signature(factory).parameters.values())
+        parameters = list(inspect.signature(factory).parameters.values())[inputs:]
     except (TypeError, ValueError):
         return None
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
-    return {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"lr"}
 
 
 def _excluded(combination: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> bool:

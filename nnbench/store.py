@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ class StoreError(NNBenchError):
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class ResultStore:
@@ -81,7 +81,9 @@ class ResultStore:
     def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
         self.path = Path(path)
         if self.path.is_dir():
-            raise StoreError(f"store path {self.path} is a folder; give a file path such as {self.path / DEFAULT_STORE}")
+            raise StoreError(
+                f"store path {self.path} is a folder; give a file path such as {self.path / DEFAULT_STORE}"
+            )
         if not self.path.parent.exists():
             raise StoreError(f"cannot create store {self.path}: folder {self.path.parent} does not exist")
         try:

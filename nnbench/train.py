@@ -199,13 +199,15 @@ def _train(
                     value = criterion(model(xb), yb)
                     value.backward()
                     return value
-                batch_loss = optimizer.step(closure)
+
+                # LBFGS returns the loss of its first evaluation, before it moved the weights.
+                batch_loss = optimizer.step(closure)  # type: ignore[arg-type]
             else:
                 batch_loss = criterion(model(xb), yb)
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 optimizer.step()
-            total += batch_loss.detach() * len(idx)
+            total += batch_loss.detach() * len(idx)  # type: ignore[attr-defined]
         synchronize(device)
         elapsed = time.perf_counter() - start
         result.train_time += elapsed

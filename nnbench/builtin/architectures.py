@@ -109,9 +109,10 @@ class ElmanRNN(nn.Module):
         super().__init__()
         features = spec.shape[1]
         self.inputs = nn.ModuleList(nn.Linear(features if i == 0 else hidden, hidden) for i in range(layers))
-        self.recurrent = nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(layers))
-        for layer in self.recurrent:
+        recurrent = [nn.Linear(hidden, hidden, bias=False) for _ in range(layers)]
+        for layer in recurrent:
             nn.init.orthogonal_(layer.weight)  # keeps the recurrence from exploding or vanishing at start
+        self.recurrent = nn.ModuleList(recurrent)
         self.act = activation()
         self.head = nn.Linear(hidden, outputs)
         self.hidden = hidden

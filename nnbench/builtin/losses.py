@@ -9,10 +9,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from nnbench import hookimpl
-from nnbench.components import Loss, Task
+from nnbench.components import Loss, Task, TaskKind
 
-CLASSES = frozenset({"binary", "multiclass"})
-ALL_KINDS = frozenset({"binary", "multiclass", "regression"})
+CLASSES: frozenset[TaskKind] = frozenset({"binary", "multiclass"})
+ALL_KINDS: frozenset[TaskKind] = frozenset({"binary", "multiclass", "regression"})
+BINARY: frozenset[TaskKind] = frozenset({"binary"})
 
 
 def class_outputs(task: Task) -> int:
@@ -54,9 +55,9 @@ LOSSES = (
          "negative log-likelihood behind a log-softmax head", head="log_softmax"),
     Loss("multi_margin", nn.MultiMarginLoss, CLASSES, class_outputs, class_indices,
          "multi-class hinge loss (margin 1)"),
-    Loss("bce_with_logits", nn.BCEWithLogitsLoss, frozenset({"binary"}), single_logit, float_column,
+    Loss("bce_with_logits", nn.BCEWithLogitsLoss, BINARY, single_logit, float_column,
          "binary cross entropy on one logit"),
-    Loss("bce", nn.BCELoss, frozenset({"binary"}), single_logit, float_column,
+    Loss("bce", nn.BCELoss, BINARY, single_logit, float_column,
          "binary cross entropy behind a sigmoid head", head="sigmoid"),
     Loss("mse", nn.MSELoss, ALL_KINDS, natural_outputs, one_hot_or_value,
          "mean squared error (one-hot targets on classification)"),

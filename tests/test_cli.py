@@ -1,0 +1,167 @@
+"""The command line through click's CliRunner, the Python API and lifecycle hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import nnbench
+from nnbench import hookimpl
+from nnbench.cli import cli
+from nnbench.store import ResultStore
+
+SMALL = ["--task", "iris,moons", "--arch", "fnn", "--activation", "relu,tanh", "--optimizer", "adam",
+         "--seeds", "2", "--epochs", "2", "--quiet"]
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NNBENCH_PLUGINS", "none")
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str) -> Any:
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_help_on_every_command(runner: CliRunner) -> None:
+    for command in ([], ["run"], ["list"], ["plugins"], ["export"]):
+        result = invoke(runner, *command, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_list_shows_every_kind_with_descriptions_and_plugins(runner: CliRunner) -> None:
+    result = invoke(runner, "list")
+    assert result.exit_code == 0
+    for header in ("activations (14)", "losses (9)", "optimizers (12)", "architectures (5)", "tasks (13)"):
+        assert header in result.output
+    assert "(plugin: nnbench.builtin.tasks)" in result.output
+    only = invoke(runner, "list", "optimizers", "adam*")
+    assert "optimizers (3)" in only.output and "sgd" not in only.output
+
+
+def test_plugins_lists_hooks_and_components(runner: CliRunner) -> None:
+    result = invoke(runner, "plugins")
+    assert "nnbench.builtin.losses  (builtin" in result.output
+    assert "hooks: register_losses" in result.output
+    assert "losses: cross_entropy" in result.output
+
+
+def test_run_trains_stores_and_prints_a_leaderboard(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "run", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "8 trials: 8 to train, 0 already stored" in result.output
+    assert "iris — test accuracy (higher is better)" in result.output
+    assert "fnn/relu/cross_entropy/adam@0.001" in result.output and "n=2" in result.output
+    with ResultStore(tmp_path / "nnbench.db") as store:
+        trials = store.trials()
+        assert len(trials) == 8 and set(trials["status"]) == {"ok"}
+        assert len(store.epochs()) == 16
+
+
+def test_running_again_resumes_and_force_retrains(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "run", *SMALL)
+    again = invoke(runner, "run", *SMALL)
+    assert "8 trials: 0 to train, 8 already stored" in again.output
+    assert "iris — test accuracy" in again.output  # the leaderboard still covers the reused trials
+    forced = invoke(runner, "run", *SMALL, "--force")
+    assert "8 trials: 8 to train" in forced.output
+    with ResultStore(tmp_path / "nnbench.db") as store:
+        assert len(store.trials()) == 8
+        assert len(store.runs()) == 3
+
+
+def test_dry_run_lists_trials_without_training(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "run", *SMALL, "--arch", "fnn,cnn", "--dry-run")
+    assert result.exit_code == 0
+    assert "8 trials: 8 to train" in result.output and "4 combinations skipped" in result.output
+    assert "architecture cnn reads image/sequence inputs; task iris offers vector" in result.output
+    assert result.output.count("[to train]") == 8
+    assert not (tmp_path / "nnbench.db").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--activation", "rleu"], "unknown activation 'rleu'; did you mean 'relu'?"),
+    (["--epochs", "0"], "epochs must be an integer >= 1, not 0"),
+    (["--lr", "-0.1"], "learning rates must be numbers > 0"),
+    (["--batch-size", "0"], "batch size must be an integer >= 1"),
+    (["--seeds", "0"], "seeds must be an integer >= 1"),
+    (["--loss", "bce", "--task", "iris"], "no combination in the grid is compatible"),
+    (["--device", "cuda:3"], "device 'cuda:3' is not available; devices here: cpu"),
+    (["--store", "missing/folder/r.db"], "folder missing/folder does not exist"),
+])
+def test_bad_input_is_one_clear_line_and_loses_nothing(runner: CliRunner, tmp_path: Path, args: list[str],
+                                                       message: str) -> None:
+    invoke(runner, "run", *SMALL)
+    before = (tmp_path / "nnbench.db").read_bytes()
+    result = invoke(runner, "run", *SMALL, *args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    with ResultStore(tmp_path / "nnbench.db") as store:
+        assert len(store.trials()) == 8
+    assert len(before) > 0
+
+
+def test_invalid_grid_file_names_file_and_line(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "grid.toml").write_text('[grid]\ntask = ["iris"]\nepochs = two\n')
+    result = invoke(runner, "run", "grid.toml")
+    assert result.exit_code == 1 and "grid.toml is not valid TOML" in result.output and "line 3" in result.output
+
+
+def test_export_csv(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "run", *SMALL)
+    result = invoke(runner, "export", "-o", "out.csv")
+    assert result.exit_code == 0 and "wrote 8 rows" in result.output
+    frame = pd.read_csv(tmp_path / "out.csv")
+    assert len(frame) == 8 and {"trial_id", "metric", "activation"} <= set(frame.columns)
+    curves = invoke(runner, "export", "--epochs", "-o", "curves.csv")
+    assert "wrote 16 rows" in curves.output
+    bad = invoke(runner, "export", "-o", "out.xlsx")
+    assert bad.exit_code == 1 and "must end in .csv or .parquet" in bad.output
+
+
+def test_python_api_returns_a_dataframe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNBENCH_PLUGINS", "none")
+    frame = nnbench.run(task="moons", arch="fnn", activation=["relu", "tanh"], optimizer="adam", seeds=2,
+                        epochs=2, store=tmp_path / "api.db")
+    assert isinstance(frame, pd.DataFrame)
+    assert len(frame) == 4 and set(frame["activation"]) == {"relu", "tanh"}
+    assert frame["metric"].between(0, 1).all()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    @hookimpl
+    def before_run(self, run_id: str, trials: list[Any]) -> None:
+        self.events.append(f"before_run {len(trials)}")
+
+    @hookimpl
+    def after_epoch(self, trial: Any, record: Any) -> None:
+        self.events.append(f"epoch {record.epoch}")
+
+    @hookimpl
+    def after_trial(self, trial: Any, result: Any) -> None:
+        self.events.append(f"trial {result.status}")
+
+    @hookimpl
+    def after_run(self, run_id: str, results: list[Any]) -> None:
+        self.events.append(f"after_run {len(results)}")
+
+
+def test_lifecycle_hooks_are_called_in_order(with_plugin: Any, tmp_path: Path) -> None:
+    recorder = Recorder()
+    with_plugin(recorder)
+    nnbench.run(task="moons", arch="fnn", activation="relu", optimizer="adam", seeds=2, epochs=2,
+                store=tmp_path / "hooks.db")
+    assert recorder.events == ["before_run 2", "epoch 1", "epoch 2", "trial ok", "epoch 1", "epoch 2", "trial ok",
+                               "after_run 2"]
+
+

@@ -1,0 +1,142 @@
+"""The trainer: learning, determinism, divergence, failures and every loss/head contract."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from nnbench import Architecture, hookimpl
+from nnbench.config import build_grid
+from nnbench.grid import Trial, expand_grid
+from nnbench.plugins import collect_catalogue, make_plugin_manager
+from nnbench.train import to_view, train_trial
+
+
+def make_trial(catalogue: Any, **axes: Any) -> Trial:
+    base = {"task": "moons", "arch": "fnn", "activation": "relu", "loss": "default", "optimizer": "adam",
+            "lr": "default", "seeds": 1, "epochs": 5, "batch_size": 32}
+    trials, _ = expand_grid(build_grid(None, **{**base, **axes}), catalogue)
+    return trials[0]
+
+
+def test_a_small_task_is_learned(catalogue: Any) -> None:
+    result = train_trial(make_trial(catalogue, task="moons", lr="0.01", epochs=15), catalogue)
+    assert result.status == "ok", result.error
+    assert result.metric_name == "accuracy"
+    assert result.metric > 0.85
+    assert result.curve[-1].train_loss < result.curve[0].train_loss
+    assert len(result.curve) == 15
+    assert result.n_params == 2 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2
+    assert result.throughput > 0 and result.train_time > 0
+
+
+def test_regression_reports_rmse_and_r2(catalogue: Any) -> None:
+    result = train_trial(make_trial(catalogue, task="toy", lr="0.01", epochs=20), catalogue)
+    assert result.status == "ok", result.error
+    assert result.metric_name == "rmse" and result.metric == result.rmse
+    assert result.rmse < 0.3  # targets are standardized: predicting the mean scores 1
+    assert result.r2 > 0.9
+    assert math.isclose(result.test_loss, result.rmse**2, rel_tol=1e-4)  # MSE loss on the same data
+
+
+def test_the_same_trial_gives_identical_numbers(catalogue: Any) -> None:
+    trial = make_trial(catalogue, task="digits", arch="cnn", epochs=2)
+    first, second = train_trial(trial, catalogue), train_trial(trial, catalogue)
+    assert [(e.train_loss, e.test_loss, e.metric) for e in first.curve] == [
+        (e.train_loss, e.test_loss, e.metric) for e in second.curve
+    ]
+    other_seed = train_trial(Trial.from_config({**trial.config(), "seed": 1}), catalogue)
+    assert other_seed.curve[0].train_loss != first.curve[0].train_loss
+
+
+def test_a_non_finite_loss_stops_the_trial_as_diverged(catalogue: Any) -> None:
+    result = train_trial(make_trial(catalogue, task="toy", optimizer="sgd", lr="1e6", epochs=10), catalogue)
+    assert result.status == "diverged"
+    assert "non-finite loss at epoch" in result.error
+    assert len(result.curve) < 10
+
+
+class ExplodingArchitecture:
+    @hookimpl
+    def register_architectures(self, register: Any) -> None:
+        def build(spec: Any, outputs: int, activation: Any) -> nn.Module:
+            raise RuntimeError("cannot build this model")
+
+        register(Architecture("exploding", build, ("vector",), "always fails"))
+
+
+def test_an_exception_fails_the_trial_with_its_traceback() -> None:
+    catalogue = collect_catalogue(make_plugin_manager(load_entry_points=False, extra=[ExplodingArchitecture()]))
+    result = train_trial(make_trial(catalogue, arch="exploding"), catalogue)
+    assert result.status == "failed"
+    assert "Traceback" in result.error and "cannot build this model" in result.error
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "label_smoothing", "nll", "multi_margin", "bce_with_logits",
+                                  "bce", "mse", "l1", "huber"])
+def test_every_loss_trains_a_binary_task(catalogue: Any, loss: str) -> None:
+    result = train_trial(make_trial(catalogue, task="moons", loss=loss, lr="0.01", epochs=8), catalogue)
+    assert result.status == "ok", result.error
+    assert result.metric > 0.8, f"{loss} reached only {result.metric}"
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll", "multi_margin", "mse", "huber"])
+def test_multiclass_losses(catalogue: Any, loss: str) -> None:
+    result = train_trial(make_trial(catalogue, task="iris", loss=loss, lr="0.01", epochs=30, batch_size=16),
+                         catalogue)
+    assert result.status == "ok", result.error
+    assert result.metric > 0.8
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad",
+                                       "adadelta", "adamax", "nadam", "radam", "lbfgs"])
+def test_every_optimizer_lowers_the_loss(catalogue: Any, optimizer: str) -> None:
+    result = train_trial(make_trial(catalogue, task="moons", optimizer=optimizer, epochs=3), catalogue)
+    assert result.status == "ok", result.error
+    assert result.curve[-1].train_loss < result.curve[0].train_loss or result.curve[0].train_loss < 0.3
+
+
+@pytest.mark.parametrize("arch", ["fnn", "cnn", "rnn", "lstm", "gru"])
+def test_every_architecture_trains_on_digits(catalogue: Any, arch: str) -> None:
+    result = train_trial(make_trial(catalogue, task="digits", arch=arch, epochs=2), catalogue)
+    assert result.status == "ok", result.error
+    assert result.metric > 0.3  # ten classes: chance is 0.1
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "softplus",
+                                        "tanh", "sigmoid", "hardswish", "hardtanh", "prelu", "identity"])
+def test_every_activation_trains(catalogue: Any, activation: str) -> None:
+    result = train_trial(make_trial(catalogue, task="spirals", activation=activation, epochs=2), catalogue)
+    assert result.status == "ok", result.error
+
+
+def test_sequence_tasks_train_on_recurrent_and_convolutional_models(catalogue: Any) -> None:
+    for task, arch in (("adding", "lstm"), ("sine", "cnn"), ("parity", "gru")):
+        result = train_trial(make_trial(catalogue, task=task, arch=arch, epochs=1), catalogue)
+        assert result.status == "ok", (task, arch, result.error)
+
+
+def test_an_image_reads_as_a_sequence_of_rows() -> None:
+    images = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    rows = to_view(images, "image", "sequence")
+    assert rows.shape == (2, 4, 15)
+    assert torch.equal(rows[1, 2], torch.cat([images[1, c, 2] for c in range(3)]))
+
+
+def test_architecture_size_is_settable(catalogue: Any) -> None:
+    small = train_trial(make_trial(catalogue, task="digits", arch="lstm", epochs=1), catalogue)
+    trials, _ = expand_grid(build_grid(None, ["arch.lstm.hidden=16", "arch.lstm.layers=2"], task="digits",
+                                       arch="lstm", activation="relu", optimizer="adam", seeds=1, epochs=1),
+                            catalogue)
+    big = train_trial(trials[0], catalogue)
+    assert big.status == "ok" and big.n_params != small.n_params
+
+
+def test_after_epoch_callback_sees_every_epoch(catalogue: Any) -> None:
+    seen: list[int] = []
+    train_trial(make_trial(catalogue, epochs=3), catalogue, lambda trial, record: seen.append(record.epoch))
+    assert seen == [1, 2, 3]
