@@ -35,23 +35,32 @@ def _frozen(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation function: ``factory()`` returns a fresh ``nn.Module``."""
+    """An activation function: ``factory()`` returns a fresh ``nn.Module``.
+
+    ``vectorizable`` declares that the module works under ``torch.func.vmap`` (several seeds of a
+    model trained as one stacked ensemble); leave it ``False`` when unsure.
+    """
 
     name: str
     factory: Callable[[], nn.Module]
     description: str = ""
+    vectorizable: bool = False
 
 
 @dataclass(frozen=True)
 class TaskData:
-    """In-memory tensors of a task, already split and standardized.
+    """In-memory tensors of a task, already split three ways and standardized.
 
     Inputs are float32 with shape ``(n, *task.input_shape)``. Targets are int64 class indices of
     shape ``(n,)`` for classification and float32 of shape ``(n, task.output_dim)`` for regression.
+    Anything chosen during a run (a learning rate, an epoch) is chosen on the validation split; the
+    test split is only ever measured.
     """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
 
@@ -63,6 +72,9 @@ class Task:
     ``input_shape`` is per sample: ``(features,)`` for vectors, ``(channels, height, width)`` for
     images and ``(steps, features)`` for sequences. ``views`` lists further modalities the inputs
     can be read as (an image is also a sequence of rows). ``load()`` must be deterministic.
+    ``prepare(download)``, when given, is called once before a run trains the task: it fetches
+    data when ``download`` is true and otherwise raises :class:`NNBenchError` saying what is
+    missing and how to get it.
     """
 
     name: str
@@ -75,6 +87,7 @@ class Task:
     output_dim: int = 1
     views: tuple[Modality, ...] = ()
     default_loss: str = ""
+    prepare: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -116,6 +129,7 @@ class Loss:
     encode_target: Callable[[torch.Tensor, Task], torch.Tensor]
     description: str = ""
     head: Literal["none", "sigmoid", "log_softmax"] = "none"
+    vectorizable: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,9 @@ class Optimizer:
     """An optimizer: ``factory(params, lr=..., **params)`` returns a ``torch.optim.Optimizer``.
 
     ``needs_closure`` marks optimizers (LBFGS) whose ``step`` re-evaluates the loss.
+    ``vectorizable`` declares an element-wise update (each parameter entry's step depends only on
+    its own gradient history), so models stacked along a new leading dimension are updated
+    exactly as if each were trained alone.
     """
 
     name: str
@@ -131,6 +148,7 @@ class Optimizer:
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     needs_closure: bool = False
+    vectorizable: bool = False
 
     def __post_init__(self) -> None:
         if not self.default_lr > 0:
@@ -151,7 +169,8 @@ class Architecture:
     """A model family: ``build(input, outputs, activation, **params)`` returns an ``nn.Module``.
 
     ``modalities`` are the input modalities it reads, in order of preference; ``params`` are its
-    default hyper-parameters, each overridable from the grid.
+    default hyper-parameters, each overridable from the grid. ``vectorizable`` declares that its
+    modules can be trained as a stacked ensemble of seeds (and that doing so pays off).
     """
 
     name: str
@@ -159,6 +178,7 @@ class Architecture:
     modalities: tuple[Modality, ...]
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
+    vectorizable: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))

@@ -88,12 +88,15 @@ class Session:
         plan: Plan,
         store: ResultStore,
         progress: Callable[[Sequence[Trial]], Iterator[Trial]] | None = None,
+        download: bool = False,
     ) -> RunOutcome:
         """Train ``plan.todo`` in this process, storing each result as soon as it is known.
 
+        Tasks that need data files are prepared first (fetched only when ``download`` is set).
         Ctrl-C stops after marking the run interrupted; every finished trial stays stored and the
         next run of the same grid resumes from there.
         """
+        self.prepare_tasks(plan.todo, download)
         run_id = new_run_id()
         outcome = RunOutcome(run_id, store.path, plan)
         store.start_run(run_id, plan.grid.to_dict(), environment(), len(plan.trials), plan.skipped)
@@ -113,6 +116,13 @@ class Session:
         store.finish_run(run_id, "finished")
         self.pm.hook.after_run(run_id=run_id, results=outcome.results)
         return outcome
+
+    def prepare_tasks(self, trials: Sequence[Trial], download: bool) -> None:
+        """Make sure every task's data are present before any trial starts."""
+        for name in dict.fromkeys(t.task for t in trials):
+            task = self.catalogue.tasks.get(name)
+            if task.prepare is not None:
+                task.prepare(download)
 
     def _after_epoch(self, trial: Trial, record: Any) -> None:
         self.pm.hook.after_epoch(trial=trial, record=record)

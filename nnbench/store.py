@@ -31,10 +31,12 @@ FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
 
 TRIAL_COLUMNS = (
     "trial_id", "run_id", "task", "arch", "activation", "loss", "optimizer", "lr", "batch_size", "epochs",
-    "seed", "device", "params", "status", "metric_name", "metric", "train_loss", "test_loss", "accuracy",
+    "seed", "device", "params", "status", "metric_name", "metric", "train_loss", "test_loss", "val_loss",
+    "val_metric", "accuracy",
     "rmse", "r2", "n_params", "train_time", "throughput", "peak_memory", "epochs_run", "error", "finished_at",
 )
-EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "test_loss", "metric", "accuracy", "rmse", "r2", "epoch_time")
+EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "test_loss", "metric", "val_loss", "val_metric", "accuracy",
+                 "rmse", "r2", "epoch_time")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,13 +49,14 @@ CREATE TABLE IF NOT EXISTS trials (
     arch TEXT NOT NULL, activation TEXT NOT NULL, loss TEXT NOT NULL, optimizer TEXT NOT NULL,
     lr REAL NOT NULL, batch_size INTEGER NOT NULL, epochs INTEGER NOT NULL, seed INTEGER NOT NULL,
     device TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, metric_name TEXT, metric REAL,
-    train_loss REAL, test_loss REAL, accuracy REAL, rmse REAL, r2 REAL, n_params INTEGER,
-    train_time REAL, throughput REAL, peak_memory INTEGER, epochs_run INTEGER, error TEXT,
+    train_loss REAL, test_loss REAL, val_loss REAL, val_metric REAL, accuracy REAL, rmse REAL, r2 REAL,
+    n_params INTEGER, train_time REAL, throughput REAL, peak_memory INTEGER, epochs_run INTEGER, error TEXT,
     finished_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial_id TEXT NOT NULL REFERENCES trials(trial_id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
-    train_loss REAL, test_loss REAL, metric REAL, accuracy REAL, rmse REAL, r2 REAL, epoch_time REAL,
+    train_loss REAL, test_loss REAL, metric REAL, val_loss REAL, val_metric REAL, accuracy REAL, rmse REAL,
+    r2 REAL, epoch_time REAL,
     PRIMARY KEY (trial_id, epoch)
 );
 CREATE TABLE IF NOT EXISTS run_trials (
@@ -160,8 +163,7 @@ class ResultStore:
             )
             db.executemany(
                 f"INSERT INTO epochs VALUES ({', '.join('?' * len(EPOCH_COLUMNS))})",
-                [(trial.trial_id, e.epoch, e.train_loss, e.test_loss, e.metric, e.accuracy, e.rmse, e.r2,
-                  e.epoch_time) for e in result.curve],
+                [(trial.trial_id, *[getattr(e, c) for c in EPOCH_COLUMNS[1:]]) for e in result.curve],
             )
             db.execute("INSERT OR REPLACE INTO run_trials VALUES (?, ?, 0)", (run_id, trial.trial_id))
 

@@ -25,13 +25,16 @@ EVAL_CHUNK = 4096
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One epoch of one trial. ``metric`` is the task's primary metric on held-out data."""
+    """One epoch of one trial. ``metric`` is the task's primary metric on the test split,
+    ``val_metric`` the same metric on the validation split."""
 
     epoch: int
     train_loss: float
     test_loss: float
     metric: float
     epoch_time: float
+    val_loss: float | None = None
+    val_metric: float | None = None
     accuracy: float | None = None
     rmse: float | None = None
     r2: float | None = None
@@ -47,6 +50,8 @@ class TrialResult:
     metric: float | None = None
     train_loss: float | None = None
     test_loss: float | None = None
+    val_loss: float | None = None
+    val_metric: float | None = None
     accuracy: float | None = None
     rmse: float | None = None
     r2: float | None = None
@@ -99,6 +104,39 @@ def build_model(trial: Trial, catalogue: Catalogue, task: Task, view: Modality) 
     elif loss.head == "log_softmax":
         model = nn.Sequential(model, nn.LogSoftmax(dim=-1))
     return model
+
+
+class ComponentError(Exception):
+    """A component broke its contract (wrong output shape or dtype); the message names it and its plugin."""
+
+
+def check_components(trial: Trial, catalogue: Catalogue, model: nn.Module, x: torch.Tensor,
+                     outputs: int) -> None:
+    """Fail early, naming the culprit, when the activation or the model returns the wrong thing."""
+    activation = catalogue.activations.get(trial.activation)
+    probe = torch.linspace(-2, 2, 12, device=x.device).reshape(3, 4)
+    got = activation.factory().to(x.device)(probe)
+    if not isinstance(got, torch.Tensor) or got.shape != probe.shape or not got.is_floating_point():
+        raise ComponentError(
+            f"activation {trial.activation!r} (plugin {catalogue.activations.plugin_of(trial.activation)!r}) must "
+            f"return a floating tensor of its input's shape {tuple(probe.shape)}, but returned "
+            f"{_describe(got)}"
+        )
+    with torch.no_grad():
+        out = model(x[:2])
+    expected = (min(2, len(x)), outputs)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected or not out.is_floating_point():
+        raise ComponentError(
+            f"architecture {trial.arch!r} (plugin {catalogue.architectures.plugin_of(trial.arch)!r}) must return "
+            f"a floating tensor of shape {expected} (batch, outputs the loss {trial.loss!r} needs) for this "
+            f"batch, but returned {_describe(out)}"
+        )
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
 
 
 def synchronize(device: torch.device) -> None:
@@ -158,6 +196,8 @@ def _load(task: Task, view: Modality, device: torch.device) -> TaskData:
     return TaskData(
         to_view(data.x_train, task.modality, view).to(device),
         data.y_train.to(device),
+        to_view(data.x_val, task.modality, view).to(device),
+        data.y_val.to(device),
         to_view(data.x_test, task.modality, view).to(device),
         data.y_test.to(device),
     )
@@ -173,9 +213,11 @@ def _train(
     view = choose_view(task, arch.modalities)
     data = _load(task, view, device)
     model = build_model(trial, catalogue, task, view).to(device)
+    check_components(trial, catalogue, model, data.x_train, loss.outputs(task))
     criterion = loss.factory()
     optimizer = opt_spec.factory(model.parameters(), lr=trial.lr, **dict(trial.params.get("optimizer", {})))
     evaluate = Evaluator(task, loss, criterion, data.x_test, data.y_test)
+    validate = Evaluator(task, loss, criterion, data.x_val, data.y_val)
     x, y = data.x_train, loss.encode_target(data.y_train, task)
     n = len(x)
     shuffle = torch.Generator().manual_seed(trial.seed)
@@ -212,9 +254,12 @@ def _train(
         elapsed = time.perf_counter() - start
         result.train_time += elapsed
         train_loss = float(total) / n
-        scores = evaluate(model) if math.isfinite(train_loss) else {}
+        finite = math.isfinite(train_loss)
+        scores = evaluate(model) if finite else {}
+        val = validate(model) if finite else {}
         record = EpochRecord(epoch, train_loss, scores.get("test_loss", math.nan), scores.get("metric", math.nan),
-                             elapsed, scores.get("accuracy"), scores.get("rmse"), scores.get("r2"))
+                             elapsed, val.get("test_loss", math.nan), val.get("metric", math.nan),
+                             scores.get("accuracy"), scores.get("rmse"), scores.get("r2"))
         result.curve.append(record)
         if on_epoch is not None:
             on_epoch(trial, record)
@@ -225,6 +270,7 @@ def _train(
 
     last = result.curve[-1]
     result.train_loss, result.test_loss, result.metric = last.train_loss, last.test_loss, last.metric
+    result.val_loss, result.val_metric = last.val_loss, last.val_metric
     result.accuracy, result.rmse, result.r2 = last.accuracy, last.rmse, last.r2
     result.throughput = n * len(result.curve) / result.train_time if result.train_time > 0 else None
     if device.type == "cuda":

@@ -140,3 +140,28 @@ def test_after_epoch_callback_sees_every_epoch(catalogue: Any) -> None:
     seen: list[int] = []
     train_trial(make_trial(catalogue, epochs=3), catalogue, lambda trial, record: seen.append(record.epoch))
     assert seen == [1, 2, 3]
+
+
+class WrongShapeArchitecture:
+    @hookimpl
+    def register_architectures(self, register: Any) -> None:
+        register(Architecture("wrong_shape", lambda spec, outputs, activation: nn.Linear(spec.shape[0], outputs + 3),
+                              ("vector",), "one output too many, three times over"))
+
+
+def test_a_component_with_the_wrong_output_shape_fails_naming_itself_and_its_plugin() -> None:
+    pm_extra = WrongShapeArchitecture()
+    catalogue = collect_catalogue(make_plugin_manager(load_entry_points=False, extra=[pm_extra]))
+    result = train_trial(make_trial(catalogue, arch="wrong_shape"), catalogue)
+    assert result.status == "failed"
+    plugin = catalogue.architectures.plugin_of("wrong_shape")
+    assert f"architecture 'wrong_shape' (plugin '{plugin}') must return a floating tensor of shape (2, 2)" in (
+        result.error)
+    assert "shape (2, 5)" in result.error
+
+
+def test_every_epoch_is_measured_on_validation_and_test_data(catalogue: Any) -> None:
+    result = train_trial(make_trial(catalogue, task="moons", epochs=3), catalogue)
+    for record in result.curve:
+        assert 0 <= record.val_metric <= 1 and record.val_loss > 0
+    assert result.val_metric == result.curve[-1].val_metric

@@ -170,7 +170,8 @@ def build_gru(
 
 ARCHITECTURES = (
     Architecture("fnn", build_fnn, ("vector", "image", "sequence"),
-                 "feed-forward network on the flattened input", {"hidden": [64, 64], "dropout": 0.0}),
+                 "feed-forward network on the flattened input", {"hidden": [64, 64], "dropout": 0.0},
+                 vectorizable=True),
     Architecture("cnn", build_cnn, ("image", "sequence"),
                  "conv + pool blocks (2-D on images, 1-D on signals), dense head",
                  {"channels": [16, 32], "kernel_size": 3, "hidden": 64}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -71,4 +72,5 @@ LOSSES = (
 @hookimpl
 def register_losses(register: Callable[[Loss], None]) -> None:
     for loss in LOSSES:
-        register(loss)
+        # Every built-in loss is a mean over the batch of per-sample terms: safe to vectorize.
+        register(dataclasses.replace(loss, vectorizable=True))

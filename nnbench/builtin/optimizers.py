@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -36,4 +37,6 @@ OPTIMIZERS = (
 @hookimpl
 def register_optimizers(register: Callable[[Optimizer], None]) -> None:
     for optimizer in OPTIMIZERS:
-        register(optimizer)
+        # Every update above but LBFGS's is element-wise: seeds stacked into one ensemble step
+        # exactly as they would alone. LBFGS's line search couples all entries.
+        register(dataclasses.replace(optimizer, vectorizable=not optimizer.needs_closure))

@@ -1,8 +1,8 @@
 """Built-in tasks: small, offline and deterministic.
 
 Synthetic data are drawn from fixed seeds; the scikit-learn data sets ship with scikit-learn. Every
-task has a fixed 80/20 train/test split (stratified for classes) and inputs standardized with the
-training statistics, so no information from the test set leaks into training.
+task has a fixed train/validation/test split (64/16/20, stratified for classes) and inputs
+standardized with the training statistics, so nothing from held-out data leaks into training.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from nnbench.components import Task, TaskData
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
+VAL_FRACTION = 0.2  # of what remains after the test split
 
 
 def make_task_data(
@@ -30,29 +31,32 @@ def make_task_data(
     feature_axes: tuple[int, ...] = (0,),
     standardize_target: bool = False,
 ) -> TaskData:
-    """Split ``x, y`` 80/20 with a fixed seed and standardize with training statistics.
+    """Split ``x, y`` into train/validation/test with a fixed seed; standardize with training statistics.
 
     ``feature_axes`` are the axes of ``x`` that statistics are pooled over (``(0,)``: one mean per
-    feature; ``(0, 1, 2, 3)``: one mean for a whole image).
+    feature; ``(0, 1, 2, 3)``: one mean for a whole image). Regression targets are standardized
+    too when ``standardize_target`` is set.
     """
-    x_tr, x_te, y_tr, y_te = train_test_split(
+    x_rest, x_te, y_rest, y_te = train_test_split(
         x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y if classification else None
+    )
+    x_tr, x_va, y_tr, y_va = train_test_split(
+        x_rest, y_rest, test_size=VAL_FRACTION, random_state=SPLIT_SEED,
+        stratify=y_rest if classification else None,
     )
     mean = x_tr.mean(axis=feature_axes, keepdims=True)
     std = x_tr.std(axis=feature_axes, keepdims=True)
     std[std == 0] = 1.0
-    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
+    inputs = [torch.as_tensor((part - mean) / std, dtype=torch.float32) for part in (x_tr, x_va, x_te)]
     if classification:
-        targets = torch.as_tensor(y_tr, dtype=torch.int64), torch.as_tensor(y_te, dtype=torch.int64)
+        targets = [torch.as_tensor(part, dtype=torch.int64) for part in (y_tr, y_va, y_te)]
     else:
-        y_tr, y_te = y_tr.reshape(len(y_tr), -1), y_te.reshape(len(y_te), -1)
+        columns = [part.reshape(len(part), -1) for part in (y_tr, y_va, y_te)]
         if standardize_target:
-            y_mean, y_std = y_tr.mean(axis=0), y_tr.std(axis=0)
-            y_tr, y_te = (y_tr - y_mean) / y_std, (y_te - y_mean) / y_std
-        targets = torch.as_tensor(y_tr, dtype=torch.float32), torch.as_tensor(y_te, dtype=torch.float32)
-    return TaskData(
-        torch.as_tensor(x_tr, dtype=torch.float32), targets[0], torch.as_tensor(x_te, dtype=torch.float32), targets[1]
-    )
+            y_mean, y_std = columns[0].mean(axis=0), columns[0].std(axis=0)
+            columns = [(part - y_mean) / y_std for part in columns]
+        targets = [torch.as_tensor(part, dtype=torch.float32) for part in columns]
+    return TaskData(inputs[0], targets[0], inputs[1], targets[1], inputs[2], targets[2])
 
 
 def _rng(name: str) -> np.random.Generator:
