@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from nnbench.components import Activation, Architecture, InputSpec, Loss, Optimizer, Task, TaskData
+from nnbench.components import (
+    Activation,
+    Architecture,
+    Device,
+    ExecutorSpec,
+    InputSpec,
+    Loss,
+    Optimizer,
+    Task,
+    TaskData,
+)
 from nnbench.errors import NNBenchError
 
 __version__ = "0.1.0"
@@ -19,6 +29,8 @@ hookimpl = pluggy.HookimplMarker("nnbench")
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from nnbench.report import Report
 
 
 def run(**axes: Any) -> pd.DataFrame:
@@ -32,9 +44,25 @@ def run(**axes: Any) -> pd.DataFrame:
     return run_from_python(**axes)
 
 
+def report(*run_ids: str, store: str = "nnbench.db") -> Report:
+    """Build the HTML report of ``run_ids`` (default: the latest run) from ``store``.
+
+    The returned :class:`nnbench.report.Report` displays inline in a notebook and has
+    ``.save(path)``.
+    """
+    from nnbench.plugins import make_plugin_manager
+    from nnbench.report import build_report
+    from nnbench.store import ResultStore
+
+    with ResultStore(store) as results:
+        return build_report(results, results.resolve_runs(list(run_ids)), make_plugin_manager())
+
+
 __all__ = [
     "Activation",
     "Architecture",
+    "Device",
+    "ExecutorSpec",
     "InputSpec",
     "Loss",
     "NNBenchError",
@@ -43,5 +71,6 @@ __all__ = [
     "TaskData",
     "__version__",
     "hookimpl",
+    "report",
     "run",
 ]

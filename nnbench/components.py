@@ -25,9 +25,10 @@ Modality = Literal["vector", "image", "sequence"]
 
 TASK_KINDS: tuple[TaskKind, ...] = ("binary", "multiclass", "regression")
 MODALITIES: tuple[Modality, ...] = ("vector", "image", "sequence")
-KINDS = ("activation", "loss", "optimizer", "architecture", "task")
+KINDS = ("activation", "loss", "optimizer", "architecture", "task", "schedule", "device", "executor")
 PLURALS = {"activation": "activations", "loss": "losses", "optimizer": "optimizers",
-           "architecture": "architectures", "task": "tasks"}
+           "architecture": "architectures", "task": "tasks", "schedule": "schedules", "device": "devices",
+           "executor": "executors"}
 
 def _frozen(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(params or {}))
@@ -74,7 +75,8 @@ class Task:
     can be read as (an image is also a sequence of rows). ``load()`` must be deterministic.
     ``prepare(download)``, when given, is called once before a run trains the task: it fetches
     data when ``download`` is true and otherwise raises :class:`NNBenchError` saying what is
-    missing and how to get it.
+    missing and how to get it. ``target`` is the validation metric that counts as solved, for
+    time-to-target (accuracy to reach, or RMSE to get under).
     """
 
     name: str
@@ -88,6 +90,7 @@ class Task:
     views: tuple[Modality, ...] = ()
     default_loss: str = ""
     prepare: Callable[[bool], None] | None = None
+    target: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -133,13 +136,27 @@ class Loss:
 
 
 @dataclass(frozen=True)
+class SearchRange:
+    """Where tuning looks for a numeric hyper-parameter: ``low`` to ``high``, on a log scale or not."""
+
+    low: float
+    high: float
+    log: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"a search range needs 0 < low < high on a log scale, low < high otherwise: {self}")
+
+
+@dataclass(frozen=True)
 class Optimizer:
     """An optimizer: ``factory(params, lr=..., **params)`` returns a ``torch.optim.Optimizer``.
 
     ``needs_closure`` marks optimizers (LBFGS) whose ``step`` re-evaluates the loss.
     ``vectorizable`` declares an element-wise update (each parameter entry's step depends only on
     its own gradient history), so models stacked along a new leading dimension are updated
-    exactly as if each were trained alone.
+    exactly as if each were trained alone. ``tunable`` names the hyper-parameters ``--tune`` may
+    search and where; ``lr`` defaults to two decades either side of ``default_lr``.
     """
 
     name: str
@@ -149,11 +166,14 @@ class Optimizer:
     params: Mapping[str, Any] = field(default_factory=dict)
     needs_closure: bool = False
     vectorizable: bool = False
+    tunable: Mapping[str, SearchRange] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.default_lr > 0:
             raise ValueError(f"optimizer {self.name!r}: default_lr must be > 0")
         object.__setattr__(self, "params", _frozen(self.params))
+        tunable = {"lr": SearchRange(self.default_lr / 100, self.default_lr * 100), **self.tunable}
+        object.__setattr__(self, "tunable", _frozen(tunable))
 
 
 @dataclass(frozen=True)
@@ -187,8 +207,43 @@ class Architecture:
             raise ValueError(f"architecture {self.name!r}: modalities must be a non-empty subset of {MODALITIES}")
 
 
-Spec = Activation | Loss | Optimizer | Architecture | Task
-S = TypeVar("S", Activation, Loss, Optimizer, Architecture, Task)
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule: ``factory(optimizer, total_steps, **params)`` returns a
+    ``torch.optim.lr_scheduler.LRScheduler`` that the trainer steps after every optimizer step."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device trials can run on; ``name`` is what ``torch.device`` accepts (``cpu``, ``cuda:1``)."""
+
+    name: str
+    description: str = ""
+
+    @property
+    def is_accelerator(self) -> bool:
+        return self.name != "cpu"
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A way of scheduling trials: ``factory(options)`` returns an executor."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+Spec = Activation | Loss | Optimizer | Architecture | Task | Schedule | Device | ExecutorSpec
+S = TypeVar("S", Activation, Loss, Optimizer, Architecture, Task, Schedule, Device, ExecutorSpec)
 
 SPEC_TYPES: dict[str, type] = {
     "activation": Activation,
@@ -196,6 +251,9 @@ SPEC_TYPES: dict[str, type] = {
     "optimizer": Optimizer,
     "architecture": Architecture,
     "task": Task,
+    "schedule": Schedule,
+    "device": Device,
+    "executor": ExecutorSpec,
 }
 
 
@@ -279,6 +337,9 @@ class Catalogue:
     optimizers: Registry[Optimizer] = field(default_factory=lambda: Registry("optimizer"))
     architectures: Registry[Architecture] = field(default_factory=lambda: Registry("architecture"))
     tasks: Registry[Task] = field(default_factory=lambda: Registry("task"))
+    schedules: Registry[Schedule] = field(default_factory=lambda: Registry("schedule"))
+    devices: Registry[Device] = field(default_factory=lambda: Registry("device"))
+    executors: Registry[ExecutorSpec] = field(default_factory=lambda: Registry("executor"))
 
     def registry(self, kind: str) -> Registry[Any]:
         """The registry for ``kind`` (singular, e.g. ``"loss"``)."""
@@ -288,4 +349,5 @@ class Catalogue:
         raise UnknownComponentError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
 
     def registries(self) -> list[Registry[Any]]:
-        return [self.activations, self.losses, self.optimizers, self.architectures, self.tasks]
+        return [self.activations, self.losses, self.optimizers, self.architectures, self.tasks, self.schedules,
+                self.devices, self.executors]

@@ -30,8 +30,9 @@ from typing import Any
 
 from nnbench.grid import DEFAULT_GRID, PARAM_KINDS, GridError, GridSpec
 
-LIST_AXES = ("task", "arch", "activation", "loss", "optimizer", "lr")
-SCALAR_AXES = ("seeds", "epochs", "batch_size", "device")
+LIST_AXES = ("task", "arch", "activation", "loss", "optimizer", "lr", "device", "schedule", "clip")
+SCALAR_AXES = ("seeds", "epochs", "batch_size")
+OPTIONAL_KEYS = ("patience", "tune", "budget", "target_metric", "target", "kind")
 FILE_KEYS = ("grid", "exclude", *PARAM_KINDS)
 
 
@@ -55,7 +56,7 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
         raise GridError(f"grid file {path}: 'grid' must be a table ([grid]), not {type(grid).__name__}")
-    bad = sorted(set(grid) - set(LIST_AXES) - set(SCALAR_AXES) - {"exclude"})
+    bad = sorted(set(grid) - set(LIST_AXES) - set(SCALAR_AXES) - set(OPTIONAL_KEYS) - {"exclude"})
     if bad:
         raise GridError(
             f"grid file {path}: unknown axis {bad[0]!r} in [grid]; axes: {', '.join(LIST_AXES + SCALAR_AXES)}"
@@ -103,20 +104,40 @@ def _as_list(axis: str, value: Any) -> list[Any]:
     else:
         items = [value]
     if axis == "lr":
-        return [_parse_lr(v) for v in items]
+        return [_parse_number(v, "default", "learning rates") for v in items]
+    if axis == "clip":
+        return [_parse_number(v, "none", "gradient clipping limits") for v in items]
     for item in items:
         if not isinstance(item, str):
             raise GridError(f"the {axis} axis takes names, not {item!r}")
     return items
 
 
-def _parse_lr(value: Any) -> float | str:
-    if value == "default":
-        return "default"
+def _parse_number(value: Any, keyword: str, what: str) -> float | str:
+    if value == keyword:
+        return keyword
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise GridError(f"learning rates must be numbers > 0 or 'default', not {value!r}") from None
+        raise GridError(f"{what} must be numbers > 0 or {keyword!r}, not {value!r}") from None
+
+
+def parse_targets(value: Any) -> dict[str, float]:
+    """``0.9`` (every task) or ``digits=0.95,spirals=0.9`` (per task) -> ``{"*": 0.9}`` / per task."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        items = [("*", value)]
+    else:
+        items = [tuple(part.split("=", 1)) if "=" in part else ("*", part)
+                 for part in str(value).split(",") if part.strip()]
+    targets = {}
+    for task, number in items:
+        try:
+            targets[str(task).strip()] = float(number)
+        except (TypeError, ValueError):
+            raise GridError(f"--target-metric takes a number or TASK=NUMBER pairs, not {value!r}") from None
+    return targets
 
 
 def _as_int(axis: str, value: Any) -> int:
@@ -140,7 +161,7 @@ def build_grid(
     merged: dict[str, Any] = dict(DEFAULT_GRID)
     merged.update(file_values or {})
     merged.update({k: v for k, v in flags.items() if v is not None})
-    unknown = sorted(set(merged) - set(LIST_AXES) - set(SCALAR_AXES) - {"exclude", "overrides"})
+    unknown = sorted(set(merged) - set(LIST_AXES) - set(SCALAR_AXES) - set(OPTIONAL_KEYS) - {"exclude", "overrides"})
     if unknown:
         raise GridError(f"unknown grid axis {unknown[0]!r}; axes: {', '.join(LIST_AXES + SCALAR_AXES)}")
     overrides: dict[str, dict[str, dict[str, Any]]] = {
@@ -155,7 +176,12 @@ def build_grid(
         seeds=_as_int("seeds", merged["seeds"]),
         epochs=_as_int("epochs", merged["epochs"]),
         batch_size=_as_int("batch size", merged["batch_size"]),
-        device=str(merged["device"]),
         exclude=list(merged.get("exclude", [])),
         overrides=overrides,
+        patience=None if merged.get("patience") is None else _as_int("patience", merged["patience"]),
+        tune=_as_list("tune", merged.get("tune", [])),
+        budget=None if merged.get("budget") is None else _as_int("budget", merged["budget"]),
+        target_metric=parse_targets(merged.get("target_metric") or {}),
+        target=merged.get("target"),
+        kind=merged.get("kind"),
     )

@@ -18,10 +18,10 @@ from typing import Any
 from nnbench.components import Catalogue, Task
 from nnbench.errors import NNBenchError
 
-AXES = ("task", "arch", "activation", "loss", "optimizer", "lr")
+AXES = ("task", "arch", "activation", "loss", "optimizer", "lr", "device", "schedule", "clip")
 COMPONENT_AXES = {"task": "task", "arch": "architecture", "activation": "activation", "loss": "loss",
-                  "optimizer": "optimizer"}
-PARAM_KINDS = {"arch": "architecture", "optimizer": "optimizer"}
+                  "optimizer": "optimizer", "schedule": "schedule"}
+PARAM_KINDS = {"arch": "architecture", "optimizer": "optimizer", "schedule": "schedule"}
 TRIAL_FORMAT = 1  # bump when the meaning of a trial's fields changes, so ids change with it
 
 DEFAULT_GRID: dict[str, Any] = {
@@ -34,7 +34,9 @@ DEFAULT_GRID: dict[str, Any] = {
     "seeds": 3,
     "epochs": 15,
     "batch_size": 64,
-    "device": "cpu",
+    "device": ["cpu"],
+    "schedule": ["constant"],
+    "clip": ["none"],
 }
 """The grid ``nnbench run`` uses for every axis that neither a grid file nor a flag sets."""
 
@@ -45,8 +47,13 @@ class GridError(NNBenchError):
 
 @dataclass(frozen=True)
 class Trial:
-    """One fully specified training run. ``params`` holds the effective hyper-parameters of the
-    architecture and the optimizer (defaults merged with the grid's overrides)."""
+    """One fully specified training run.
+
+    ``params`` holds the effective hyper-parameters of the architecture, the optimizer and the
+    schedule (defaults merged with the grid's overrides), and, for trials of a tuning protocol,
+    their role. ``clip`` is the gradient-norm limit (``None``: no clipping); ``patience`` stops
+    training after that many epochs without a better validation metric (``None``: never).
+    """
 
     task: str
     arch: str
@@ -59,6 +66,9 @@ class Trial:
     seed: int
     device: str = "cpu"
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+    schedule: str = "constant"
+    clip: float | None = None
+    patience: int | None = None
 
     def config(self) -> dict[str, Any]:
         """The canonical, JSON-ready form of this trial."""
@@ -73,6 +83,9 @@ class Trial:
             "epochs": self.epochs,
             "seed": self.seed,
             "device": self.device,
+            "schedule": self.schedule,
+            "clip": self.clip,
+            "patience": self.patience,
             "params": {k: dict(v) for k, v in sorted(self.params.items())},
         }
 
@@ -88,7 +101,9 @@ class Trial:
 
     def label(self) -> str:
         """A short human-readable name, without the seed."""
-        return f"{self.arch}/{self.activation}/{self.loss}/{self.optimizer}@{self.lr:g}"
+        schedule = "" if self.schedule == "constant" else f"+{self.schedule}"
+        clip = "" if self.clip is None else f" clip {self.clip:g}"
+        return f"{self.arch}/{self.activation}/{self.loss}/{self.optimizer}@{self.lr:g}{schedule}{clip}"
 
 
 @dataclass(frozen=True)
@@ -112,9 +127,17 @@ class GridSpec:
     seeds: int
     epochs: int
     batch_size: int
-    device: str = "cpu"
+    device: list[str] = field(default_factory=lambda: ["cpu"])
+    schedule: list[str] = field(default_factory=lambda: ["constant"])
+    clip: list[float | str] = field(default_factory=lambda: ["none"])  # gradient-norm limits; "none": no clipping
+    patience: int | None = None  # early stopping on validation; None: train every epoch
+    tune: list[str] = field(default_factory=list)  # hyper-parameters to tune, e.g. ["lr"]
+    budget: int | None = None  # tuning trials per configuration
+    target_metric: dict[str, float] = field(default_factory=dict)  # task (or "*") -> validation target
     exclude: list[dict[str, Any]] = field(default_factory=list)
     overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    target: str | None = None  # the column to predict, for csv: tasks
+    kind: str | None = None  # binary, multiclass or regression for csv: tasks (inferred when None)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -127,6 +150,19 @@ class GridSpec:
         for lr in self.lr:
             if lr != "default" and (not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0):
                 raise GridError(f"learning rates must be numbers > 0 or 'default', not {lr!r}")
+        for clip in self.clip:
+            if clip != "none" and (not isinstance(clip, int | float) or isinstance(clip, bool) or not clip > 0):
+                raise GridError(f"gradient clipping limits must be numbers > 0 or 'none', not {clip!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise GridError(f"patience must be an integer >= 1 (epochs without improvement), not {self.patience!r}")
+        if self.tune and (self.budget is None or self.budget < 1):
+            raise GridError("--tune needs --budget N, the number of tuning trials each configuration gets (N >= 1)")
+        if self.budget is not None and not self.tune:
+            raise GridError("--budget sets how many tuning trials each configuration gets; add --tune lr (or "
+                            "another tunable hyper-parameter)")
+        if "lr" in self.tune and self.lr != ["default"]:
+            raise GridError("--tune lr searches the learning rate over each optimizer's declared range; "
+                            "drop --lr (or tune other hyper-parameters only)")
         for axis, kind in COMPONENT_AXES.items():
             if axis == "loss":
                 continue
@@ -155,7 +191,8 @@ class GridSpec:
             registry = catalogue.registry(PARAM_KINDS[kind])
             for name, values in per_component.items():
                 spec = registry.get(name)
-                accepted = _keyword_names(*((spec.build, 3) if kind == "arch" else (spec.factory, 1)))
+                inputs = {"arch": 3, "optimizer": 1, "schedule": 2}[kind]
+                accepted = _keyword_names(spec.build if kind == "arch" else spec.factory, inputs)
                 if accepted is None:  # the factory takes **kwargs: nothing to check here
                     continue
                 accepted |= set(spec.params)
@@ -203,7 +240,7 @@ def resolve_patterns(grid: GridSpec, catalogue: Catalogue) -> GridSpec:
     for axis, kind in COMPONENT_AXES.items():
         names: list[str] = []
         for name in getattr(grid, axis):
-            if name == "all" or any(ch in name for ch in "*?["):
+            if not name.startswith("csv:") and (name == "all" or any(ch in name for ch in "*?[")):
                 matches = catalogue.registry(kind).names("*" if name == "all" else name)
                 if not matches:
                     raise GridError(f"no {kind} matches {name!r}; available: {', '.join(catalogue.registry(kind))}")
@@ -214,25 +251,32 @@ def resolve_patterns(grid: GridSpec, catalogue: Catalogue) -> GridSpec:
     return resolved
 
 
-def expand_grid(grid: GridSpec, catalogue: Catalogue) -> tuple[list[Trial], list[Skipped]]:
+def expand_grid(
+    grid: GridSpec, catalogue: Catalogue, task_params: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[list[Trial], list[Skipped]]:
     """Every compatible trial of ``grid`` (seeds innermost) and the combinations skipped.
 
-    Raises :class:`GridError` when no combination is compatible, explaining why.
+    ``task_params`` holds what identifies a task beyond its name (a CSV file's target and
+    checksum); it becomes part of each trial. Raises :class:`GridError` when no combination is
+    compatible, explaining why.
     """
     grid = resolve_patterns(grid, catalogue)
     grid.validate(catalogue)
     trials: list[Trial] = []
     skipped: list[Skipped] = []
-    for task_name, arch, activation, loss_name, opt_name, lr_value in itertools.product(
-        grid.task, grid.arch, grid.activation, grid.loss, grid.optimizer, grid.lr
+    for task_name, arch, activation, loss_name, opt_name, lr_value, device, schedule, clip_value in itertools.product(
+        grid.task, grid.arch, grid.activation, grid.loss, grid.optimizer, grid.lr, grid.device, grid.schedule,
+        grid.clip,
     ):
         task = catalogue.tasks.get(task_name)
         loss = task.default_loss if loss_name == "default" else loss_name
         optimizer = catalogue.optimizers.get(opt_name)
         lr = float(optimizer.default_lr if lr_value == "default" else lr_value)
+        clip = None if clip_value == "none" else float(clip_value)
         combination = {"task": task_name, "arch": arch, "activation": activation, "loss": loss,
-                       "optimizer": opt_name, "lr": lr}
-        if _excluded({**combination, "lr": lr_value}, grid.exclude) or _excluded(combination, grid.exclude):
+                       "optimizer": opt_name, "lr": lr, "device": device, "schedule": schedule, "clip": clip}
+        if _excluded({**combination, "lr": lr_value, "clip": clip_value}, grid.exclude) or _excluded(
+                combination, grid.exclude):
             skipped.append(Skipped(combination, "excluded by the grid"))
             continue
         reason = incompatibility(catalogue, task, arch, loss)
@@ -242,10 +286,14 @@ def expand_grid(grid: GridSpec, catalogue: Catalogue) -> tuple[list[Trial], list
         params = {
             "arch": {**catalogue.architectures.get(arch).params, **grid.overrides.get("arch", {}).get(arch, {})},
             "optimizer": {**optimizer.params, **grid.overrides.get("optimizer", {}).get(opt_name, {})},
+            "schedule": {**catalogue.schedules.get(schedule).params,
+                         **grid.overrides.get("schedule", {}).get(schedule, {})},
         }
+        if task_params and task_name in task_params:
+            params["task"] = dict(task_params[task_name])
         for seed in range(grid.seeds):
             trials.append(Trial(task_name, arch, activation, loss, opt_name, lr, grid.batch_size, grid.epochs,
-                                seed, grid.device, params))
+                                seed, device, params, schedule, clip, grid.patience))
     trials = list({t.trial_id: t for t in trials}.values())  # "default" may coincide with a listed lr
     if not trials:
         reasons = sorted({s.reason for s in skipped})

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from nnbench.components import Activation, Architecture, Loss, Optimizer, Task
+    import pandas as pd
+
+    from nnbench.components import Activation, Architecture, Device, ExecutorSpec, Loss, Optimizer, Schedule, Task
     from nnbench.grid import Trial
+    from nnbench.report import ReportSection
     from nnbench.train import EpochRecord, TrialResult
 
 PROJECT = "nnbench"
@@ -71,6 +74,35 @@ def register_tasks(register: Callable[[Task], None]) -> None:
 
 
 @hookspec
+def register_schedules(register: Callable[[Schedule], None]) -> None:
+    """Register learning-rate schedules.
+
+    :param register: call ``register(Schedule(name, factory, description, params))``; ``factory``
+        is called as ``factory(optimizer, total_steps, **params)`` and returns an LR scheduler the
+        trainer steps once after every optimizer step.
+    """
+
+
+@hookspec
+def register_devices(register: Callable[[Device], None]) -> None:
+    """Register the devices trials can run on (the built-in plugin finds cpu, each cuda:N, mps).
+
+    :param register: call ``register(Device(name, description))`` for each device present, where
+        ``name`` is what ``torch.device(name)`` accepts.
+    """
+
+
+@hookspec
+def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    """Register executors: ways of scheduling trials (in process, local workers, a cluster engine).
+
+    :param register: call ``register(ExecutorSpec(name, factory, description))``; ``factory`` is
+        called with an :class:`nnbench.executors.ExecutorOptions` and returns an object with a
+        ``run(units, sink)`` method (see :class:`nnbench.executors.Executor`).
+    """
+
+
+@hookspec
 def before_run(run_id: str, trials: list[Trial]) -> None:
     """Called once before the first trial of a run is trained.
 
@@ -106,10 +138,30 @@ def after_run(run_id: str, results: list[TrialResult]) -> None:
     """
 
 
+@hookspec
+def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame) -> list[ReportSection]:
+    """Add sections to the HTML report, after the built-in ones; called once per report built.
+
+    Every string of a returned section (title, text, table cells) is HTML-escaped: a plugin adds
+    data to the page, never markup or scripts. A plugin that raises is named in a note in the
+    report and the other sections are still built.
+
+    :param trials: one row per trial of the reported runs, with the columns of the store's
+        ``trials`` table (configuration, ``status``, ``metric_name``, ``metric``, timings, ``error``).
+    :param epochs: the per-epoch curves of those trials (``trial_id``, ``epoch``, losses, metrics).
+    :param runs: the reported runs, with their ``grid`` and ``environment`` as JSON text.
+    :return: a list of :class:`nnbench.report.ReportSection` (title, plain text, optional
+        DataFrame and optional matplotlib figure), shown in order.
+    """
+
+
 REGISTRATION_HOOKS: dict[str, str] = {
     "activation": "register_activations",
     "loss": "register_losses",
     "optimizer": "register_optimizers",
     "architecture": "register_architectures",
     "task": "register_tasks",
+    "schedule": "register_schedules",
+    "device": "register_devices",
+    "executor": "register_executors",
 }

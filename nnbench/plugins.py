@@ -28,6 +28,10 @@ BUILTIN_PLUGINS = (
     "nnbench.builtin.optimizers",
     "nnbench.builtin.architectures",
     "nnbench.builtin.tasks",
+    "nnbench.builtin.schedules",
+    "nnbench.builtin.vision",
+    "nnbench.builtin.devices",
+    "nnbench.builtin.executors",
 )
 
 
@@ -130,8 +134,8 @@ def collect_catalogue(pm: pluggy.PluginManager) -> Catalogue:
     for kind, hook_name in hookspecs.REGISTRATION_HOOKS.items():
         registry = catalogue.registry(kind)
         caller = getattr(pm.hook, hook_name)
-        # pluggy keeps implementations last-registered-first; built-ins must come first.
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() lists implementations in registration order: built-ins first.
+        for impl in caller.get_hookimpls():
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
             staged: list[Any] = []
             try:

@@ -1,14 +1,14 @@
 """One ``nnbench run``: expand the grid, skip what is stored, train the rest, store every result.
 
-The runner is shared by the CLI and the Python API; it prints nothing itself except through the
-``echo`` callable and the progress bar it is given.
+The runner is shared by the CLI and the Python API. It is the only writer of the store: executors
+hand results back and the runner commits each one as it arrives.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,54 +18,82 @@ import pandas as pd
 
 from nnbench.components import Catalogue
 from nnbench.config import build_grid, load_grid_file
-from nnbench.environment import available_devices, environment
+from nnbench.csvtask import register_csv_tasks
+from nnbench.environment import environment
 from nnbench.errors import NNBenchError
+from nnbench.executors import ExecutorOptions, GridStopped
 from nnbench.grid import GridSpec, Skipped, Trial, expand_grid
-from nnbench.plugins import PluginManager, collect_catalogue, make_plugin_manager
+from nnbench.plugins import BUILTIN_PLUGINS, PluginManager, collect_catalogue, make_plugin_manager
 from nnbench.store import DEFAULT_STORE, ResultStore
-from nnbench.train import TrialResult, train_trial
+from nnbench.train import TrialResult
+from nnbench.tuning import check_tunable, configuration_key, final_trials, role_of, select_best, tuning_trials
+
+COUNTED_AS_FAILURES = ("failed", "timeout")
 
 
 @dataclass
 class Plan:
-    """An expanded grid: the trials to train, those already stored, and the skipped combinations."""
+    """An expanded grid: the trials to train, those already stored, and the skipped combinations.
+
+    With tuning, ``trials`` holds the untuned defaults and the tuning trials; the final reruns are
+    known only once the tuning trials are done (see :meth:`Session.execute`).
+    """
 
     grid: GridSpec
     trials: list[Trial]
     todo: list[Trial]
     reused: list[Trial]
     skipped: list[Skipped]
+    targets: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class RunOptions:
+    """How to execute a plan (not part of any trial's identity)."""
+
+    executor: str = "inline"
+    workers: int = 1
+    # One torch thread per process: small models gain little from intra-op threads, and under
+    # load two threads per process ran a grid 10x slower here than one. Use --workers for cores.
+    threads: int = 1
+    timeout: float | None = None
+    max_failures: int | None = None  # stop once more trials than this failed or timed out
+    vectorize: bool = True
+    address: str | None = None
+    download: bool = False
+
+    def validate(self) -> None:
+        if self.workers < 1:
+            raise NNBenchError(f"--workers must be >= 1, not {self.workers}")
+        if self.threads < 1:
+            raise NNBenchError(f"--threads must be >= 1, not {self.threads}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise NNBenchError(f"--timeout must be a number of seconds > 0, not {self.timeout}")
+        if self.max_failures is not None and self.max_failures < 0:
+            raise NNBenchError(f"--max-failures must be >= 0, not {self.max_failures}")
+
+    def executor_name(self) -> str:
+        """``inline`` becomes ``processes`` when several workers or a time limit are asked for."""
+        if self.executor == "inline" and (self.workers > 1 or self.timeout):
+            return "processes"  # a time limit needs a process that can be stopped
+        return self.executor
 
 
 @dataclass
 class RunOutcome:
-    """What a finished (or interrupted) run leaves: its id, its store and this run's results."""
+    """What a finished, stopped or interrupted run leaves: its id, its store and this run's results."""
 
     run_id: str
     store_path: Path
     plan: Plan
     results: list[TrialResult] = field(default_factory=list)
-    interrupted: bool = False
+    status: str = "running"
+    log: list[str] = field(default_factory=list)
 
 
 def new_run_id() -> str:
     """A sortable, unique run id such as ``20261129-061530-3fa2``."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
-def check_device(device: str) -> str:
-    """The canonical name of ``device`` (``cuda`` -> ``cuda:0``), or an error listing those present."""
-    import torch
-
-    try:
-        wanted = torch.device(device)
-    except RuntimeError:
-        raise NNBenchError(f"unknown device {device!r}; devices here: {', '.join(available_devices())}") from None
-    present = available_devices()
-    name = str(wanted) if wanted.index is not None or wanted.type in ("cpu", "mps") else f"{wanted.type}:0"
-    if name not in present:
-        raise NNBenchError(f"device {device!r} is not available; devices here: {', '.join(present)}")
-    return name
 
 
 class Session:
@@ -75,47 +103,43 @@ class Session:
         self.pm = pm or make_plugin_manager()
         self.catalogue: Catalogue = collect_catalogue(self.pm)
 
+    def resolve_devices(self, wanted: Sequence[str]) -> list[str]:
+        """Turn ``auto``, ``all``, ``cuda`` and names into devices present here, or explain."""
+        present = list(self.catalogue.devices)
+        resolved: list[str] = []
+        for name in wanted:
+            if name == "all":
+                resolved += present
+            elif name == "auto":
+                resolved.append(next((d for d in present if d != "cpu"), "cpu"))
+            elif name in present:
+                resolved.append(name)
+            elif name == "cuda" and "cuda:0" in present:
+                resolved.append("cuda:0")
+            else:
+                raise NNBenchError(
+                    f"device {name!r} is not available; devices here: {', '.join(present)} "
+                    "(or auto, all)"
+                )
+        return list(dict.fromkeys(resolved))
+
     def plan(self, grid: GridSpec, store: ResultStore | None, force: bool = False) -> Plan:
-        grid = dataclasses.replace(grid, device=check_device(grid.device))
-        trials, skipped = expand_grid(grid, self.catalogue)
+        grid = dataclasses.replace(grid, device=self.resolve_devices(grid.device))
+        task_params = register_csv_tasks(self.catalogue, grid.task, grid.target, grid.kind)
+        trials, skipped = expand_grid(grid, self.catalogue, task_params)
+        if grid.tune:
+            check_tunable(grid, self.catalogue)
+            trials += tuning_trials(trials, grid, self.catalogue)
+        todo, reused = self._split_stored(trials, store, force)
+        default_target = grid.target_metric.get("*")
+        targets = {name: grid.target_metric.get(name, default_target or self.catalogue.tasks.get(name).target)
+                   for name in dict.fromkeys(t.task for t in trials)}
+        return Plan(grid, trials, todo, reused, skipped, targets)
+
+    @staticmethod
+    def _split_stored(trials: list[Trial], store: ResultStore | None, force: bool) -> tuple[list[Trial], list[Trial]]:
         done = store.finished_trial_ids(t.trial_id for t in trials) if store and not force else set()
-        todo = [t for t in trials if t.trial_id not in done]
-        reused = [t for t in trials if t.trial_id in done]
-        return Plan(grid, trials, todo, reused, skipped)
-
-    def execute(
-        self,
-        plan: Plan,
-        store: ResultStore,
-        progress: Callable[[Sequence[Trial]], Iterator[Trial]] | None = None,
-        download: bool = False,
-    ) -> RunOutcome:
-        """Train ``plan.todo`` in this process, storing each result as soon as it is known.
-
-        Tasks that need data files are prepared first (fetched only when ``download`` is set).
-        Ctrl-C stops after marking the run interrupted; every finished trial stays stored and the
-        next run of the same grid resumes from there.
-        """
-        self.prepare_tasks(plan.todo, download)
-        run_id = new_run_id()
-        outcome = RunOutcome(run_id, store.path, plan)
-        store.start_run(run_id, plan.grid.to_dict(), environment(), len(plan.trials), plan.skipped)
-        store.link_trials(run_id, [t.trial_id for t in plan.reused])
-        self.pm.hook.before_run(run_id=run_id, trials=plan.todo)
-        trials = progress(plan.todo) if progress else iter(plan.todo)
-        try:
-            for trial in trials:
-                result = train_trial(trial, self.catalogue, self._after_epoch)
-                store.save_result(run_id, result)
-                outcome.results.append(result)
-                self.pm.hook.after_trial(trial=trial, result=result)
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-            store.finish_run(run_id, "interrupted")
-            raise
-        store.finish_run(run_id, "finished")
-        self.pm.hook.after_run(run_id=run_id, results=outcome.results)
-        return outcome
+        return [t for t in trials if t.trial_id not in done], [t for t in trials if t.trial_id in done]
 
     def prepare_tasks(self, trials: Sequence[Trial], download: bool) -> None:
         """Make sure every task's data are present before any trial starts."""
@@ -124,8 +148,111 @@ class Session:
             if task.prepare is not None:
                 task.prepare(download)
 
+    def _extra_plugins(self) -> list[Any]:
+        """Plugins registered in this process only (not built in, not entry points)."""
+        origins = getattr(self.pm, "origins", {})
+        return [p for name, p in self.pm.list_name_plugin()
+                if p is not None and name not in origins and name not in BUILTIN_PLUGINS]
+
+    def execute(
+        self,
+        plan: Plan,
+        store: ResultStore,
+        options: RunOptions | None = None,
+        on_result: Callable[[TrialResult], None] | None = None,
+        on_log: Callable[[str], None] | None = None,
+    ) -> RunOutcome:
+        """Train ``plan.todo`` with the chosen executor, storing each result as soon as it arrives.
+
+        Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
+        trial stays stored and the next run of the same grid resumes from there.
+        """
+        options = options or RunOptions()
+        options.validate()
+        from nnbench.ensemble import group_by_seed
+
+        spec = self.catalogue.executors.get(options.executor_name())
+        executor = spec.factory(ExecutorOptions(
+            workers=options.workers, threads=options.threads, timeout=options.timeout, vectorize=options.vectorize,
+            address=options.address, extra_plugins=self._extra_plugins(),
+            catalogue=self.catalogue, on_epoch=self._after_epoch,
+        ))
+        self.prepare_tasks(plan.todo, options.download)
+        outcome = RunOutcome(new_run_id(), store.path, plan)
+        store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": options.executor_name(),
+                                         "workers": options.workers, "timeout": options.timeout,
+                                         "targets": plan.targets},
+                        {**environment(), "torch_threads": options.threads}, len(plan.trials), plan.skipped)
+        store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
+        self.pm.hook.before_run(run_id=outcome.run_id, trials=plan.todo)
+        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log)
+
+        def train(trials: list[Trial]) -> None:
+            executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
+
+        try:
+            train(plan.todo)
+            if plan.grid.tune:
+                finals = self._final_trials(plan, store)
+                todo, reused = self._split_stored(finals, store, force=False)
+                store.link_trials(outcome.run_id, [t.trial_id for t in reused])
+                sink.log(f"tuning done: {len(finals)} final trials of the best settings, {len(todo)} to train")
+                train(todo)
+            outcome.status = "finished"
+        except GridStopped:
+            outcome.status = "stopped"
+        except BaseException as exc:  # Ctrl-C, a broken executor: stored trials stay, the run says why it ended
+            outcome.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            store.finish_run(outcome.run_id, outcome.status)
+            raise
+        store.finish_run(outcome.run_id, outcome.status)
+        self.pm.hook.after_run(run_id=outcome.run_id, results=outcome.results)
+        return outcome
+
+    def _final_trials(self, plan: Plan, store: ResultStore) -> list[Trial]:
+        """Select each configuration's best tuning trial on validation data; rerun it over the seeds."""
+        tuning = [t for t in plan.trials if role_of(t) == "tune"]
+        outcomes = store.outcomes([t.trial_id for t in tuning])
+        by_configuration: dict[str, list[Trial]] = {}
+        for trial in tuning:
+            by_configuration.setdefault(configuration_key(trial), []).append(trial)
+        finals = []
+        for candidates in by_configuration.values():
+            higher = self.catalogue.tasks.get(candidates[0].task).higher_is_better
+            best = select_best([(t, *outcomes.get(t.trial_id, ("missing", None))) for t in candidates], higher)
+            if best is not None:
+                finals += final_trials(best, plan.grid.seeds)
+        return finals
+
     def _after_epoch(self, trial: Trial, record: Any) -> None:
         self.pm.hook.after_epoch(trial=trial, record=record)
+
+
+class _StoringSink:
+    """Commits each result, calls ``after_trial``, and stops the grid past the failure budget."""
+
+    def __init__(self, session: Session, store: ResultStore, outcome: RunOutcome, max_failures: int | None,
+                 on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None) -> None:
+        self.session, self.store, self.outcome = session, store, outcome
+        self.max_failures, self.on_result, self.on_log = max_failures, on_result, on_log
+        self.failures = 0
+
+    def result(self, result: TrialResult) -> None:
+        if not result.metric_name:
+            result.metric_name = self.session.catalogue.tasks.get(result.trial.task).metric
+        self.store.save_result(self.outcome.run_id, result)
+        self.outcome.results.append(result)
+        self.session.pm.hook.after_trial(trial=result.trial, result=result)
+        if self.on_result:
+            self.on_result(result)
+        self.failures += result.status in COUNTED_AS_FAILURES
+        if self.max_failures is not None and self.failures > self.max_failures:
+            raise GridStopped(f"{self.failures} trials failed or timed out (--max-failures {self.max_failures})")
+
+    def log(self, message: str) -> None:
+        self.outcome.log.append(message)
+        if self.on_log:
+            self.on_log(message)
 
 
 def run_from_python(
@@ -134,13 +261,16 @@ def run_from_python(
     store: str | Path = DEFAULT_STORE,
     force: bool = False,
     set_params: Sequence[str] = (),
+    options: RunOptions | None = None,
     **axes: Any,
 ) -> pd.DataFrame:
     """``nnbench.run``: run a grid and return one row per trial of it (reused trials included)."""
+    run_keys = {f.name for f in dataclasses.fields(RunOptions)}
+    options = options or RunOptions(**{k: axes.pop(k) for k in list(axes) if k in run_keys})
     file_values = load_grid_file(grid_file) if grid_file else None
     grid = build_grid(file_values, list(set_params), **axes)
     session = Session()
     with ResultStore(store) as results:
         plan = session.plan(grid, results, force)
-        outcome = session.execute(plan, results)
+        outcome = session.execute(plan, results, options)
         return results.trials([outcome.run_id])

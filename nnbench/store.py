@@ -2,16 +2,17 @@
 
 Tables: ``runs`` (grid and environment of each ``nnbench run``), ``trials`` (one row per trial id,
 with its configuration, status and final metrics), ``epochs`` (per-epoch curves), ``run_trials``
-(which trials each run covered, including ones reused from earlier runs) and ``skipped``
-(combinations a run did not train, with the reason). Each finished trial is written in one
-transaction, so a killed process loses at most the trials it was still training.
+(which trials each run covered, including ones reused from earlier runs), ``skipped``
+(combinations a run did not train, with the reason) and ``micro`` (``nnbench micro`` timings, one
+row per component, device and shape, under run ids of their own). Each finished trial is written
+in one transaction, so a killed process loses at most the trials it was still training.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +32,15 @@ FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
 
 TRIAL_COLUMNS = (
     "trial_id", "run_id", "task", "arch", "activation", "loss", "optimizer", "lr", "batch_size", "epochs",
-    "seed", "device", "params", "status", "metric_name", "metric", "train_loss", "test_loss", "val_loss",
+    "seed", "device", "schedule", "clip", "patience", "params", "status", "metric_name", "metric", "train_loss",
+    "test_loss", "val_loss",
     "val_metric", "accuracy",
-    "rmse", "r2", "n_params", "train_time", "throughput", "peak_memory", "epochs_run", "error", "finished_at",
+    "rmse", "r2", "n_params", "train_time", "throughput", "peak_memory", "epochs_run", "best_epoch",
+    "error", "finished_at",
+)
+MICRO_COLUMNS = (
+    "run_id", "created_at", "kind", "name", "plugin", "device", "shape", "size", "status", "error", "rounds",
+    "iterations", "min", "max", "mean", "median", "stddev", "iqr", "ops",
 )
 EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "test_loss", "metric", "val_loss", "val_metric", "accuracy",
                  "rmse", "r2", "epoch_time")
@@ -48,9 +55,11 @@ CREATE TABLE IF NOT EXISTS trials (
     trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id), task TEXT NOT NULL,
     arch TEXT NOT NULL, activation TEXT NOT NULL, loss TEXT NOT NULL, optimizer TEXT NOT NULL,
     lr REAL NOT NULL, batch_size INTEGER NOT NULL, epochs INTEGER NOT NULL, seed INTEGER NOT NULL,
-    device TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, metric_name TEXT, metric REAL,
+    device TEXT NOT NULL, schedule TEXT NOT NULL, clip REAL, patience INTEGER, params TEXT NOT NULL,
+    status TEXT NOT NULL, metric_name TEXT, metric REAL,
     train_loss REAL, test_loss REAL, val_loss REAL, val_metric REAL, accuracy REAL, rmse REAL, r2 REAL,
-    n_params INTEGER, train_time REAL, throughput REAL, peak_memory INTEGER, epochs_run INTEGER, error TEXT,
+    n_params INTEGER, train_time REAL, throughput REAL, peak_memory INTEGER, epochs_run INTEGER,
+    best_epoch INTEGER, error TEXT,
     finished_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS epochs (
@@ -65,6 +74,11 @@ CREATE TABLE IF NOT EXISTS run_trials (
 );
 CREATE TABLE IF NOT EXISTS skipped (
     run_id TEXT NOT NULL REFERENCES runs(run_id), combination TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS micro (
+    run_id TEXT NOT NULL, created_at TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, plugin TEXT,
+    device TEXT NOT NULL, shape TEXT NOT NULL, size INTEGER, status TEXT NOT NULL, error TEXT, rounds INTEGER,
+    iterations INTEGER, min REAL, max REAL, mean REAL, median REAL, stddev REAL, iqr REAL, ops REAL
 );
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
@@ -141,7 +155,9 @@ class ResultStore:
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         with self._transaction() as db:
-            db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", (now(), status, run_id))
+            # the trial count grows when a tuning protocol adds its final reruns
+            db.execute("UPDATE runs SET finished_at = ?, status = ?, n_trials = (SELECT COUNT(*) FROM run_trials "
+                       "WHERE run_id = ?) WHERE run_id = ?", (now(), status, run_id, run_id))
 
     def link_trials(self, run_id: str, trial_ids: Iterable[str]) -> None:
         """Record that ``run_id`` covers already-stored trials it did not train again."""
@@ -167,6 +183,16 @@ class ResultStore:
             )
             db.execute("INSERT OR REPLACE INTO run_trials VALUES (?, ?, 0)", (run_id, trial.trial_id))
 
+    def save_micro(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store one ``nnbench micro`` run: a row per case with the columns of ``MICRO_COLUMNS``
+        (timings in seconds per call; a missing column is stored as NULL)."""
+        values = [{"created_at": now(), **row, "run_id": run_id} for row in rows]
+        with self._transaction() as db:
+            db.executemany(
+                f"INSERT INTO micro ({', '.join(MICRO_COLUMNS)}) VALUES ({', '.join('?' * len(MICRO_COLUMNS))})",
+                [[row.get(c) for c in MICRO_COLUMNS] for row in values],
+            )
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)
 
@@ -181,6 +207,18 @@ class ResultStore:
             found.update(r[0] for r in self._db.execute(
                 f"SELECT trial_id FROM trials WHERE status IN {FINISHED} AND trial_id IN "
                 f"({', '.join('?' * len(chunk))})", chunk))
+        return found
+
+    def outcomes(self, trial_ids: Iterable[str]) -> dict[str, tuple[str, float | None]]:
+        """``(status, validation metric)`` of each stored trial among ``trial_ids``; no test metric."""
+        ids = list(trial_ids)
+        found: dict[str, tuple[str, float | None]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT trial_id, status, val_metric FROM trials WHERE trial_id IN ({marks})"
+            for trial_id, status, val_metric in self._db.execute(query, chunk):
+                found[trial_id] = (status, val_metric)
         return found
 
     def run_ids(self) -> list[str]:
@@ -225,12 +263,18 @@ class ResultStore:
         return self._frame(f"SELECT * FROM runs {where} ORDER BY started_at", params)
 
     def trials(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
-        """One row per trial covered by ``run_ids`` (all runs when ``None``)."""
+        """One row per trial covered by ``run_ids`` (all runs when ``None``).
+
+        ``protocol`` says what the trial was for: ``default`` (a grid point as given), ``tuning`` (a
+        tuning trial of ``--tune``) or ``tuned`` (the selected setting rerun over the seeds).
+        """
+        protocol = ("CASE json_extract(t.params, '$.tuning.role') WHEN 'final' THEN 'tuned' "
+                    "WHEN 'tune' THEN 'tuning' ELSE 'default' END AS protocol")
         if run_ids is None:
-            return self._frame("SELECT * FROM trials ORDER BY rowid")
+            return self._frame(f"SELECT t.*, {protocol} FROM trials t ORDER BY t.rowid")
         where, params = self._run_filter(run_ids, "rt.run_id")
         return self._frame(
-            f"SELECT DISTINCT t.* FROM trials t JOIN run_trials rt ON rt.trial_id = t.trial_id {where} "
+            f"SELECT DISTINCT t.*, {protocol} FROM trials t JOIN run_trials rt ON rt.trial_id = t.trial_id {where} "
             "ORDER BY t.rowid", params)
 
     def epochs(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -241,6 +285,11 @@ class ResultStore:
         return self._frame(
             "SELECT e.* FROM epochs e WHERE e.trial_id IN "
             f"(SELECT rt.trial_id FROM run_trials rt {where}) ORDER BY e.trial_id, e.epoch", params)
+
+    def micro(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Micro-benchmark rows of ``run_ids`` (every ``nnbench micro`` run when ``None``), oldest first."""
+        where, params = self._run_filter(run_ids, "run_id")
+        return self._frame(f"SELECT * FROM micro {where} ORDER BY rowid", params)
 
     def skipped(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
         where, params = self._run_filter(run_ids, "run_id")

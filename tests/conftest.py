@@ -1,4 +1,7 @@
-"""Shared fixtures: a loaded catalogue and a way to register an in-process plugin for one test."""
+"""Shared fixtures: a loaded catalogue and hand-written result stores.
+
+Tests register an in-process plugin for one test with ``nnbench_plugin`` (from nnbench.testing).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,26 @@ import pytest
 
 from nnbench.components import Catalogue
 from nnbench.plugins import PluginManager, collect_catalogue, make_plugin_manager
+
+pytest_plugins = ("pytester",)  # runs nnbench.testing's fixture inside a pytest session of its own
+
+
+@pytest.fixture(autouse=True)
+def without_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nnbench's own tests see the built-ins only, whatever third-party plugins are installed
+    (a test that exercises plugin loading sets NNBENCH_PLUGINS itself)."""
+    monkeypatch.setenv("NNBENCH_PLUGINS", "none")
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Train as the executors do (one torch thread): fast on a busy machine, and reproducible."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -22,22 +45,98 @@ def plugin_manager() -> PluginManager:
     return make_plugin_manager(load_entry_points=False)
 
 
-@pytest.fixture
-def with_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any], None]]:
-    """Register plugin objects for every plugin manager made during one test, then drop them."""
-    import nnbench.plugins as plugins
+# -- result stores written by hand, for the analysis and report tests ------------------------------
 
-    extra: list[Any] = []
-    original = plugins.make_plugin_manager
+FAKE_ENVIRONMENT = {"nnbench": "0.1.0", "torch": "2.13.0", "python": "3.11.7", "host": "testhost",
+                    "platform": "Linux-test", "devices": {"cpu": "x86_64"}, "git_commit": "abc123"}
+REGRESSION_TASKS = {"sine"}
 
-    def make(**kwargs: Any) -> PluginManager:
-        return original(load_entry_points=False, extra=list(extra))
 
-    import nnbench.runner as runner
+def fake_result(task: str = "spirals", activation: str = "relu", optimizer: str = "adam", lr: float = 1e-3,
+                seed: int = 0, metric: float = 0.5, *, arch: str = "fnn", loss: str | None = None,
+                status: str = "ok", device: str = "cpu", epochs: int = 3,
+                curve: list[tuple[float, float]] | None = None, train_time: float = 0.3,
+                throughput: float | None = 1000.0, peak_memory: int | None = None, error: str | None = None,
+                n_params: int = 100) -> Any:
+    """A hand-made TrialResult: ``curve`` lists (train_loss, metric) per epoch (default: the metric
+    reached linearly, the loss halving)."""
+    from nnbench.grid import Trial
+    from nnbench.train import EpochRecord, TrialResult
 
-    monkeypatch.setattr(plugins, "make_plugin_manager", make)
-    monkeypatch.setattr(runner, "make_plugin_manager", make)
-    try:
-        yield extra.append
-    finally:
-        extra.clear()
+    regression = task in REGRESSION_TASKS
+    trial = Trial(task, arch, activation, loss or ("mse" if regression else "cross_entropy"), optimizer, lr, 32,
+                  epochs, seed, device, {"arch": {}, "optimizer": {}})
+    points = curve or [(2.0 / 2**e, metric * e / epochs) for e in range(1, epochs + 1)]
+    records = [EpochRecord(epoch=e, train_loss=loss_value, test_loss=loss_value, metric=value,
+                           epoch_time=train_time / len(points))
+               for e, (loss_value, value) in enumerate(points, start=1)]
+    final = records[-1]
+    return TrialResult(trial, status, "rmse" if regression else "accuracy", metric, final.train_loss,
+                       final.test_loss, n_params=n_params, train_time=train_time, throughput=throughput,
+                       peak_memory=peak_memory, error=error, curve=records)
+
+
+def write_store(path: Any, results: list[Any], *, skipped: list[Any] | None = None, run_id: str = "run-1",
+                grid: dict[str, Any] | None = None) -> Any:
+    """Write one finished run of ``results`` to the store at ``path`` (no training) and return it open."""
+    from nnbench.store import ResultStore
+
+    store = ResultStore(path)
+    store.start_run(run_id, grid or {"task": ["spirals"], "seeds": 3}, FAKE_ENVIRONMENT, len(results), skipped or [])
+    for result in results:
+        store.save_result(run_id, result)
+    store.finish_run(run_id)
+    return store
+
+
+@pytest.fixture(scope="session")
+def trial_result() -> Callable[..., Any]:
+    """Make a hand-made ``TrialResult`` (see :func:`fake_result`)."""
+    return fake_result
+
+
+@pytest.fixture(scope="session")
+def store_writer() -> Callable[..., Any]:
+    """Write hand-made results into a store (see :func:`write_store`); close what it returns."""
+    return write_store
+
+
+# -- the tuning protocol, validation curves and targets, for the fairness tests --------------------
+
+LR_SPACE = {"lr": [1e-4, 1.0, "log"]}
+
+
+def fake_protocol_result(task: str = "spirals", optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
+                         metric: float = 0.5, *, role: str = "default", activation: str = "relu", budget: int = 4,
+                         space: dict[str, list[Any]] | None = None, index: int = 0,
+                         val: list[float] | None = None, epoch_times: list[float] | None = None,
+                         optimizer_params: dict[str, float] | None = None, status: str = "ok",
+                         train_time: float | None = None) -> Any:
+    """A hand-made TrialResult of the tuning protocol: ``role`` is ``default``, ``tune`` or ``final``
+    (stored protocols ``default``, ``tuning``, ``tuned``). ``val`` lists the validation metric per
+    epoch (default: the final metric at every epoch), ``epoch_times`` the seconds of each epoch
+    (default: 0.1 each)."""
+    import dataclasses
+
+    val = val or [metric] * 3
+    epoch_times = epoch_times or [0.1] * len(val)
+    result = fake_result(task, activation, optimizer, lr, seed, metric, epochs=len(val), status=status,
+                         train_time=train_time if train_time is not None else sum(epoch_times))
+    space = space or LR_SPACE
+    params: dict[str, Any] = {"arch": {}, "optimizer": dict(optimizer_params or {})}
+    if role == "tune":
+        params["tuning"] = {"role": "tune", "budget": budget, "index": index, "tuned": sorted(space), "space": space}
+    elif role == "final":
+        params["tuning"] = {"role": "final", "budget": budget, "tuned": sorted(space), "space": space,
+                            "selected_from": "0123456789abcdef"}
+    result.trial = dataclasses.replace(result.trial, params=params)
+    result.curve = [dataclasses.replace(record, val_metric=value, epoch_time=seconds)
+                    for record, value, seconds in zip(result.curve, val, epoch_times, strict=True)]
+    result.val_metric = val[-1]
+    return result
+
+
+@pytest.fixture(scope="session")
+def protocol_result() -> Callable[..., Any]:
+    """Make a hand-made ``TrialResult`` of the tuning protocol (see :func:`fake_protocol_result`)."""
+    return fake_protocol_result

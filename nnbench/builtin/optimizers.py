@@ -8,19 +8,21 @@ from collections.abc import Callable
 import torch
 
 from nnbench import hookimpl
-from nnbench.components import Optimizer
+from nnbench.components import Optimizer, SearchRange
+
+MOMENTUM = {"momentum": SearchRange(0.5, 0.99, log=False)}
 
 optim = torch.optim
 
 OPTIMIZERS = (
     Optimizer("sgd", optim.SGD, 0.05, "plain stochastic gradient descent"),
     Optimizer("momentum", optim.SGD, 0.01, "SGD with heavy-ball momentum 0.9",
-              params={"momentum": 0.9}),
+              params={"momentum": 0.9}, tunable=MOMENTUM),
     Optimizer("nesterov", optim.SGD, 0.01, "SGD with Nesterov momentum 0.9",
-              params={"momentum": 0.9, "nesterov": True}),
+              params={"momentum": 0.9, "nesterov": True}, tunable=MOMENTUM),
     Optimizer("adam", optim.Adam, 1e-3, "Adam (Kingma & Ba)"),
     Optimizer("adamw", optim.AdamW, 1e-3, "Adam with decoupled weight decay 0.01",
-              params={"weight_decay": 0.01}),
+              params={"weight_decay": 0.01}, tunable={"weight_decay": SearchRange(1e-5, 0.1)}),
     Optimizer("rmsprop", optim.RMSprop, 1e-3, "RMSprop (alpha 0.99)"),
     Optimizer("adagrad", optim.Adagrad, 1e-2, "Adagrad"),
     Optimizer("adadelta", optim.Adadelta, 1.0, "Adadelta (rho 0.9)"),

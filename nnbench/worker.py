@@ -1,0 +1,69 @@
+"""The body of a worker process (local pool or cluster task): plain data in, plain data out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from nnbench.components import Catalogue
+
+
+def load_catalogue(plugins: list[bytes]) -> tuple[Any, Catalogue]:
+    """Plugins as in the parent: built-ins, entry points (same NNBENCH_PLUGINS), pickled extras."""
+    from nnbench.executors import unpack_plugins
+    from nnbench.plugins import collect_catalogue, make_plugin_manager
+
+    pm = make_plugin_manager(extra=unpack_plugins(plugins))
+    return pm, collect_catalogue(pm)
+
+
+def train_unit(configs: list[dict[str, Any]], pm: Any, catalogue: Catalogue, vectorize: bool,
+               log: Any = None) -> list[dict[str, Any]]:
+    """Train one unit given as trial configurations; return its results as plain dicts."""
+    from nnbench.csvtask import ensure_csv_tasks
+    from nnbench.ensemble import train_group
+    from nnbench.executors import result_to_dict
+    from nnbench.grid import Trial
+
+    trials = [Trial.from_config(c) for c in configs]
+    ensure_csv_tasks(catalogue, trials)
+
+    def on_epoch(trial: Trial, record: Any) -> None:
+        pm.hook.after_epoch(trial=trial, record=record)
+
+    return [result_to_dict(r) for r in train_group(trials, catalogue, on_epoch, vectorize, log)]
+
+
+def _exit_with_parent() -> None:
+    """Workers must not outlive a parent killed with SIGKILL: they would train for nobody."""
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def worker_main(conn: Connection, threads: int, plugins: list[bytes], vectorize: bool) -> None:
+    """Serve units from ``conn`` until told to stop (``None``) or the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    import torch
+
+    torch.set_num_threads(threads)
+    pm, catalogue = load_catalogue(plugins)
+    conn.send(("ready",))
+    while True:
+        try:
+            configs = conn.recv()
+        except EOFError:
+            return
+        if configs is None:
+            return
+        results = train_unit(configs, pm, catalogue, vectorize, lambda message: conn.send(("log", message)))
+        for result in results:
+            conn.send(("result", result))
+        conn.send(("done",))

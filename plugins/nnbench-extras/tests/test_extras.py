@@ -1,0 +1,89 @@
+"""nnbench-extras: its components conform, nnbench finds it, and a grid trains with it."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import nnbench
+from nnbench.cli import cli
+from nnbench.testing import check_component, components_of
+
+extras = pytest.importorskip("nnbench_extras", reason="install the plugin first: pip install ./plugins/nnbench-extras")
+
+from nnbench_extras import csv_log, plugin  # noqa: E402
+from nnbench_extras.lion import Lion  # noqa: E402
+from nnbench_extras.transformer import build_transformer  # noqa: E402
+
+PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
+SMALL_GRID = {"task": "recall", "arch": "transformer,fnn", "activation": "snake,relu", "optimizer": "lion,adam",
+              "seeds": 1, "epochs": 1, "set_params": ["arch.transformer.layers=1"]}
+
+
+@pytest.mark.parametrize("spec", components_of(plugin), ids=lambda spec: spec.name)
+def test_every_component_conforms(spec: Any) -> None:
+    check_component(spec)
+
+
+def test_the_entry_point_names_the_plugin_module() -> None:
+    declared = tomllib.loads(PYPROJECT.read_text())["project"]["entry-points"]["nnbench"]
+    assert declared == {"extras": "nnbench_extras.plugin"}
+    installed = [ep for ep in entry_points(group="nnbench") if ep.name == "extras"]
+    assert installed and installed[0].load() is plugin
+
+
+def test_a_grid_trains_every_combination(nnbench_plugin: Any, tmp_path: Path) -> None:
+    nnbench_plugin(plugin, name="extras")
+    frame = nnbench.run(store=tmp_path / "results.db", **SMALL_GRID)
+    assert len(frame) == 8 and set(frame["status"]) == {"ok"}
+    assert set(frame["activation"]) == {"snake", "relu"} and set(frame["optimizer"]) == {"lion", "adam"}
+
+
+def test_list_and_plugins_show_the_components(nnbench_plugin: Any) -> None:
+    nnbench_plugin(plugin, name="extras")
+    listing = CliRunner().invoke(cli, ["list"], catch_exceptions=False).output
+    for name in ("snake", "lion", "transformer", "recall"):
+        assert any(line.split()[:1] == [name] and "(plugin: extras)" in line for line in listing.splitlines())
+    plugins = CliRunner().invoke(cli, ["plugins"], catch_exceptions=False).output
+    section = plugins[plugins.index("extras"):]
+    assert "after_epoch" in section and "register_optimizers" in section
+
+
+def test_csv_log_writes_one_row_per_epoch_only_when_asked(nnbench_plugin: Any, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    nnbench_plugin(plugin, name="extras")
+    monkeypatch.chdir(tmp_path)
+    grid = {"task": "recall", "arch": "fnn", "activation": "snake", "optimizer": "lion", "seeds": 1, "epochs": 2}
+    nnbench.run(store=tmp_path / "off.db", **grid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["off.db"]  # off by default: nothing written
+
+    monkeypatch.setenv(csv_log.ENV_VAR, str(tmp_path / "epochs"))
+    frame = nnbench.run(store=tmp_path / "on.db", **grid)
+    (log,) = (tmp_path / "epochs").iterdir()
+    assert log.name == f"{frame['trial_id'].iloc[0]}.csv"
+    rows = list(csv.DictReader(log.open()))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert rows[0]["activation"] == "snake" and rows[0]["optimizer"] == "lion"
+    assert float(rows[-1]["metric"]) == pytest.approx(frame["metric"].iloc[0])
+
+
+def test_lion_steps_by_the_sign_of_the_interpolated_momentum() -> None:
+    weight = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    optimizer = Lion([weight], lr=0.1, betas=(0.9, 0.99), weight_decay=0.5)
+    weight.grad = torch.tensor([0.5, -0.1, 0.0])
+    optimizer.step()
+    # decay by lr * wd = 5%, then step -lr * sign(0.1 * grad) (momentum starts at zero)
+    assert torch.allclose(weight.detach(), torch.tensor([0.95 - 0.1, -1.9 + 0.1, 2.85]))
+    assert torch.allclose(optimizer.state[weight]["momentum"], 0.01 * torch.tensor([0.5, -0.1, 0.0]))
+
+
+def test_transformer_names_a_bad_head_count() -> None:
+    with pytest.raises(ValueError, match=r"d_model \(30\) must be a multiple of heads \(4\)"):
+        build_transformer(nnbench.InputSpec("sequence", (5, 2)), 3, torch.nn.ReLU, d_model=30)

@@ -1,0 +1,226 @@
+"""The analysis layer against numbers worked out by hand on small stores written without training."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnbench import analysis
+from nnbench.grid import Skipped
+
+T_975 = {2: 4.302652729749462, 3: 3.1824463052837078}  # t-table: two-sided 95%, by degrees of freedom
+SPIRALS_RELU = [0.875, 0.75, 0.625, 0.5]
+SINE_TANH = [1.0, 0.4375, 1.25]  # rmse; relu has 0.5 on every seed
+
+
+@pytest.fixture
+def pair(tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> Any:
+    """relu against tanh on spirals (accuracy) and sine (rmse); tanh diverges on spirals seed 3."""
+    results = [trial_result("spirals", "relu", seed=s, metric=m) for s, m in enumerate(SPIRALS_RELU)]
+    results += [trial_result("spirals", "tanh", seed=s, metric=0.5) for s in range(3)]
+    results.append(trial_result("spirals", "tanh", seed=3, metric=math.nan, status="diverged",
+                                error="non-finite loss at epoch 2 (train nan, test nan)"))
+    results += [trial_result("sine", "relu", seed=s, metric=0.5) for s in range(3)]
+    results += [trial_result("sine", "tanh", seed=s, metric=m) for s, m in enumerate(SINE_TANH)]
+    store = store_writer(tmp_path / "pair.db", results)
+    yield store
+    store.close()
+
+
+def test_leaderboard_ranks_each_task_by_its_own_metric_with_t_intervals(pair: Any) -> None:
+    board = analysis.leaderboard(pair.trials())
+    assert list(board.columns[:2]) == ["task", "rank"]
+    for column in ("arch", "activation", "loss", "optimizer", "lr", "metric_name", "mean", "std", "seeds", "failed"):
+        assert column in board.columns
+    spirals = board[board["task"] == "spirals"].set_index("activation")
+    relu = spirals.loc["relu"]
+    mean, std = statistics.mean(SPIRALS_RELU), statistics.stdev(SPIRALS_RELU)
+    assert relu["rank"] == 1 and relu["mean"] == pytest.approx(0.6875) and relu["std"] == pytest.approx(std)
+    half = T_975[3] * std / math.sqrt(4)
+    assert (relu["ci_low"], relu["ci_high"]) == pytest.approx((mean - half, mean + half))
+    assert (relu["seeds"], relu["failed"]) == (4, 0)
+    tanh = spirals.loc["tanh"]
+    assert (tanh["rank"], tanh["seeds"], tanh["failed"]) == (2, 3, 1)
+    assert tanh["mean"] == pytest.approx(0.5) and tanh["ci_high"] == pytest.approx(0.5)
+    sine = board[board["task"] == "sine"].set_index("activation")
+    # RMSE: lower is better, so relu (0.5) beats tanh (mean 0.8958).
+    assert sine.loc["relu", "rank"] == 1 and sine.loc["tanh", "rank"] == 2
+    assert sine.loc["tanh", "mean"] == pytest.approx(sum(SINE_TANH) / 3)
+    half = T_975[2] * statistics.stdev(SINE_TANH) / math.sqrt(3)
+    assert sine.loc["tanh", "ci_low"] == pytest.approx(sum(SINE_TANH) / 3 - half)
+
+
+def test_leaderboard_of_nothing_is_an_empty_frame_with_the_columns() -> None:
+    board = analysis.leaderboard(pd.DataFrame(columns=["task", *analysis.CONFIG_AXES, "status", "metric"]))
+    assert board.empty and "mean" in board.columns and "ci_low" in board.columns
+
+
+def test_wilcoxon_for_two_levels_over_matched_blocks(pair: Any) -> None:
+    test = analysis.rank_test(pair.trials(), "activation")
+    # Blocks: 3 seeds x 2 tasks complete; spirals seed 3 is left out (tanh diverged).
+    assert (test.blocks, test.incomplete, test.test) == (6, 1, "Wilcoxon signed-rank")
+    # relu minus tanh, oriented so higher is better: +.375 +.25 +.125 on spirals, +.5 -.0625 +.75 on sine.
+    # Ranks of |d|: .0625->1 .125->2 .25->3 .375->4 .5->5 .75->6, so T- = 1 and T+ = 20.
+    assert test.statistic == 1
+    assert test.p_value == pytest.approx(2 * 2 / 2**6)  # exact: P(T <= 1) = 2/64, two-sided
+    assert test.effect_size == pytest.approx((20 - 1) / 21)
+    assert test.levels == ["relu", "tanh"]
+    assert test.mean_ranks.to_dict() == pytest.approx({"relu": 7 / 6, "tanh": 11 / 6})
+    assert not test.significant and "not significant" in test.verdict and test.posthoc is None
+
+
+def test_friedman_kendall_w_and_nemenyi_for_three_levels(tmp_path: Path, trial_result: Callable[..., Any],
+                                                          store_writer: Callable[..., Any]) -> None:
+    scores = {"tanh": 0.7, "gelu": 0.8, "relu": 0.9}
+    results = [trial_result("spirals", act, seed=s, metric=m + s / 100) for act, m in scores.items() for s in range(6)]
+    with store_writer(tmp_path / "three.db", results) as store:
+        test = analysis.rank_test(store.trials(), "activation")
+    # Same order in all 6 blocks: rank sums 6, 12, 18; chi2 = 12/(n k (k+1)) * sum R^2 - 3 n (k+1) = 84 - 72.
+    assert (test.test, test.blocks, test.levels) == ("Friedman", 6, ["relu", "gelu", "tanh"])
+    assert test.statistic == pytest.approx(12.0)
+    assert test.p_value == pytest.approx(math.exp(-6))  # chi-square with 2 degrees of freedom
+    assert test.effect_size == pytest.approx(1.0)  # W = chi2 / (n (k - 1))
+    assert test.significant and test.verdict.startswith("significant") and "relu ranks best" in test.verdict
+    # Nemenyi: q = mean-rank difference / sqrt(k (k+1) / 6n), p from the studentized range (k = 3, df = inf).
+    assert test.posthoc.loc["relu", "tanh"] == pytest.approx(0.0015428631, rel=1e-5)
+    assert test.posthoc.loc["relu", "gelu"] == pytest.approx(0.1932252553, rel=1e-5)
+
+
+def test_too_few_blocks_are_not_tested(tmp_path: Path, trial_result: Callable[..., Any],
+                                       store_writer: Callable[..., Any]) -> None:
+    results = [trial_result("spirals", act, seed=s, metric=0.5 + s / 10) for act in ("relu", "tanh") for s in range(5)]
+    with store_writer(tmp_path / "few.db", results) as store:
+        test = analysis.rank_test(store.trials(), "activation")
+    assert test.test == "" and not test.significant
+    assert test.verdict.startswith("too few complete blocks to test: 5")
+    assert analysis.rank_test_table([test]).loc[0, "significant"] == "not tested"
+
+
+def test_optimizers_at_their_own_default_lr_are_one_axis_and_lr_is_not(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    results = [trial_result(optimizer=opt, lr=lr, seed=s, metric=0.5) for opt, lr in (("sgd", 0.05), ("adam", 1e-3))
+               for s in range(2)]
+    with store_writer(tmp_path / "defaults.db", results) as store:
+        trials = store.trials()
+    assert analysis.varying_axes(trials) == ["optimizer"]
+    assert "lr" not in analysis.block_keys(trials, "optimizer")
+    assert analysis.lr_sensitivity(trials).empty
+
+
+def test_lr_sweep_per_optimizer(tmp_path: Path, trial_result: Callable[..., Any],
+                                store_writer: Callable[..., Any]) -> None:
+    results = [trial_result(optimizer=opt, lr=lr, seed=s, metric=m + s / 10)
+               for opt, lr, m in (("adam", 1e-3, 0.5), ("adam", 1e-2, 0.7), ("sgd", 1e-2, 0.4), ("sgd", 0.05, 0.3))
+               for s in range(2)]
+    with store_writer(tmp_path / "lr.db", results) as store:
+        trials = store.trials()
+    assert analysis.varying_axes(trials) == ["optimizer", "lr"]
+    assert "lr" in analysis.block_keys(trials, "optimizer")  # both ran at 0.01: compare them there
+    assert analysis.matched_blocks(trials, "optimizer")[0].shape == (2, 2)
+    sweep = analysis.lr_sensitivity(trials)
+    assert list(sweep["optimizer"]) == ["adam", "adam", "sgd", "sgd"] and list(sweep["lr"]) == [1e-3, 1e-2, 1e-2, 0.05]
+    assert list(sweep["mean"]) == pytest.approx([0.55, 0.75, 0.45, 0.35])
+    assert sweep["ci_high"].iloc[0] == pytest.approx(0.55 + 12.706204736 * statistics.stdev([0.5, 0.6]) / math.sqrt(2))
+
+
+def test_level_summary_and_interaction_average_ok_trials(pair: Any) -> None:
+    summary = analysis.level_summary(pair.trials(), "activation").set_index(["task", "level"])
+    assert summary.loc[("spirals", "relu"), "trials"] == 4
+    assert summary.loc[("spirals", "tanh"), "trials"] == 3  # the diverged trial does not count
+    assert summary.loc[("sine", "tanh"), "mean"] == pytest.approx(sum(SINE_TANH) / 3)
+    pairs = analysis.interaction(pair.trials(), "activation", "optimizer").set_index(["task", "activation"])
+    assert pairs.loc[("spirals", "relu"), "mean"] == pytest.approx(0.6875)
+    assert set(pairs["optimizer"]) == {"adam"}
+
+
+def test_convergence_averages_curves_of_the_best_configurations_over_seeds(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    curves = {0: [(1.0, 0.5), (0.5, 0.7)], 1: [(2.0, 0.6), (1.0, 0.9)], 2: [(3.0, 0.7), (0.75, 0.8)]}
+    results = [trial_result("spirals", "relu", seed=s, metric=c[-1][1], epochs=2, curve=c) for s, c in curves.items()]
+    results += [trial_result("spirals", "tanh", seed=s, metric=0.1, epochs=2) for s in range(3)]
+    with store_writer(tmp_path / "curves.db", results) as store:
+        frame = analysis.convergence(store.trials(), store.epochs(), top=1)
+    # One configuration: named by its architecture, activation and optimizer.
+    assert set(frame["config"]) == {"fnn / relu / adam"} and list(frame["epoch"]) == [1, 2]
+    first = frame.iloc[0]
+    assert (first["rank"], first["trials"]) == (1, 3)
+    assert first["mean"] == pytest.approx(0.6) and first["train_loss"] == pytest.approx(2.0)
+    half = T_975[2] * statistics.stdev([0.5, 0.6, 0.7]) / math.sqrt(3)
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx((0.6 - half, 0.6 + half))
+    assert frame.iloc[1]["train_loss_high"] == pytest.approx(
+        0.75 + T_975[2] * statistics.stdev([0.5, 1.0, 0.75]) / math.sqrt(3))
+
+
+def test_speed_and_device_comparison(tmp_path: Path, trial_result: Callable[..., Any],
+                                     store_writer: Callable[..., Any]) -> None:
+    results = [trial_result(seed=s, train_time=t, throughput=r, epochs=2)
+               for s, (t, r) in enumerate([(2.0, 100.0), (4.0, 50.0), (3.0, 80.0)])]
+    results += [trial_result(seed=s, device="cuda:0", train_time=t, epochs=2, peak_memory=m)
+                for s, (t, m) in enumerate([(0.5, 2**20), (1.0, 3 * 2**20), (1.5, 2**21)])]
+    with store_writer(tmp_path / "speed.db", results) as store:
+        trials = store.trials()
+    speed = analysis.speed(trials).set_index("device")
+    assert speed.loc["cpu", "epoch_time"] == pytest.approx(1.5)  # median of 1.0, 2.0, 1.5 s per epoch
+    assert speed.loc["cpu", "throughput"] == pytest.approx(80.0)
+    assert math.isnan(speed.loc["cpu", "peak_memory"]) and speed.loc["cuda:0", "peak_memory"] == 3 * 2**20
+    devices = analysis.device_comparison(trials)
+    assert len(devices) == 1
+    row = devices.iloc[0]
+    # Per seed: 2.0/0.5 = 4, 4.0/1.0 = 4, 3.0/1.5 = 2; the median is 4.
+    assert (row["device"], row["baseline"], row["matched"], row["speedup"]) == ("cuda:0", "cpu", 3, 4.0)
+    assert analysis.device_comparison(trials[trials["device"] == "cpu"]).empty
+
+
+def test_failures_and_skipped_combinations_are_grouped_by_reason(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    trace = "Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeError: out of memory\n"
+    results = [trial_result(seed=0), trial_result(seed=1, status="failed", error=trace),
+               trial_result(seed=2, status="failed", error=trace), trial_result(seed=3, status="timeout", error=None)]
+    skipped = [Skipped({"task": "spirals", "arch": "cnn"}, "architecture cnn reads image inputs"),
+               Skipped({"task": "sine", "arch": "cnn"}, "architecture cnn reads image inputs"),
+               Skipped({"task": "sine", "loss": "cross_entropy"}, "loss trains classification tasks")]
+    with store_writer(tmp_path / "bad.db", results, skipped=skipped) as store:
+        store.start_run("run-2", {}, {}, 0, skipped[:1])  # the same combination skipped again counts once
+        trials, skipped_frame = store.trials(), store.skipped()
+    failed = analysis.failures(trials)
+    assert list(failed["status"]) == ["failed", "timeout"]
+    assert failed.loc[0, "reason"] == "RuntimeError: out of memory" and failed.loc[0, "trials"] == 2
+    assert failed.loc[1, "reason"] == "no error message recorded"
+    assert failed.loc[0, "example"] == "spirals: fnn / relu / cross_entropy / adam / 0.001, seed 1"
+    reasons = analysis.skipped_reasons(skipped_frame)
+    assert list(reasons["combinations"]) == [2, 1]
+    assert reasons.loc[0, "example"] == "task=spirals, arch=cnn"
+    counts = analysis.status_counts(trials, skipped_frame).set_index("status")["trials"].to_dict()
+    assert counts == {"failed": 2, "ok": 1, "timeout": 1, "skipped": 3}
+
+
+def test_run_and_grid_overview_read_the_stored_json(pair: Any) -> None:
+    runs = pair.runs()
+    overview = analysis.run_overview(runs)
+    assert overview.loc[0, "host"] == "testhost" and overview.loc[0, "devices"] == "cpu: x86_64"
+    assert (overview.loc[0, "torch"], overview.loc[0, "status"]) == ("2.13.0", "finished")
+    grid = analysis.grid_overview(runs).set_index("setting")
+    assert grid.loc["task", "run-1"] == "spirals" and grid.loc["seeds", "run-1"] == "3"
+    assert json.loads(runs.loc[0, "environment"])["git_commit"] == "abc123"
+
+
+def test_t_interval_is_undefined_for_a_single_seed() -> None:
+    low, high = analysis.t_interval(pd.Series([0.5, 0.5]), pd.Series([np.nan, 0.1]), pd.Series([1, 2]))
+    assert np.isnan(low[0]) and high[1] == pytest.approx(0.5 + 12.706204736 * 0.1 / math.sqrt(2))
+
+
+def test_blocks_that_all_tie_are_not_tested(tmp_path: Path, trial_result: Callable[..., Any],
+                                            store_writer: Callable[..., Any]) -> None:
+    results = [trial_result(activation=a, seed=s, metric=0.5) for a in ("relu", "tanh", "gelu") for s in range(6)]
+    with store_writer(tmp_path / "ties.db", results) as store:
+        test = analysis.rank_test(store.trials(), "activation")
+    assert test.blocks == 6 and test.test == "" and test.verdict == "every block ties: no difference between the levels"
+    assert list(test.mean_ranks) == [2.0, 2.0, 2.0]

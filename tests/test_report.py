@@ -1,0 +1,517 @@
+"""The HTML report: built from hand-written stores, parsed for every section, opened in headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from nnbench import analysis, hookimpl
+from nnbench.grid import Skipped
+from nnbench.plugins import PluginLoadWarning, PluginManager
+from nnbench.report import Report, ReportSection, build_report, plots, write_run_report
+
+XSS = "<script>alert(1)</script>"
+XSS_IMG = '<img src=x onerror="alert(2)">'
+SECTIONS = ["overview", "leaderboard", "effects", "interactions", "convergence", "statistics", "learning-rate",
+            "speed", "robustness"]
+
+
+class Outline(HTMLParser):
+    """What a reader sees per section: headings, notes, tables, images and text; plus any tag or
+    attribute that could run code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, dict[str, Any]] = {}
+        self.current: dict[str, Any] | None = None
+        self.dangerous: list[str] = []
+        self._capture: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag in ("script", "iframe", "object", "embed", "link") or any(a.startswith("on") for a in attributes):
+            self.dangerous.append(tag)
+        if tag == "img" and not (attributes.get("src") or "").startswith("data:image/png;base64,"):
+            self.dangerous.append(f"img {attributes.get('src')}")
+        if tag == "section":
+            self.current = self.sections[attributes["id"] or ""] = {
+                "h2": "", "h3": [], "notes": [], "tables": 0, "images": 0, "text": ""}
+        elif self.current is not None:
+            if tag in ("h2", "h3"):
+                self._capture = tag
+            elif tag == "p" and attributes.get("class") == "note":
+                self._capture = "note"
+            elif tag == "table":
+                self.current["tables"] += 1
+            elif tag == "img":
+                self.current["images"] += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self.current = None
+        if tag in ("h2", "h3", "p"):
+            self._capture = None
+
+    def handle_data(self, data: str) -> None:
+        if self.current is None:
+            return
+        self.current["text"] += data
+        if self._capture == "h2":
+            self.current["h2"] += data
+        elif self._capture == "h3":
+            self.current["h3"].append(data)
+        elif self._capture == "note":
+            self.current["notes"].append(data)
+
+
+def outline(html: str) -> Outline:
+    parser = Outline()
+    parser.feed(html)
+    return parser
+
+
+class Contributor:
+    """A plugin whose report section carries markup in every field."""
+
+    @hookimpl
+    def report_sections(self, trials: pd.DataFrame) -> list[ReportSection]:
+        figure = Figure(figsize=(3, 2))
+        figure.subplots().plot([1, 2, 3], [1, 4, 9])
+        return [ReportSection(f"Plugin {XSS}", f"{len(trials)} trials seen.\n\nSecond {XSS_IMG} paragraph.",
+                              pd.DataFrame({"name": [XSS], "value": [1.5]}), figure)]
+
+
+class Broken:
+    @hookimpl
+    def report_sections(self) -> list[ReportSection]:
+        raise RuntimeError(f"no luck {XSS}")
+
+
+def rich_results(trial_result: Callable[..., Any]) -> list[Any]:
+    """2 tasks x 4 activations (one named like a script) x 2 optimizers x 3 seeds, one failed trial."""
+    activations = {"relu": 0.05, "tanh": 0.0, "gelu": 0.04, XSS: -0.03}
+    results = []
+    for task in ("spirals", "sine"):
+        for (activation, bonus), (optimizer, lr, gain) in zip(
+                [*activations.items()] * 2, [("sgd", 0.05, 0.0)] * 4 + [("adam", 1e-3, 0.06)] * 4, strict=True):
+            for seed in range(3):
+                score = 0.7 + bonus + gain + 0.01 * seed
+                metric = score if task == "spirals" else 1.2 - score
+                results.append(trial_result(task, activation, optimizer, lr, seed, metric, epochs=4,
+                                            train_time=0.4 + 0.1 * seed, throughput=5000.0 + seed))
+    results.append(trial_result("spirals", "relu", "adam", 1e-3, 3, float("nan"), status="failed",
+                                error=f"Traceback ...\nValueError: bad <b>input</b> {XSS}"))
+    return results
+
+
+@pytest.fixture(scope="module")
+def rich_report(tmp_path_factory: pytest.TempPathFactory, trial_result: Callable[..., Any],
+                store_writer: Callable[..., Any]) -> Iterator[tuple[str, Path]]:
+    folder = tmp_path_factory.mktemp("report")
+    skipped = [Skipped({"task": "sine", "arch": "cnn"}, f"architecture cnn reads images {XSS_IMG}")]
+    grid = {"task": ["spirals", "sine"], "activation": ["relu", XSS], "seeds": 3}
+    pm = PluginManager()
+    pm.register(Contributor(), name="contributor")
+    pm.register(Broken(), name="broken")
+    with (store_writer(folder / "rich.db", rich_results(trial_result), skipped=skipped, grid=grid) as store,
+          warnings.catch_warnings(record=True) as caught):
+        warnings.simplefilter("always")
+        path = write_run_report(store, ["run-1"], folder / "out", plugin_manager=pm)
+    assert any(issubclass(w.category, PluginLoadWarning) and "broken" in str(w.message) for w in caught)
+    yield path.read_text(encoding="utf-8"), path
+
+
+def test_every_section_is_present_and_filled(rich_report: tuple[str, Path]) -> None:
+    html, path = rich_report
+    assert path.name == "index.html"
+    page = outline(html)
+    assert list(page.sections)[: len(SECTIONS)] == SECTIONS
+    s = page.sections
+    assert "testhost" in s["overview"]["text"] and "2.13.0" in s["overview"]["text"] and s["overview"]["tables"] == 4
+    assert "49 trials (48 ok, 1 failed) and 1 skipped combination;" in s["overview"]["text"]
+    assert s["leaderboard"]["tables"] == 2
+    assert s["leaderboard"]["h3"] == ["spirals: test accuracy, higher is better", "sine: test rmse, lower is better"]
+    assert s["effects"]["images"] == 2  # activation and optimizer
+    assert any("each task used its own" in note for note in s["effects"]["notes"])  # loss differs by task only
+    assert any("only one arch was trained (fnn)" in note for note in s["effects"]["notes"])
+    assert any("learning rate was not swept" in note for note in s["effects"]["notes"])
+    assert s["interactions"]["images"] == 1 and s["interactions"]["h3"] == ["activation × optimizer"]
+    assert s["convergence"]["images"] == 1
+    stats = s["statistics"]
+    assert stats["images"] == 1  # a critical-difference diagram for the 4 activations
+    assert stats["tables"] == 2  # the tests, and the mean ranks of the 2 optimizers
+    assert "Friedman" in stats["text"] and "Wilcoxon signed-rank" in stats["text"]
+    assert "Kendall's W" in stats["text"] and "rank-biserial r" in stats["text"]
+    assert "optimizer: significant" in stats["text"] and "adam ranks best" in stats["text"]
+    assert s["learning-rate"]["notes"] == ["the learning rate was not swept: no optimizer ran at more than one"]
+    assert s["speed"]["images"] == 1 and s["speed"]["tables"] == 1
+    assert any("only one device ran (cpu)" in note for note in s["speed"]["notes"])
+    assert any("peak memory was not measured" in note for note in s["speed"]["notes"])
+    assert s["robustness"]["tables"] == 3 and "ValueError: bad <b>input</b>" in s["robustness"]["text"]
+    assert "architecture cnn reads images" in s["robustness"]["text"]
+
+
+def test_strings_from_the_store_grid_and_plugins_are_escaped(rich_report: tuple[str, Path]) -> None:
+    html, _ = rich_report
+    page = outline(html)
+    assert page.dangerous == []
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and XSS not in html
+    assert XSS in page.sections["leaderboard"]["text"]  # shown as text
+    assert XSS in page.sections["overview"]["text"]  # the grid
+    plugin = page.sections["plugin-1"]
+    assert plugin["h2"] == f"Plugin {XSS}" and plugin["tables"] == 1 and plugin["images"] == 1
+    assert f"Second {XSS_IMG} paragraph." in plugin["text"]
+    assert plugin["notes"] == ["contributed by plugin contributor"]
+    broken = page.sections["plugin-2"]
+    assert broken["notes"] == [f"plugin 'broken' failed to build its report sections: RuntimeError: no luck {XSS}"]
+    assert "default-src 'none'" in html  # the page's policy: no scripts, no fetches
+
+
+def test_absent_data_is_said_in_one_line(tmp_path: Path, trial_result: Callable[..., Any],
+                                         store_writer: Callable[..., Any]) -> None:
+    with store_writer(tmp_path / "one.db", [trial_result(seed=0, metric=0.8)]) as store:
+        page = outline(build_report(store, ["run-1"], PluginManager()).html)
+    notes = {name: section["notes"] for name, section in page.sections.items()}
+    assert "only one activation was trained (relu), so there is no activation effect to show" in notes["effects"]
+    assert notes["interactions"] == ["fewer than two axes were varied, so there are no interactions to show"]
+    assert notes["statistics"] == ["no axis was varied with the others held fixed, so there is nothing to test"]
+    assert notes["plugins"] == ["no plugin contributed a report section"]
+    assert page.sections["convergence"]["images"] == 1 and page.sections["leaderboard"]["tables"] == 1
+
+
+def test_two_runs_on_two_devices_are_reported_together(tmp_path: Path, trial_result: Callable[..., Any],
+                                                       store_writer: Callable[..., Any]) -> None:
+    for run, device, seconds in (("run-cpu", "cpu", 2.0), ("run-gpu", "cuda:0", 0.5)):
+        results = [trial_result(activation=a, seed=s, device=device, train_time=seconds, peak_memory=None
+                                if device == "cpu" else 2**20) for a in ("relu", "tanh") for s in range(3)]
+        store_writer(tmp_path / "two.db", results, run_id=run).close()
+    with store_writer(tmp_path / "two.db", [], run_id="run-empty") as store:
+        page = outline(build_report(store, ["run-cpu", "run-gpu"], PluginManager()).html)
+    overview, speed = page.sections["overview"], page.sections["speed"]
+    assert "2 runs from" in overview["text"] and "run-cpu" in overview["text"] and "run-gpu" in overview["text"]
+    assert "run-empty" not in overview["text"]
+    assert speed["notes"] == [] and speed["tables"] == 2
+    assert "4.00×" in speed["text"] and "1.0 MiB" in speed["text"]  # speed-up and peak memory
+
+
+def test_a_run_without_trials_still_gives_a_report(tmp_path: Path, store_writer: Callable[..., Any]) -> None:
+    with store_writer(tmp_path / "empty.db", []) as store:
+        page = outline(build_report(store, ["run-1"], PluginManager()).html)
+    assert page.sections["leaderboard"]["notes"] == ["no trials were stored for these runs"]
+    assert page.sections["speed"]["notes"] == ["no trial trained a full epoch, so there are no timings"]
+    assert page.sections["robustness"]["notes"][0] == "all 0 trials finished ok"
+
+
+def test_twenty_levels_get_room_and_every_label() -> None:
+    levels = [f"activation_with_a_long_name_{i}" for i in range(20)]
+    trials = pd.DataFrame({"task": "spirals", "activation": levels * 3, "metric": [i / 60 for i in range(60)],
+                           "metric_name": "accuracy", "status": "ok"})
+    figure = plots.effect(trials, analysis.level_summary(trials, "activation"), "activation")
+    ax = figure.axes[0]
+    assert figure.get_figheight() >= 0.3 * 20
+    assert len(ax.get_yticklabels()) == 20 and ax.get_xlabel() == "test accuracy (higher is better)"
+    image = plots.to_image(figure, "twenty levels")
+    assert image.uri.startswith("data:image/png;base64,") and not figure.axes  # released
+
+
+def test_report_object_saves_and_shows_in_notebooks(tmp_path: Path) -> None:
+    report = Report("<html><body>a & b</body></html>")
+    path = report.save(tmp_path / "deep" / "folder" / "r.html")
+    assert path.read_text() == report.html
+    frame = report._repr_html_()
+    assert frame.startswith("<iframe srcdoc=\"&lt;html&gt;") and "a &amp; b" in frame and " sandbox " in frame
+
+
+def test_report_package_imports_no_plotting_and_building_imports_no_torch(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    results = [trial_result(activation=a, seed=s, metric=0.5 + s / 10) for a in ("relu", "tanh") for s in range(2)]
+    store_writer(tmp_path / "small.db", results).close()
+    script = f"""
+import sys
+import matplotlib
+matplotlib.use("pdf")  # as a user or notebook might have chosen
+import nnbench, nnbench.report
+loaded = [m for m in ("seaborn", "matplotlib.pyplot", "torch", "scipy") if m in sys.modules]
+assert not loaded, loaded
+from nnbench.plugins import PluginManager
+from nnbench.store import ResultStore
+from nnbench.report import build_report
+html = build_report(ResultStore({str(tmp_path / "small.db")!r}), ["run-1"], PluginManager()).html
+assert "torch" not in sys.modules, "building a report imported torch"
+assert matplotlib.get_backend() == "pdf", "the report changed the process's backend"
+print(len(html))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert matplotlib.rcParams["font.size"] == 10.0  # rc changes stay inside each figure
+
+
+# -- in a real browser ----------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--remote-debugging-pipe"]
+PAGE_CHECK = """JSON.stringify({
+  images: Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.getBoundingClientRect().width]),
+  sections: Array.from(document.querySelectorAll("main > section")).map(s => s.id),
+  scripts: document.scripts.length,
+  height: document.documentElement.scrollHeight,
+  shown: document.body.innerText.includes(XSS),
+})""".replace("XSS", json.dumps(XSS))
+
+
+class DevTools:
+    """Chromium driven over the DevTools protocol on a pipe (it reads fd 3 and writes fd 4,
+    NUL-separated JSON): no websocket, no port, no extra package."""
+
+    def __init__(self, chromium: str, profile: Path) -> None:
+        to_browser, self._to_browser = os.pipe()
+        self._from_browser, from_browser = os.pipe()
+        # Copies above fd 9 make the dup2s onto fds 3 and 4 safe whatever numbers os.pipe() chose.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
+        actions = [(os.POSIX_SPAWN_DUP2, high[0], 3), (os.POSIX_SPAWN_DUP2, high[1], 4),
+                   (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+        argv = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        self.pid = os.posix_spawn(chromium, argv, os.environ, file_actions=actions)
+        for fd in (to_browser, from_browser, *high):
+            os.close(fd)
+        self.events: list[dict[str, Any]] = []
+        self._buffer = b""
+        self._next_id = 0
+
+    def send(self, method: str, session: str | None = None, timeout: float = 30, **params: Any) -> dict[str, Any]:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        reply = self._read_until(lambda m: m.get("id") == self._next_id, timeout)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def wait_for(self, event: str, timeout: float = 30) -> dict[str, Any]:
+        seen = next((e for e in self.events if e["method"] == event), None)
+        return seen or self._read_until(lambda m: m.get("method") == event, timeout)
+
+    def _read_until(self, wanted: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                message = json.loads(raw)
+                if "method" in message:
+                    self.events.append(message)
+                if wanted(message):
+                    return message
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._from_browser], [], [], left)[0]:
+                raise TimeoutError("Chromium did not answer in time")
+            chunk = os.read(self._from_browser, 1 << 16)
+            if not chunk:
+                raise RuntimeError("Chromium exited before answering")
+            self._buffer += chunk
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
+            self.send("Browser.close", timeout=10)
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+
+def test_report_renders_in_headless_chromium(rich_report: tuple[str, Path], tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed; install it with `apt-get install -y chromium` "
+                    "(CI installs it in .ci/run)")
+    _, path = rich_report
+    browser = DevTools(chromium, tmp_path / "profile")
+    try:
+        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            browser.send(f"{domain}.enable", session)
+        browser.send("Page.navigate", session, url=path.as_uri())
+        browser.wait_for("Page.loadEventFired")
+        result = browser.send("Runtime.evaluate", session, expression=PAGE_CHECK, returnByValue=True)
+        page = json.loads(result["result"]["value"])
+    finally:
+        browser.close()
+    assert page["sections"][: len(SECTIONS)] == SECTIONS
+    assert page["scripts"] == 0 and page["shown"], "the script-like name must show as text"
+    assert len(page["images"]) == 7  # effects 2, interactions, convergence, statistics, speed, plugin
+    assert all(complete and natural > 0 and shown > 0 for complete, natural, shown in page["images"]), page["images"]
+    assert page["height"] > 3000
+    errors = [e["params"] for e in browser.events
+              if (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+              or e["method"] in ("Runtime.exceptionThrown", "Page.javascriptDialogOpening")]
+    assert errors == []
+
+
+# -- fair comparisons: the tuning protocol, time-to-target and performance profiles ----------------
+
+FAIR_SECTIONS = [*SECTIONS, "tuning", "time-to-target", "performance-profile", "micro", "plugins"]
+TUNING_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]  # budget 5, log-spaced over the declared range 1e-4 .. 1
+# Final validation (and test) metric per task, optimizer and protocol; the tuned learning rate.
+FAIR_PLAN = {("spirals", "adam"): (0.85, 0.92, 1e-2), ("spirals", "sgd"): (0.7, 0.9, 1e-1),
+             ("sine", "adam"): (0.28, 0.2, 1e-2), ("sine", "sgd"): (0.5, 0.25, 1.0)}  # sgd on sine: range edge
+DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
+
+
+def fair_results(protocol_result: Callable[..., Any]) -> list[Any]:
+    """2 tasks x 2 optimizers, each untuned (3 seeds), tuned over 5 learning rates at seed 0, and
+    rerun at the best over 3 seeds; validation curves climb to the final metric over 4 epochs."""
+    results = []
+    for (task, optimizer), (default, tuned, best_lr) in FAIR_PLAN.items():
+        shape = [0.6, 0.8, 0.95, 1.0] if task == "spirals" else [2.0, 1.5, 1.1, 1.0]
+        times = [0.2] * 4 if optimizer == "adam" else [0.1] * 4
+        for seed in range(3):
+            for role, lr, final in (("default", DEFAULT_LR[optimizer], default), ("final", best_lr, tuned)):
+                value = final + (0.01 * seed if task == "spirals" else -0.001 * seed)
+                results.append(protocol_result(task, optimizer, lr, seed, value, role=role, budget=5,
+                                               val=[value * f for f in shape], epoch_times=times))
+        for index, lr in enumerate(TUNING_GRID):
+            miss = abs(math.log10(lr) - math.log10(best_lr)) * 0.05
+            value = tuned - miss if task == "spirals" else tuned + miss
+            results.append(protocol_result(task, optimizer, lr, 0, value, role="tune", budget=5, index=index,
+                                           val=[value * f for f in shape], epoch_times=times))
+    return results
+
+
+class Rows(Outline):
+    """The outline, plus the number of table body rows per section and the fair-comparison box."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, int] = {}
+        self.aside = ""
+        self._in_aside = False
+        self._in_body = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        super().handle_starttag(tag, attrs)
+        if tag == "aside" and dict(attrs).get("id") == "fair-comparison":
+            self._in_aside = True
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body and self.current is not None:
+            section = next(name for name, value in self.sections.items() if value is self.current)
+            self.rows[section] = self.rows.get(section, 0) + 1
+
+    def handle_endtag(self, tag: str) -> None:
+        super().handle_endtag(tag)
+        if tag == "aside":
+            self._in_aside = False
+        elif tag == "tbody":
+            self._in_body = False
+
+    def handle_data(self, data: str) -> None:
+        super().handle_data(data)
+        if self._in_aside:
+            self.aside += data
+
+
+@pytest.fixture(scope="module")
+def fair_report(tmp_path_factory: pytest.TempPathFactory, protocol_result: Callable[..., Any],
+                store_writer: Callable[..., Any]) -> str:
+    folder = tmp_path_factory.mktemp("fair")
+    grid = {"task": ["spirals", "sine"], "optimizer": ["adam", "sgd"], "tune": ["lr"], "budget": 5, "seeds": 3,
+            "targets": {"spirals": 0.8, "sine": 0.3}}
+    with store_writer(folder / "fair.db", fair_results(protocol_result), grid=grid) as store:
+        return build_report(store, ["run-1"], PluginManager()).html
+
+
+def test_fair_comparison_sections_and_box(fair_report: str) -> None:
+    page = Rows()
+    page.feed(fair_report)
+    assert list(page.sections) == FAIR_SECTIONS and page.dangerous == []
+    assert fair_report.index('href="#fair-comparison"') < fair_report.index('href="#overview"')
+    assert fair_report.index('<aside id="fair-comparison"') < fair_report.index('<section id="overview"')
+    box = " ".join(page.aside.split())
+    assert box.startswith("Fair comparison")
+    assert ("sine: sgd / tuned: the selected learning rate 1 lies at the upper edge of its search range "
+            "0.0001 – 1") in box
+    assert "spirals: tuned configurations (budget 5) are ranked together with untuned defaults (budget 0)" in box
+    assert "Nothing to warn about" not in box
+    s = page.sections
+    assert "By protocol: 12 untuned, 20 tuning and 12 tuned trials." in " ".join(s["overview"]["text"].split())
+    # The leaderboard ranks 2 optimizers x (default, tuned) per task; no tuning trial appears in it.
+    assert page.rows["leaderboard"] == 8 and "0.0001" not in s["leaderboard"]["text"]
+    assert s["tuning"]["h3"] == ["spirals: test accuracy, higher is better", "sine: test rmse, lower is better",
+                                 "Budget accounting"]
+    assert s["tuning"]["tables"] == 3 and page.rows["tuning"] == 2 + 2 + 4
+    assert "lr=0.01" in s["tuning"]["text"] and "+0.0700" in s["tuning"]["text"]  # adam on spirals: 0.92 - 0.85
+    assert s["time-to-target"]["h3"] == ["spirals: validation accuracy ≥ 0.8", "sine: validation rmse ≤ 0.3"]
+    assert s["time-to-target"]["tables"] == 2 and "never" in s["time-to-target"]["text"]  # sgd default on both
+    assert s["performance-profile"]["images"] == 1 and s["performance-profile"]["tables"] == 1
+    assert page.rows["performance-profile"] == 4  # adam and sgd, each untuned and tuned
+    assert "adam / tuned" in s["performance-profile"]["text"]
+    assert "Tuning trials: validation metric" in s["learning-rate"]["h3"] and s["learning-rate"]["images"] == 1
+    assert s["learning-rate"]["notes"] == ["the untuned trials did not sweep the learning rate"]
+    assert "protocol" in s["effects"]["h3"] and "protocol" in s["statistics"]["text"]
+
+
+def test_fair_comparison_box_says_so_when_all_is_fair_and_escapes_names(
+        tmp_path: Path, protocol_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    fair = [protocol_result(activation=a, seed=s, metric=m + s / 100) for a, m in (("relu", 0.9), ("tanh", 0.5))
+            for s in range(3)]
+    with store_writer(tmp_path / "fair.db", fair) as store:
+        page = Rows()
+        page.feed(build_report(store, ["run-1"], PluginManager()).html)
+    assert " ".join(page.aside.split()).startswith("Fair comparison Nothing to warn about: every ranking compares")
+    assert page.sections["tuning"]["notes"] == ["no configuration was tuned (tune with --tune lr --budget N)"]
+    assert page.sections["time-to-target"]["notes"][0].startswith("no task has a target validation metric")
+    unfair = [protocol_result(activation=a, seed=s) for a in ("relu", XSS) for s in range(2)]
+    with store_writer(tmp_path / "unfair.db", unfair) as store:
+        html = build_report(store, ["run-1"], PluginManager()).html
+    page = Rows()
+    page.feed(html)
+    assert page.dangerous == [] and XSS not in html
+    assert f"spirals: fewer than 3 seeds finished ok for relu (2), {XSS} (2)" in page.aside
+
+
+def test_micro_benchmarks_get_a_table_and_a_plot_per_kind(tmp_path: Path, trial_result: Callable[..., Any],
+                                                          store_writer: Callable[..., Any]) -> None:
+    with store_writer(tmp_path / "micro.db", [trial_result(seed=0, metric=0.8)]) as store:
+        assert "no micro-benchmarks are stored" in " ".join(
+            outline(build_report(store, ["run-1"], PluginManager()).html).sections["micro"]["notes"])
+        rows = [{"kind": "activation", "name": name, "plugin": "builtin", "device": "cpu", "shape": "256x256",
+                 "size": 65536, "status": "ok", "rounds": 100, "iterations": 1, "median": t, "iqr": t / 10,
+                 "mean": t, "min": t, "max": t, "stddev": 0.0, "ops": 1 / t}
+                for name, t in (("relu", 2e-5), ("gelu", 6e-5))]
+        rows.append({"kind": "optimizer", "name": "adam", "plugin": "builtin", "device": "cpu", "shape": "10000",
+                     "size": 10000, "status": "failed", "error": f"boom {XSS}"})
+        store.save_micro("micro-1", rows)
+        html = build_report(store, ["run-1"], PluginManager()).html
+    section = outline(html).sections["micro"]
+    assert section["h3"] == ["activations", "optimizers"]
+    assert section["images"] == 1 and section["tables"] == 2  # the failed optimizer has a row, no plot
+    assert "60.0" in section["text"] and XSS not in html
