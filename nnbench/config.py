@@ -129,7 +129,7 @@ def parse_targets(value: Any) -> dict[str, float]:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         items = [("*", value)]
     else:
-        items = [tuple(part.split("=", 1)) if "=" in part else ("*", part)
+        items = [(part.split("=", 1)[0], part.split("=", 1)[1]) if "=" in part else ("*", part)
                  for part in str(value).split(",") if part.strip()]
     targets = {}
     for task, number in items:

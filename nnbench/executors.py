@@ -231,11 +231,11 @@ class ProcessExecutor:
 
     def _poll(self, workers: list[_Worker], sink: ResultSink) -> None:
         by_conn = {w.conn: w for w in workers}
-        for conn in wait(list(by_conn), timeout=self.POLL_SECONDS):
-            worker = by_conn[conn]  # type: ignore[index]
+        for ready in wait(list(by_conn), timeout=self.POLL_SECONDS):
+            worker = by_conn[ready]  # type: ignore[index]
             try:
-                while conn.poll():
-                    self._handle(worker, conn.recv(), sink)
+                while worker.conn.poll():
+                    self._handle(worker, worker.conn.recv(), sink)
             except (EOFError, OSError):
                 pass  # the worker died; _check notices and reports it
 

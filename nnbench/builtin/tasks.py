@@ -12,8 +12,6 @@ from functools import cache
 
 import numpy as np
 import torch
-from sklearn import datasets
-from sklearn.model_selection import train_test_split
 
 from nnbench import hookimpl
 from nnbench.components import Task, TaskData
@@ -37,6 +35,8 @@ def make_task_data(
     feature; ``(0, 1, 2, 3)``: one mean for a whole image). Regression targets are standardized
     too when ``standardize_target`` is set.
     """
+    from sklearn.model_selection import train_test_split  # imported when data are, not at start-up
+
     x_rest, x_te, y_rest, y_te = train_test_split(
         x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y if classification else None
     )
@@ -88,12 +88,16 @@ def load_spirals() -> TaskData:
 
 @cache
 def load_moons() -> TaskData:
+    from sklearn import datasets
+
     x, y = datasets.make_moons(n_samples=1000, noise=0.25, random_state=1)
     return make_task_data(x, y, classification=True)
 
 
 @cache
 def load_circles() -> TaskData:
+    from sklearn import datasets
+
     x, y = datasets.make_circles(n_samples=1000, noise=0.12, factor=0.5, random_state=2)
     return make_task_data(x, y, classification=True)
 
@@ -110,24 +114,32 @@ def load_xor() -> TaskData:
 
 @cache
 def load_iris() -> TaskData:
+    from sklearn import datasets
+
     x, y = datasets.load_iris(return_X_y=True)
     return make_task_data(x, y, classification=True)
 
 
 @cache
 def load_wine() -> TaskData:
+    from sklearn import datasets
+
     x, y = datasets.load_wine(return_X_y=True)
     return make_task_data(x, y, classification=True)
 
 
 @cache
 def load_breast_cancer() -> TaskData:
+    from sklearn import datasets
+
     x, y = datasets.load_breast_cancer(return_X_y=True)
     return make_task_data(x, y, classification=True)
 
 
 @cache
 def load_digits() -> TaskData:
+    from sklearn import datasets
+
     x, y = datasets.load_digits(return_X_y=True)
     images = x.reshape(-1, 1, 8, 8)
     return make_task_data(images, y, classification=True, feature_axes=(0, 1, 2, 3))
@@ -135,6 +147,8 @@ def load_digits() -> TaskData:
 
 @cache
 def load_diabetes() -> TaskData:
+    from sklearn import datasets
+
     x, y = datasets.load_diabetes(return_X_y=True)
     return make_task_data(x, y, classification=False, standardize_target=True)
 

@@ -36,7 +36,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from nnbench import hookimpl
 from nnbench.components import Task, TaskData
@@ -267,6 +266,8 @@ def _labels(path: Path, y: np.ndarray) -> np.ndarray:
 def split_and_standardize(images: Images) -> TaskData:
     """Official test set; stratified validation from the official training set; per-channel standardization."""
     x_train, y_train, x_test, y_test = images
+    from sklearn.model_selection import train_test_split  # imported when data are, not at start-up
+
     train, val = train_test_split(np.arange(len(y_train)), test_size=VAL_FRACTION, random_state=SPLIT_SEED,
                                   stratify=y_train)
     train, val = np.sort(train), np.sort(val)

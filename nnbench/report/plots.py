@@ -41,7 +41,7 @@ def style() -> Iterator[None]:
     with mpl.rc_context(), sns.axes_style("whitegrid"), warnings.catch_warnings():
         # seaborn 0.13 calls matplotlib APIs that newer matplotlib deprecates; nothing a reader can act on.
         warnings.filterwarnings("ignore", category=mpl.MatplotlibDeprecationWarning, module="seaborn")
-        mpl.rcParams.update(RC)
+        mpl.rcParams.update(RC)  # type: ignore[arg-type]
         yield
 
 
@@ -79,8 +79,9 @@ def legend_below(figure: Figure, ax: Axes, title: str | None = None) -> None:
     """One legend for the whole figure, under it, so it never hides data."""
     handles, labels = ax.get_legend_handles_labels()
     for each in figure.axes:
-        if each.get_legend() is not None:
-            each.get_legend().remove()
+        legend = each.get_legend()
+        if legend is not None:
+            legend.remove()
     figure.legend(handles, labels, title=title, loc="outside lower center", ncols=min(len(labels), 6),
                   frameon=False)
 
