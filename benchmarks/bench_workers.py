@@ -4,7 +4,10 @@ Runs the same `nnbench run` command twice in fresh stores, once with ``--workers
 ``--workers 2``, times each whole command (start-up and worker spawning included) and checks that
 every trial has identical metrics in both stores.
 
-    python benchmarks/bench_workers.py [--epochs 20]
+    python benchmarks/bench_workers.py [--epochs 60]
+
+The grid must be long enough (here about 40 s with one worker) for the workers' start-up, about a
+second, to matter little.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def timed_run(workers: int, folder: Path, epochs: int) -> tuple[float, dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         one, metrics_one = timed_run(1, Path(tmp), args.epochs)

@@ -210,7 +210,8 @@ class Architecture:
 @dataclass(frozen=True)
 class Schedule:
     """A learning-rate schedule: ``factory(optimizer, total_steps, **params)`` returns a
-    ``torch.optim.lr_scheduler.LRScheduler`` that the trainer steps after every optimizer step."""
+    ``torch.optim.lr_scheduler.LRScheduler`` that the trainer steps after every optimizer step, or
+    ``None`` to leave the rate as it is."""
 
     name: str
     factory: Callable[..., Any]

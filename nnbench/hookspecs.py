@@ -79,7 +79,7 @@ def register_schedules(register: Callable[[Schedule], None]) -> None:
 
     :param register: call ``register(Schedule(name, factory, description, params))``; ``factory``
         is called as ``factory(optimizer, total_steps, **params)`` and returns an LR scheduler the
-        trainer steps once after every optimizer step.
+        trainer steps once after every optimizer step (or ``None``: the rate stays constant).
     """
 
 

@@ -383,7 +383,8 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
                 optimizer.zero_grad(set_to_none=True)
                 backward(batch_loss)
                 optimizer.step()
-            schedule.step()
+            if schedule is not None:
+                schedule.step()
             total += batch_loss.detach() * len(idx)  # type: ignore[attr-defined]
         synchronize(device)
         elapsed = time.perf_counter() - start

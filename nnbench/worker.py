@@ -48,7 +48,7 @@ def _exit_with_parent() -> None:
 
 
 def worker_main(conn: Connection, threads: int, plugins: list[bytes], vectorize: bool) -> None:
-    """Serve units from ``conn`` until told to stop (``None``) or the parent goes away."""
+    """Serve units from ``conn`` until the parent closes it, kills this process or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     import torch
@@ -59,9 +59,7 @@ def worker_main(conn: Connection, threads: int, plugins: list[bytes], vectorize:
     while True:
         try:
             configs = conn.recv()
-        except EOFError:
-            return
-        if configs is None:
+        except EOFError:  # the parent closed the pipe: no more work
             return
         results = train_unit(configs, pm, catalogue, vectorize, lambda message: conn.send(("log", message)))
         for result in results:

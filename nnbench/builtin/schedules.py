@@ -12,8 +12,9 @@ from nnbench import hookimpl
 from nnbench.components import Schedule
 
 
-def constant(optimizer: Optimizer, total_steps: int) -> LRScheduler:
-    return LambdaLR(optimizer, lambda step: 1.0)
+def constant(optimizer: Optimizer, total_steps: int) -> None:
+    """No scheduler at all: the rate stays as it is, and no step pays for one."""
+    return None
 
 
 def step_decay(optimizer: Optimizer, total_steps: int, drops: int = 2, gamma: float = 0.1) -> LRScheduler:
