@@ -183,6 +183,7 @@ class _progress_bar:  # noqa: N801 - used like a function
 
         self.bar = tqdm(total=total, unit="trial", dynamic_ncols=True, file=sys.stderr, disable=quiet or None)
         self.quiet = quiet
+        self.repeats: dict[str, int] = {}
 
     def result(self, result: TrialResult) -> None:
         trial = result.trial
@@ -190,11 +191,17 @@ class _progress_bar:  # noqa: N801 - used like a function
         self.bar.update(1)
 
     def log(self, message: str) -> None:
-        if not self.quiet:
+        # Messages that differ only in the configuration they name ("... because X") print once.
+        reason = message.partition(" because ")[2] or message
+        self.repeats[reason] = self.repeats.get(reason, -1) + 1
+        if not self.quiet and not self.repeats[reason]:
             self.bar.write(message, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
+        repeated = sum(self.repeats.values())
+        if repeated and not self.quiet:
+            click.echo(f"({repeated} more messages like the ones above were not repeated)", err=True)
 
 
 def _print_plan(plan: Plan, list_trials: bool) -> None:

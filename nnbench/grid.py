@@ -33,7 +33,7 @@ DEFAULT_GRID: dict[str, Any] = {
     "lr": ["default"],
     "seeds": 3,
     "epochs": 15,
-    "batch_size": 64,
+    "batch_size": 32,
     "device": ["cpu"],
     "schedule": ["constant"],
     "clip": ["none"],

@@ -193,7 +193,7 @@ SINE_WINDOW = 20
 def load_sine() -> TaskData:
     """Forecast the next value of a noisy sine wave of random frequency, phase and amplitude."""
     rng = _rng("sine")
-    n = 2000
+    n = 1200
     steps = np.arange(SINE_WINDOW + 1)
     freq = rng.uniform(0.1, 0.6, size=(n, 1))
     phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
