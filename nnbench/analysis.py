@@ -16,14 +16,16 @@ import pandas as pd
 from scipy import stats
 
 CONFIG_AXES = ["arch", "activation", "loss", "optimizer", "lr", "batch_size", "epochs", "device", "schedule", "clip",
-               "patience", "protocol"]
+               "patience", "protocol", "variant"]
 """The columns that, with the task, identify a configuration: its trials differ only in the seed.
-``protocol`` keeps a tuned configuration apart from its untuned default."""
+``protocol`` keeps a tuned configuration apart from its untuned default; ``variant`` names the
+hyper-parameters (``arch.hidden=[4]``) in which otherwise equal configurations differ."""
 LABEL_AXES = ["arch", "activation", "loss", "optimizer", "lr"]
 """The axes that name a configuration, in the order ``nnbench run`` prints them."""
 EFFECT_AXES = ["activation", "optimizer", "loss", "arch", "lr", "schedule", "clip", "protocol"]
 """The axes whose effect on the task metric the report shows and tests."""
-AXIS_DEFAULTS: dict[str, object] = {"schedule": "constant", "clip": "none", "patience": "none", "protocol": "default"}
+AXIS_DEFAULTS: dict[str, object] = {"schedule": "constant", "clip": "none", "patience": "none", "protocol": "default",
+                                    "variant": ""}
 """What an axis reads when a frame lacks it; ``clip`` and ``patience`` also read ``none`` where NULL
 (no clipping, no early stopping)."""
 NONE_LEVEL = "none"
@@ -56,10 +58,38 @@ def format_level(axis: str, value: object) -> str:
     return str(value)
 
 
+def _flat_params(params: object) -> tuple[dict[str, str], str]:
+    """A trial's hyper-parameters as ``{"arch.hidden": "[4]"}`` (tuned values left out: they are the
+    tuning's result, not part of the configuration) and its CSV target, if any."""
+    data = json.loads(params) if isinstance(params, str) else {}
+    tuned = set(data.get("tuning", {}).get("tuned", []))
+    flat = {f"{kind}.{name}": json.dumps(value, sort_keys=True)
+            for kind, values in data.items() if kind != "tuning" and isinstance(values, dict)
+            for name, value in values.items() if not (kind == "optimizer" and name in tuned)}
+    return flat, str(data.get("task", {}).get("target") or "")
+
+
+def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
+    """Add ``variant``: the stored hyper-parameters that differ between trials of the frame, so
+    runs with different overrides are never averaged together; a CSV task's name gains its target."""
+    if "variant" in trials.columns or "params" not in trials.columns or trials.empty:
+        return trials
+    parsed = [_flat_params(p) for p in trials["params"]]
+    values: dict[str, set[str]] = {}
+    for flat, _ in parsed:
+        for key, value in flat.items():
+            values.setdefault(key, set()).add(value)
+    keys = sorted(k for k, v in values.items() if len(v) > 1 or any(k not in flat for flat, _ in parsed))
+    variant = [", ".join(f"{k}={flat[k]}" for k in keys if k in flat) for flat, _ in parsed]
+    task = [f"{name} → {target}" if target else name for name, (_, target) in zip(trials["task"], parsed, strict=True)]
+    return trials.assign(variant=variant, task=task)
+
+
 def tidy(trials: pd.DataFrame) -> pd.DataFrame:
     """``trials`` with every configuration axis present and comparable: a frame without an axis
     gets its default (:data:`AXIS_DEFAULTS`), and a missing ``clip`` or ``patience`` reads
     ``none``, so that it groups, merges and pivots as a level of its own."""
+    trials = with_variants(trials)
     missing = {axis: AXIS_DEFAULTS[axis] for axis in AXIS_DEFAULTS if axis not in trials.columns}
     nullable = {axis: trials[axis].astype(object).where(trials[axis].notna(), NONE_LEVEL)
                 for axis in ("clip", "patience") if axis in trials.columns and trials[axis].isna().any()}

@@ -30,6 +30,7 @@ KIND_ALIASES = {
     "optimizer": "optimizer", "optimizers": "optimizer",
     "architecture": "architecture", "architectures": "architecture", "arch": "architecture", "archs": "architecture",
     "task": "task", "tasks": "task",
+    "schedule": "schedule", "schedules": "schedule",
     "device": "device", "devices": "device",
     "executor": "executor", "executors": "executor",
 }
@@ -141,12 +142,15 @@ def run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force:
     options.validate()
     session = Session()
     session.catalogue.executors.get(options.executor_name())
+    plan = session.plan(grid, None, force)  # every check before the store is opened (or created)
     if dry_run:
-        plan = session.plan(grid, ResultStore(store) if store.exists() else None, force)
+        if store.exists():
+            with ResultStore(store, readonly=True) as results:
+                plan = session.resume(plan, results, force)
         _print_plan(plan, list_trials=True)
         return
     with ResultStore(store) as results:
-        plan = session.plan(grid, results, force)
+        plan = session.resume(plan, results, force)
         _print_plan(plan, list_trials=False)
         bar = _progress_bar(len(plan.todo), quiet)
         try:
@@ -235,6 +239,8 @@ def _print_leaderboard(board: pd.DataFrame, top: int = 10) -> None:
                 config += f" clip {row.clip}"
             if getattr(row, "protocol", "default") == "tuned":
                 config += " (tuned)"
+            if getattr(row, "variant", ""):
+                config += f" [{row.variant}]"
             extra = f"  ({row.failed} failed/diverged)" if row.failed else ""
             click.echo(f"  {row.rank:>3}. {config:<45} {score}  n={row.seeds}{extra}")
         if len(part) > top:
@@ -300,6 +306,9 @@ def list_components(kind: str | None, pattern: str | None, plugin_name: str | No
         registry = catalogue.registry(k)
         rows[k] = [row for row in (_component_row(k, registry, n) for n in registry.names(pattern or "*"))
                    if plugin_name is None or row["plugin"] == plugin_name]
+    if pattern and not any(rows.values()):
+        raise NNBenchError(f"no {PLURALS[kinds[0]] if kind else 'component'} matches {pattern!r}; "
+                           f"`nnbench list{' ' + kind if kind else ''}` shows them all")
     if plugin_name is not None and not any(rows.values()):
         known = sorted({e.plugin for r in catalogue.registries() for e in r.entries()})
         raise NNBenchError(f"no component matches plugin {plugin_name!r}; plugins: {', '.join(known)}")
@@ -361,9 +370,7 @@ def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bo
     from nnbench.report import build_report
     from nnbench.store import ResultStore, StoreError
 
-    if not store.exists():
-        raise StoreError(f"store {store} does not exist; run `nnbench run` first or pass --store")
-    with ResultStore(store) as results:
+    with ResultStore(store, readonly=True) as results:
         run_ids = results.run_ids() if all_runs else results.resolve_runs(list(runs))
         if not run_ids:
             raise StoreError(f"store {store} holds no runs yet; start one with `nnbench run`")
@@ -386,7 +393,8 @@ def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bo
 @click.option("--sizes", default="10000,1000000", show_default=True,
               help="Parameter counts for optimizer steps, comma-separated.")
 @click.option("--device", "devices", default="cpu", show_default=True, help="cpu, cuda, cuda:N, mps, auto, all.")
-@click.option("--max-time", type=float, default=0.5, show_default=True, help="Seconds per case at most.")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+              help="Seconds per case at most.")
 @click.option("--benchmark-json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write pytest-benchmark's JSON to this file.")
 @STORE_OPTION
@@ -418,14 +426,12 @@ def micro(kinds: str, names: str, shape: str, sizes: str, devices: str, max_time
 @friendly_errors
 def export(runs: tuple[str, ...], store: Path, output: Path, per_epoch: bool, all_runs: bool) -> None:
     """Write results of RUNS (default: the latest run) to CSV or Parquet."""
-    from nnbench.store import ResultStore, StoreError
+    from nnbench.store import ResultStore
 
-    if not store.exists():
-        raise StoreError(f"store {store} does not exist; run `nnbench run` first or pass --store")
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise NNBenchError(f"cannot export to {output.name!r}: the file name must end in .csv or .parquet")
-    with ResultStore(store) as results:
+    with ResultStore(store, readonly=True) as results:
         run_ids = None if all_runs else results.resolve_runs(list(runs))
         frame = results.epochs(run_ids) if per_epoch else results.trials(run_ids)
     try:

@@ -23,6 +23,7 @@ override the file.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 from nnbench.grid import DEFAULT_GRID, PARAM_KINDS, GridError, GridSpec
 
+BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 LIST_AXES = ("task", "arch", "activation", "loss", "optimizer", "lr", "device", "schedule", "clip")
 SCALAR_AXES = ("seeds", "epochs", "batch_size")
 OPTIONAL_KEYS = ("patience", "tune", "budget", "target_metric", "target", "kind")
@@ -43,6 +45,8 @@ def load_grid_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GridError(f"cannot read grid file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise GridError(f"grid file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 TOML") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -92,7 +96,12 @@ def parse_assignment(text: str) -> tuple[str, str, str, Any]:
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word is a string
+        if not BARE_WORD.fullmatch(raw.strip()):
+            raise GridError(
+                f"--set {text!r}: {raw.strip()!r} is not a value; write a TOML value such as 3, 0.5, true, "
+                "[128, 128] or \"text\" (a bare word such as tanh is read as text)"
+            ) from None
+        value = raw.strip()
     return parts[0], parts[1], parts[2], value
 
 
@@ -116,6 +125,8 @@ def _as_list(axis: str, value: Any) -> list[Any]:
 def _parse_number(value: Any, keyword: str, what: str) -> float | str:
     if value == keyword:
         return keyword
+    if isinstance(value, bool):
+        raise GridError(f"{what} must be numbers > 0 or {keyword!r}, not {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -145,7 +156,7 @@ def _as_int(axis: str, value: Any) -> int:
         raise GridError(f"{axis} must be an integer >= 1, not {value!r}")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise GridError(f"{axis} must be an integer >= 1, not {value!r}") from None
     if number != value and not isinstance(value, str):
         raise GridError(f"{axis} must be an integer >= 1, not {value!r}")

@@ -20,6 +20,7 @@ from nnbench.errors import NNBenchError
 PREFIX = "csv:"
 PLUGIN_NAME = "nnbench.csv"
 MAX_CLASSES = 50  # more distinct target values than this reads as a regression target
+MIN_PER_CLASS = 5  # rows per class for a stratified three-way split
 
 
 class CSVTaskError(NNBenchError):
@@ -66,12 +67,20 @@ def _read(path: str, digest: str, target: str, kind: str | None) -> tuple[np.nda
             raise CSVTaskError(f"target column {target!r} of {path} is not numeric, so it cannot be a "
                                "regression target; use --kind binary or multiclass") from None
         classes = 0
+        if np.nanstd(y) == 0:
+            raise CSVTaskError(f"target column {target!r} of {path} is constant; there is nothing to predict")
     else:
         labels = sorted(y_raw.unique(), key=str)
         classes = len(labels)
         if classes < 2:
             raise CSVTaskError(f"target column {target!r} of {path} has a single class ({labels[0]!r}): "
                                "there is nothing to classify")
+        counts = y_raw.value_counts()
+        if counts.min() < MIN_PER_CLASS:
+            rare = counts.idxmin()
+            raise CSVTaskError(f"class {rare!r} of target column {target!r} in {path} has only {counts.min()} "
+                               f"row(s); a stratified train/validation/test split needs at least {MIN_PER_CLASS} "
+                               "per class (drop or merge rare classes)")
         if kind == "binary" and classes != 2:
             raise CSVTaskError(f"target column {target!r} of {path} has {classes} classes, not 2; use --kind "
                                "multiclass")
@@ -93,16 +102,17 @@ def infer_kind(y: Any) -> str:
 
 
 def encode_features(frame: Any, path: str) -> np.ndarray:
-    """Numeric columns as they are, text and boolean columns one-hot; garbage is an error."""
+    """Numeric columns as they are, text and boolean columns one-hot; empty cells and garbage in a
+    numeric column are errors."""
     import pandas as pd
 
     parts = []
     for column in frame.columns:
         values = frame[column]
+        if values.isna().any():
+            raise CSVTaskError(f"column {column!r} of {path} has {int(values.isna().sum())} empty values; "
+                               "fill or drop them first")
         if values.dtype.kind in "fiu":
-            if values.isna().any():
-                raise CSVTaskError(f"column {column!r} of {path} has {int(values.isna().sum())} empty values; "
-                                   "fill or drop them first")
             parts.append(values.astype(float).to_frame())
             continue
         numbers = pd.to_numeric(values, errors="coerce")
@@ -110,7 +120,7 @@ def encode_features(frame: Any, path: str) -> np.ndarray:
         if numbers.notna().mean() >= 0.9 and len(bad):
             raise CSVTaskError(f"column {column!r} of {path} is numeric but row {int(bad.index[0]) + 2} holds "
                                f"{bad.iloc[0]!r}; fix or remove that value")
-        parts.append(pd.get_dummies(values.astype("string").fillna("<missing>"), prefix=str(column), dtype=float))
+        parts.append(pd.get_dummies(values.astype("string"), prefix=str(column), dtype=float))
     if not parts:
         raise CSVTaskError(f"CSV file {path} has no feature columns besides the target")
     return pd.concat(parts, axis=1).to_numpy(dtype=np.float64)

@@ -231,12 +231,15 @@ class ProcessExecutor:
     def _poll(self, workers: list[_Worker], sink: ResultSink) -> None:
         by_conn = {w.conn: w for w in workers}
         for ready in wait(list(by_conn), timeout=self.POLL_SECONDS):
-            worker = by_conn[ready]  # type: ignore[index]
-            try:
-                while worker.conn.poll():
-                    self._handle(worker, worker.conn.recv(), sink)
-            except (EOFError, OSError):
-                pass  # the worker died; _check notices and reports it
+            self._drain(by_conn[ready], sink)  # type: ignore[index]
+
+    def _drain(self, worker: _Worker, sink: ResultSink) -> None:
+        """Handle every message the worker has sent so far."""
+        try:
+            while worker.conn.poll():
+                self._handle(worker, worker.conn.recv(), sink)
+        except (EOFError, OSError):
+            pass  # the worker died; _ended notices and reports it
 
     def _handle(self, worker: _Worker, message: tuple[Any, ...], sink: ResultSink) -> None:
         kind = message[0]
@@ -257,11 +260,15 @@ class ProcessExecutor:
             budget = self.options.timeout * len(worker.unit) if self.options.timeout and worker.unit else None
             if budget is None or time.monotonic() - worker.started <= budget:
                 return False
+            self._drain(worker, sink)  # results that made it in time count as results
+            if worker.unit is None:
+                return False
             self._kill(worker)
             status = "timeout"
             cause = f"ran past --timeout {self.options.timeout:g} s per trial and was stopped"
         else:
             worker.process.join(1)
+            self._drain(worker, sink)  # what it sent before dying still counts
             status, cause = "failed", describe_exit(worker.process.exitcode)
             if not worker.ready:
                 raise WorkerStartError(

@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,12 +148,16 @@ class GridSpec:
         for name, value in (("seeds", self.seeds), ("epochs", self.epochs), ("batch size", self.batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise GridError(f"{name} must be an integer >= 1, not {value!r}")
+        for axis, keyword in (("lr", "default"), ("clip", "none"), ("device", None)):
+            if not getattr(self, axis):
+                raise GridError(f"the {axis} axis is empty; give at least one value"
+                                + (f" (or {keyword!r})" if keyword else ""))
         for lr in self.lr:
-            if lr != "default" and (not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0):
-                raise GridError(f"learning rates must be numbers > 0 or 'default', not {lr!r}")
+            if lr != "default" and not _positive_number(lr):
+                raise GridError(f"learning rates must be finite numbers > 0 or 'default', not {lr!r}")
         for clip in self.clip:
-            if clip != "none" and (not isinstance(clip, int | float) or isinstance(clip, bool) or not clip > 0):
-                raise GridError(f"gradient clipping limits must be numbers > 0 or 'none', not {clip!r}")
+            if clip != "none" and not _positive_number(clip):
+                raise GridError(f"gradient clipping limits must be finite numbers > 0 or 'none', not {clip!r}")
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
             raise GridError(f"patience must be an integer >= 1 (epochs without improvement), not {self.patience!r}")
         if self.tune and (self.budget is None or self.budget < 1):
@@ -202,6 +207,10 @@ class GridSpec:
                         f"{PARAM_KINDS[kind]} {name!r} has no hyper-parameter {missing[0]!r}; it takes: "
                         f"{', '.join(sorted(accepted)) or 'none'}"
                     )
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _keyword_names(factory: Any, inputs: int) -> set[str] | None:

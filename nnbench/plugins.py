@@ -89,6 +89,22 @@ class PluginManager(pluggy.PluginManager):
                 continue
             self.origins[ep.name] = ("entry point", dist, version)
 
+    def drop_invalid_entry_points(self) -> None:
+        """Skip, with a warning, third-party plugins that implement hooks nnbench does not have (a
+        misspelled hook name would otherwise stop every command)."""
+        while True:
+            try:
+                self.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.get_name(exc.plugin)
+                if name is None or self.origins.get(name, ("",))[0] != "entry point":
+                    raise
+                warnings.warn(f"plugin {name!r} ({self.origins[name][1]}) was skipped: {exc}", PluginLoadWarning,
+                              stacklevel=2)
+                self.unregister(exc.plugin)
+                del self.origins[name]
+
     def describe(self) -> list[PluginInfo]:
         infos = []
         for name, plugin in self.list_name_plugin():
@@ -118,6 +134,7 @@ def make_plugin_manager(*, load_entry_points: bool = True, extra: Iterable[Any] 
         pm.register_builtin(module_name)
     if load_entry_points:
         pm.load_entry_points(os.environ.get(ENV_VAR))
+    pm.drop_invalid_entry_points()
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()

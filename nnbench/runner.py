@@ -7,8 +7,9 @@ hand results back and the runner commits each one as it arrives.
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +92,44 @@ class RunOutcome:
     log: list[str] = field(default_factory=list)
 
 
+def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
+                    overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    """Build once each model and optimizer whose hyper-parameters the user overrode, so a bad value
+    is one clear error before anything is stored rather than a column of failed trials. Components
+    left at their defaults are not run here: a plugin that crashes or hangs must do so in a worker."""
+    import torch
+
+    from nnbench.train import build_model, choose_view
+
+    models: dict[str, Trial] = {}
+    optimizers: dict[str, Trial] = {}
+    for trial in trials:
+        if trial.arch in overrides.get("arch", {}):
+            models.setdefault(json.dumps([trial.task, trial.arch, trial.activation, trial.loss,
+                                          trial.params.get("arch")], sort_keys=True, default=str), trial)
+        if trial.optimizer in overrides.get("optimizer", {}):
+            optimizers.setdefault(json.dumps([trial.optimizer, trial.params.get("optimizer")], sort_keys=True,
+                                             default=str), trial)
+    for trial in models.values():
+        task = catalogue.tasks.get(trial.task)
+        try:
+            build_model(trial, catalogue, task, choose_view(task, catalogue.architectures.get(trial.arch).modalities))
+        except Exception as exc:
+            raise NNBenchError(
+                f"architecture {trial.arch!r} cannot be built for task {trial.task!r} with "
+                f"{dict(trial.params.get('arch', {}))}: {type(exc).__name__}: {exc}"
+            ) from None
+    for trial in optimizers.values():
+        spec = catalogue.optimizers.get(trial.optimizer)
+        try:
+            spec.factory([torch.zeros(1, requires_grad=True)], lr=trial.lr, **dict(trial.params.get("optimizer", {})))
+        except Exception as exc:
+            raise NNBenchError(
+                f"optimizer {trial.optimizer!r} rejects its hyper-parameters "
+                f"{dict(trial.params.get('optimizer', {}))}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
 def new_run_id() -> str:
     """A sortable, unique run id such as ``20261129-061530-3fa2``."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
@@ -127,14 +166,28 @@ class Session:
         grid = dataclasses.replace(grid, device=self.resolve_devices(grid.device))
         task_params = register_csv_tasks(self.catalogue, grid.task, grid.target, grid.kind)
         trials, skipped = expand_grid(grid, self.catalogue, task_params)
+        check_overrides(trials, self.catalogue, grid.overrides)
         if grid.tune:
             check_tunable(grid, self.catalogue)
             trials += tuning_trials(trials, grid, self.catalogue)
         todo, reused = self._split_stored(trials, store, force)
+        tasks = list(dict.fromkeys(t.task for t in trials))
+        unknown = sorted(set(grid.target_metric) - set(tasks) - {"*"})
+        if unknown:
+            raise NNBenchError(f"--target-metric names task {unknown[0]!r}, which is not in the grid; "
+                               f"tasks: {', '.join(tasks)}")
+        if (grid.target or grid.kind) and not any(name.startswith("csv:") for name in tasks):
+            raise NNBenchError("--target and --kind describe csv:PATH tasks, and the grid has none; "
+                               "add --task csv:FILE or drop them")
         default_target = grid.target_metric.get("*")
         targets = {name: grid.target_metric.get(name, default_target or self.catalogue.tasks.get(name).target)
                    for name in dict.fromkeys(t.task for t in trials)}
         return Plan(grid, trials, todo, reused, skipped, targets)
+
+    def resume(self, plan: Plan, store: ResultStore, force: bool = False) -> Plan:
+        """``plan`` with the trials ``store`` already holds moved from ``todo`` to ``reused``."""
+        todo, reused = self._split_stored(plan.trials, store, force)
+        return dataclasses.replace(plan, todo=todo, reused=reused)
 
     @staticmethod
     def _split_stored(trials: list[Trial], store: ResultStore | None, force: bool) -> tuple[list[Trial], list[Trial]]:

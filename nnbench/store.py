@@ -95,15 +95,23 @@ def now() -> str:
 class ResultStore:
     """A results database at ``path`` (created on first use)."""
 
-    def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
+    def __init__(self, path: str | Path = DEFAULT_STORE, *, readonly: bool = False) -> None:
+        """Open (or create) the store; ``readonly`` opens an existing store for reading only, so
+        reports and exports work on a store in a read-only place and never change it."""
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(
                 f"store path {self.path} is a folder; give a file path such as {self.path / DEFAULT_STORE}"
             )
+        if readonly and not self.path.is_file():
+            raise StoreError(f"store {self.path} does not exist; run `nnbench run` first or pass --store")
         if not self.path.parent.exists():
             raise StoreError(f"cannot create store {self.path}: folder {self.path.parent} does not exist")
         try:
+            if readonly:
+                self._db = self._connect_readonly()
+                self._check_schema(readonly=True)
+                return
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA foreign_keys = ON")
             self._check_schema()
@@ -115,9 +123,22 @@ class ResultStore:
                 "new file or an existing nnbench store"
             ) from None
 
-    def _check_schema(self) -> None:
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            db.execute("SELECT 1 FROM sqlite_master").fetchall()
+            return db
+        except sqlite3.OperationalError:
+            # A WAL store in a read-only folder cannot get its shared-memory file: read the file as
+            # it stands (a store closed cleanly holds everything in the file itself).
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+    def _check_schema(self, readonly: bool = False) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
+            if readonly:
+                raise StoreError(f"{self.path} is empty, not an nnbench store; run `nnbench run` first")
             return
         if "meta" not in tables:
             raise StoreError(f"{self.path} is an SQLite database but not an nnbench store (no meta table)")

@@ -69,10 +69,15 @@ def _with_setting(base: Trial, setting: Mapping[str, float], tuning: dict[str, A
 
 
 def configuration_key(trial: Trial) -> str:
-    """Identifies a configuration: the trial without its seed, learning rate, tuned values and role."""
+    """Identifies a configuration: the trial without its seed, tuned values and role (the learning
+    rate counts unless it is tuned, so each ``--lr`` value keeps its own budget)."""
     config = trial.config()
-    config.update(seed=0, lr=0.0)
-    config["params"] = {k: v for k, v in config["params"].items() if k not in ("optimizer", "tuning")}
+    tuned = set(trial.params.get("tuning", {}).get("tuned", []))
+    config["seed"] = 0
+    if "lr" in tuned:
+        config["lr"] = 0.0
+    optimizer = {k: v for k, v in config["params"].get("optimizer", {}).items() if k not in tuned}
+    config["params"] = {**{k: v for k, v in config["params"].items() if k != "tuning"}, "optimizer": optimizer}
     return Trial.from_config(config).trial_id
 
 

@@ -88,12 +88,15 @@ def test_dry_run_lists_trials_without_training(runner: CliRunner, tmp_path: Path
 @pytest.mark.parametrize(("args", "message"), [
     (["--activation", "rleu"], "unknown activation 'rleu'; did you mean 'relu'?"),
     (["--epochs", "0"], "epochs must be an integer >= 1, not 0"),
-    (["--lr", "-0.1"], "learning rates must be numbers > 0"),
+    (["--lr", "-0.1"], "learning rates must be finite numbers > 0"),
     (["--batch-size", "0"], "batch size must be an integer >= 1"),
     (["--seeds", "0"], "seeds must be an integer >= 1"),
     (["--loss", "bce", "--task", "iris"], "no combination in the grid is compatible"),
     (["--device", "cuda:3"], "device 'cuda:3' is not available; devices here: cpu"),
     (["--store", "missing/folder/r.db"], "folder missing/folder does not exist"),
+    (["--set", "arch.fnn.hidden=abc"], "architecture 'fnn' cannot be built for task 'iris'"),
+    (["--set", "optimizer.adam.betas=5"], "optimizer 'adam' rejects its hyper-parameters {'betas': 5}"),
+    (["--target-metric", "nosuch=0.5"], "--target-metric names task 'nosuch', which is not in the grid"),
 ])
 def test_bad_input_is_one_clear_line_and_loses_nothing(runner: CliRunner, tmp_path: Path, args: list[str],
                                                        message: str) -> None:
@@ -167,3 +170,26 @@ def test_lifecycle_hooks_are_called_in_order(nnbench_plugin: Any, tmp_path: Path
     assert recorder.events.index("trial ok") > recorder.events.index("epoch 2")
 
 
+
+
+def test_a_grid_that_fails_its_checks_creates_no_store(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "run", *SMALL, "--activation", "rleu", "--store", "fresh.db")
+    assert result.exit_code == 1 and not (tmp_path / "fresh.db").exists()
+
+
+def test_report_and_export_only_read_the_store(runner: CliRunner, tmp_path: Path) -> None:
+    invoke(runner, "run", *SMALL, "--no-report")
+    before = (tmp_path / "nnbench.db").read_bytes()
+    assert invoke(runner, "report", "-o", "r.html").exit_code == 0
+    assert invoke(runner, "export", "-o", "r.csv").exit_code == 0
+    assert (tmp_path / "nnbench.db").read_bytes() == before
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = invoke(runner, "report", "--store", str(empty))
+    assert result.exit_code == 1 and "is empty, not an nnbench store" in result.output
+    assert empty.read_bytes() == b""
+
+
+def test_list_says_when_nothing_matches(runner: CliRunner) -> None:
+    result = invoke(runner, "list", "zz*")
+    assert result.exit_code == 1 and "no component matches 'zz*'" in result.output

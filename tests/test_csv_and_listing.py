@@ -77,7 +77,7 @@ def test_a_csv_task_runs_from_the_command_line_and_in_workers(table: Path, tmp_p
             "--optimizer", "adam", "--lr", "0.01", "--seeds", "2", "--epochs", "10", "--quiet"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert f"csv:{table} — test accuracy" in result.output
+    assert f"csv:{table} → converged — test accuracy" in result.output
     pooled = nnbench.run(task=f"csv:{table}", target="converged", arch="fnn", activation="relu", optimizer="adam",
                          lr="0.01", seeds=2, epochs=10, store=tmp_path / "pool.db", workers=2)
     inline = pd.read_sql("SELECT * FROM trials", __import__("sqlite3").connect(tmp_path / "nnbench.db"))
@@ -119,3 +119,21 @@ def test_plugins_json_names_hooks_and_components() -> None:
     assert tasks["source"] == "builtin" and tasks["hooks"] == ["register_tasks"]
     assert "digits" in tasks["components"]["tasks"]
     assert described["nnbench.builtin.executors"]["components"]["executors"] == ["inline", "processes", "ray"]
+
+
+@pytest.mark.parametrize(("edit", "target", "message"), [
+    ("rare", "stage", "class 'z' of target column 'stage' .* has only 1 row"),
+    ("constant", "loss", "target column 'loss' of .* is constant"),
+    ("empty_text", "converged", "column 'optimizer' of .* has 1 empty values"),
+])
+def test_tables_a_split_cannot_serve_are_refused(table: Path, edit: str, target: str, message: str) -> None:
+    frame = pd.read_csv(table)
+    if edit == "rare":
+        frame.loc[0, "stage"] = "z"
+    elif edit == "constant":
+        frame["loss"] = 1.5
+    else:
+        frame.loc[0, "optimizer"] = None
+    frame.to_csv(table, index=False)
+    with pytest.raises(CSVTaskError, match=message):
+        csv_task(f"csv:{table}", target, None)

@@ -111,9 +111,14 @@ def test_wildcards_and_all_expand_against_the_registry(catalogue: Any) -> None:
     ({"epochs": 0}, "epochs must be an integer >= 1"),
     ({"seeds": 0}, "seeds must be an integer >= 1"),
     ({"batch_size": -5}, "batch size must be an integer >= 1"),
-    ({"lr": "0"}, "learning rates must be numbers > 0"),
+    ({"lr": "0"}, "learning rates must be finite numbers > 0"),
     ({"lr": "fast"}, "learning rates must be numbers > 0 or 'default', not 'fast'"),
     ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"lr": "inf"}, "learning rates must be finite numbers > 0"),
+    ({"lr": [True]}, "learning rates must be numbers > 0 or 'default', not True"),
+    ({"device": ""}, "the device axis is empty"),
+    ({"clip": ""}, "the clip axis is empty"),
+    ({"epochs": 1e400}, "epochs must be an integer >= 1, not inf"),
 ])
 def test_out_of_range_values_are_rejected(catalogue: Any, axes: dict[str, Any], message: str) -> None:
     with pytest.raises(GridError, match=message):
@@ -172,8 +177,18 @@ def test_missing_grid_file(tmp_path: Path) -> None:
         load_grid_file(tmp_path / "absent.toml")
 
 
+def test_a_non_utf8_grid_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin.toml"
+    path.write_bytes(b"\xff\xfe[grid]\n")
+    with pytest.raises(GridError, match="latin.toml is not UTF-8 text"):
+        load_grid_file(path)
+
+
 def test_set_assignment_parsing() -> None:
     assert parse_assignment("arch.fnn.hidden=[128, 128]") == ("arch", "fnn", "hidden", [128, 128])
     assert parse_assignment("optimizer.sgd.momentum=0.5") == ("optimizer", "sgd", "momentum", 0.5)
+    assert parse_assignment("arch.fnn.mode=fast") == ("arch", "fnn", "mode", "fast")
     with pytest.raises(GridError, match="KIND.NAME.PARAM=VALUE"):
         parse_assignment("hidden=3")
+    with pytest.raises(GridError, match="'\\[128,' is not a value"):
+        parse_assignment("arch.fnn.hidden=[128,")

@@ -163,3 +163,19 @@ def test_unknown_name_suggests_the_closest_and_lists_the_rest(catalogue: Any) ->
 
 def test_registry_wildcards(catalogue: Any) -> None:
     assert set(catalogue.optimizers.names("adam*")) == {"adam", "adamw", "adamax"}
+
+
+def test_entry_point_with_a_misspelled_hook_is_named_and_skipped(
+    fake_entry_points: list[FakeEntryPoint], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Typo:
+        @hookimpl
+        def register_activatons(self, register: Any) -> None:  # sic
+            pass
+
+    monkeypatch.delenv("NNBENCH_PLUGINS", raising=False)
+    fake_entry_points += [FakeEntryPoint("typo", Typo(), "typo-dist"), FakeEntryPoint("swish", SwishPlugin())]
+    with pytest.warns(PluginLoadWarning, match="'typo' \\(typo-dist\\) was skipped.*register_activatons"):
+        pm = make_plugin_manager()
+    assert "swish_test" in collect_catalogue(pm).activations
+    assert "typo" not in {info.name for info in pm.describe()}

@@ -99,3 +99,13 @@ def test_final_trials_rerun_the_selected_setting_over_the_seeds(catalogue: Any) 
                for t in finals)
     assert all(role_of(t) == "final" and t.params["tuning"]["selected_from"] == best.trial_id for t in finals)
     assert finals[0].trial_id != best.trial_id  # a rerun, not the tuning trial itself
+
+
+def test_each_learning_rate_keeps_its_own_budget_when_only_momentum_is_tuned(catalogue: Any) -> None:
+    _, _, tuning = tuned_grid(catalogue, task="moons", activation="relu", optimizer="momentum", lr="0.1,0.01",
+                              tune="momentum", budget=2)
+    per_config: dict[str, list[float]] = {}
+    for trial in tuning:
+        per_config.setdefault(configuration_key(trial), []).append(trial.lr)
+    assert sorted(sorted(set(rates)) for rates in per_config.values()) == [[0.01], [0.1]]
+    assert all(len(rates) == 2 for rates in per_config.values())

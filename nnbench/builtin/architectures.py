@@ -81,10 +81,7 @@ class ConvNet(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), activation(), nn.Linear(hidden, outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.signal:
-            x = x.transpose(1, 2)
-        else:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.transpose(1, 2) if self.signal else x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x))
 
 

@@ -38,8 +38,14 @@ class Report:
     def save(self, path: str | Path) -> Path:
         """Write the page to ``path`` (creating its folders) and return the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.html, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.html, encoding="utf-8")
+        except OSError as exc:
+            from nnbench.errors import NNBenchError
+
+            raise NNBenchError(f"cannot write the report to {path}: {exc.strerror or exc}; give another "
+                               "path (-o, --report-dir)") from None
         return path
 
 
@@ -49,6 +55,7 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     :param plugin_manager: whose ``report_sections`` hook adds sections; ``None`` loads the plugins
         the way ``nnbench`` does (``make_plugin_manager()``).
     """
+    from nnbench import analysis
     from nnbench.plugins import make_plugin_manager
     from nnbench.report import fairness_sections, sections
     from nnbench.report import html as page
@@ -57,8 +64,8 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     from nnbench.report.statistics import statistics
 
     run_ids = list(run_ids)
-    data = sections.ReportData(store.runs(run_ids), store.trials(run_ids), store.epochs(run_ids),
-                               store.skipped(run_ids))
+    data = sections.ReportData(store.runs(run_ids), analysis.with_variants(store.trials(run_ids)),
+                               store.epochs(run_ids), store.skipped(run_ids))
     pm = plugin_manager or make_plugin_manager()
     built = [
         sections.overview(data),

@@ -103,6 +103,8 @@ def per_task(frame: pd.DataFrame, width: float, height: float, draw: Callable[[A
     figure, axes = facets(len(tasks), width, height, max_columns)
     for ax, task in zip(axes, tasks, strict=True):
         draw(ax, task, frame[frame["task"] == task])
+    for ax in figure.axes:  # long task names (a CSV file's path) wrap instead of squeezing the panel
+        ax.set_title(wrap(ax.get_title(), 48))
     return figure
 
 
@@ -267,7 +269,7 @@ def performance_profile(profile: pd.DataFrame, max_lines: int = 12) -> Figure:
 
 def speed(frame: pd.DataFrame) -> Figure:
     """Median time per epoch and throughput per task and architecture, a bar colour per device."""
-    frame = frame.assign(label=frame["task"] + " · " + frame["arch"])
+    frame = frame.assign(label=(frame["task"] + " · " + frame["arch"]).map(lambda text: wrap(text, 32)))
     with style():
         figure, (time_ax, rate_ax) = facets(2, 5.6, max(2.4, 0.3 * frame["label"].nunique() + 1.3))
         for ax, column, label in ((time_ax, "epoch_time", "median time per epoch (s)"),
