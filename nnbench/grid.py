@@ -284,7 +284,7 @@ def expand_grid(
         clip = None if clip_value == "none" else float(clip_value)
         combination = {"task": task_name, "arch": arch, "activation": activation, "loss": loss,
                        "optimizer": opt_name, "lr": lr, "device": device, "schedule": schedule, "clip": clip}
-        if _excluded({**combination, "lr": lr_value, "clip": clip_value}, grid.exclude) or _excluded(
+        if _excluded({**combination, "lr": lr_value, "clip": clip_value, "loss": loss_name}, grid.exclude) or _excluded(
                 combination, grid.exclude):
             skipped.append(Skipped(combination, "excluded by the grid"))
             continue

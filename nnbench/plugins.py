@@ -69,9 +69,11 @@ class PluginManager(pluggy.PluginManager):
         wanted = _parse_selection(selection)
         if wanted is not None and not wanted:
             return
+        found: set[str] = set()
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
+            found |= {ep.name, dist}
             if wanted is not None and ep.name not in wanted and dist not in wanted:
                 continue
             if self.has_plugin(ep.name):
@@ -88,6 +90,9 @@ class PluginManager(pluggy.PluginManager):
                 )
                 continue
             self.origins[ep.name] = ("entry point", dist, version)
+        for name in sorted((wanted or set()) - found):
+            warnings.warn(f"{ENV_VAR} names {name!r}, but no installed plugin is called that; installed: "
+                          f"{', '.join(sorted(found)) or 'none'}", PluginLoadWarning, stacklevel=2)
 
     def drop_invalid_entry_points(self) -> None:
         """Skip, with a warning, third-party plugins that implement hooks nnbench does not have (a

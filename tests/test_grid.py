@@ -77,6 +77,8 @@ def test_exclude_drops_partial_combinations(catalogue: Any) -> None:
     trials, skipped = expand_grid(spec, catalogue)
     assert {t.optimizer for t in trials} == {"adam"}
     assert [s.reason for s in skipped] == ["excluded by the grid"] * 2
+    spec.exclude = [{"loss": "default", "optimizer": "adam"}]  # rules may name the grid's own words
+    assert {t.optimizer for t in expand_grid(spec, catalogue)[0]} == {"sgd", "adadelta"}
 
 
 def test_overrides_change_params_and_trial_id(catalogue: Any) -> None:
