@@ -75,11 +75,17 @@ def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
     if "variant" in trials.columns or "params" not in trials.columns or trials.empty:
         return trials
     parsed = [_flat_params(p) for p in trials["params"]]
-    values: dict[str, set[str]] = {}
-    for flat, _ in parsed:
-        for key, value in flat.items():
-            values.setdefault(key, set()).add(value)
-    keys = sorted(k for k, v in values.items() if len(v) > 1 or any(k not in flat for flat, _ in parsed))
+    # A value varies when trials of the same component disagree on it: an fnn's `hidden` and a
+    # cnn's `channels` are part of what fnn and cnn are, not variants of either.
+    owner_column = {"arch": "arch", "optimizer": "optimizer", "schedule": "schedule", "task": "task"}
+    values: dict[tuple[str, object], set[str | None]] = {}
+    all_keys = {key for flat, _ in parsed for key in flat}
+    for (flat, _), row in zip(parsed, trials.itertuples(index=False), strict=True):
+        for key in all_keys:
+            column = owner_column.get(key.split(".", 1)[0])
+            owner = getattr(row, column) if column and column in trials.columns else None
+            values.setdefault((key, owner), set()).add(flat.get(key))
+    keys = sorted({key for (key, _), seen in values.items() if len(seen) > 1})
     variant = [", ".join(f"{k}={flat[k]}" for k in keys if k in flat) for flat, _ in parsed]
     task = [f"{name} → {target}" if target else name for name, (_, target) in zip(trials["task"], parsed, strict=True)]
     return trials.assign(variant=variant, task=task)

@@ -224,3 +224,26 @@ def test_blocks_that_all_tie_are_not_tested(tmp_path: Path, trial_result: Callab
         test = analysis.rank_test(store.trials(), "activation")
     assert test.blocks == 6 and test.test == "" and test.verdict == "every block ties: no difference between the levels"
     assert list(test.mean_ranks) == [2.0, 2.0, 2.0]
+
+
+def test_variants_name_only_the_overrides_that_differ_within_a_component() -> None:
+    import json
+
+    def row(arch: str, params: dict, task: str = "spirals") -> dict:
+        return {"task": task, "arch": arch, "optimizer": "adam", "schedule": "constant",
+                "params": json.dumps(params)}
+
+    frame = pd.DataFrame([
+        row("fnn", {"arch": {"hidden": [64, 64]}, "optimizer": {}}),
+        row("fnn", {"arch": {"hidden": [4]}, "optimizer": {}}),
+        row("cnn", {"arch": {"channels": [16, 32]}, "optimizer": {}}),
+        row("fnn", {"arch": {"hidden": [64, 64]}, "optimizer": {"momentum": 0.5},
+                    "tuning": {"tuned": ["momentum"]}}),
+        row("fnn", {"arch": {"hidden": [64, 64]}, "task": {"target": "y"}}, task="csv:t.csv"),
+    ])
+    tidied = analysis.with_variants(frame)
+    assert list(tidied["variant"]) == ["arch.hidden=[64, 64]", "arch.hidden=[4]", "", "arch.hidden=[64, 64]",
+                                       "arch.hidden=[64, 64]"]
+    assert list(tidied["task"])[-1] == "csv:t.csv → y"
+    same_arch = analysis.with_variants(frame.iloc[[0, 2]])
+    assert list(same_arch["variant"]) == ["", ""]  # an fnn's hidden sizes are what an fnn is
