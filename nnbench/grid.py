@@ -12,6 +12,7 @@ import inspect
 import itertools
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,10 @@ DEFAULT_GRID: dict[str, Any] = {
     "clip": ["none"],
 }
 """The grid ``nnbench run`` uses for every axis that neither a grid file nor a flag sets."""
+
+
+class GridWarning(UserWarning):
+    """Something in the grid that is allowed but probably not meant."""
 
 
 class GridError(NNBenchError):
@@ -225,8 +230,11 @@ def _keyword_names(factory: Any, inputs: int) -> set[str] | None:
     return {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"lr"}
 
 
-def _excluded(combination: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> bool:
-    return any(all(combination.get(k) == v for k, v in rule.items()) for rule in rules)
+def _matching_rules(combinations: Sequence[Mapping[str, Any]], rules: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indexes of the exclude rules that match any of ``combinations`` (one combination in the
+    grid's own words, one resolved)."""
+    return [i for i, rule in enumerate(rules)
+            if any(all(combination.get(k) == v for k, v in rule.items()) for combination in combinations)]
 
 
 def incompatibility(catalogue: Catalogue, task: Task, arch: str, loss: str) -> str | None:
@@ -273,6 +281,7 @@ def expand_grid(
     grid.validate(catalogue)
     trials: list[Trial] = []
     skipped: list[Skipped] = []
+    used_rules: set[int] = set()
     for task_name, arch, activation, loss_name, opt_name, lr_value, device, schedule, clip_value in itertools.product(
         grid.task, grid.arch, grid.activation, grid.loss, grid.optimizer, grid.lr, grid.device, grid.schedule,
         grid.clip,
@@ -284,8 +293,10 @@ def expand_grid(
         clip = None if clip_value == "none" else float(clip_value)
         combination = {"task": task_name, "arch": arch, "activation": activation, "loss": loss,
                        "optimizer": opt_name, "lr": lr, "device": device, "schedule": schedule, "clip": clip}
-        if _excluded({**combination, "lr": lr_value, "clip": clip_value, "loss": loss_name}, grid.exclude) or _excluded(
-                combination, grid.exclude):
+        matched = _matching_rules(
+            [{**combination, "lr": lr_value, "clip": clip_value, "loss": loss_name}, combination], grid.exclude)
+        if matched:
+            used_rules.update(matched)
             skipped.append(Skipped(combination, "excluded by the grid"))
             continue
         reason = incompatibility(catalogue, task, arch, loss)
@@ -303,6 +314,10 @@ def expand_grid(
         for seed in range(grid.seeds):
             trials.append(Trial(task_name, arch, activation, loss, opt_name, lr, grid.batch_size, grid.epochs,
                                 seed, device, params, schedule, clip, grid.patience))
+    for i, rule in enumerate(grid.exclude):
+        if i not in used_rules:
+            warnings.warn(f"exclude rule {rule} matches no combination of this grid (a misspelled name or "
+                          "value?)", GridWarning, stacklevel=2)
     trials = list({t.trial_id: t for t in trials}.values())  # "default" may coincide with a listed lr
     if not trials:
         reasons = sorted({s.reason for s in skipped})

@@ -194,3 +194,13 @@ def test_set_assignment_parsing() -> None:
         parse_assignment("hidden=3")
     with pytest.raises(GridError, match="'\\[128,' is not a value"):
         parse_assignment("arch.fnn.hidden=[128,")
+
+
+def test_an_exclude_rule_that_matches_nothing_is_named(catalogue: Any) -> None:
+    from nnbench.grid import GridWarning
+
+    spec = grid(optimizer="sgd,adam")
+    spec.exclude = [{"arch": "fnnn"}, {"optimizer": "sgd"}]
+    with pytest.warns(GridWarning, match="exclude rule {'arch': 'fnnn'} matches no combination"):
+        trials, _ = expand_grid(spec, catalogue)
+    assert {t.optimizer for t in trials} == {"adam"}
