@@ -7,6 +7,7 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +26,12 @@ def git_commit(folder: Path) -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
-def available_devices() -> list[str]:
-    """Every torch device this process can train on: ``cpu``, each ``cuda:N``, ``mps``."""
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices
+def environment(devices: Mapping[str, str], threads: int) -> dict[str, Any]:
+    """A JSON-ready description of the machine and software a run uses.
 
-
-def describe_device(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    if device == "cpu":
-        return platform.processor() or platform.machine()
-    return device
-
-
-def environment() -> dict[str, Any]:
-    """A JSON-ready description of the machine and software a run uses."""
+    :param devices: the devices the run's plugins discovered, name -> description.
+    :param threads: the torch threads each training process uses.
+    """
     from nnbench import __version__
 
     return {
@@ -54,8 +41,8 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "devices": {d: describe_device(d) for d in available_devices()},
+        "torch_threads": threads,
+        "devices": dict(devices),
         "git_commit": git_commit(Path.cwd()),
         "nnbench_commit": git_commit(Path(__file__).resolve().parent),
         "argv": sys.argv,

@@ -235,7 +235,8 @@ class Session:
         store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": options.executor_name(),
                                          "workers": options.workers, "timeout": options.timeout,
                                          "targets": plan.targets},
-                        {**environment(), "torch_threads": options.threads}, len(plan.trials), plan.skipped)
+                        environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
+                                    options.threads), len(plan.trials), plan.skipped)
         store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
         self.pm.hook.before_run(run_id=outcome.run_id, trials=plan.todo)
         sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log)
