@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnbench.grid import Skipped, Trial
-from nnbench.report import build_report
-from nnbench.store import ResultStore
-from nnbench.train import EpochRecord, TrialResult
+from nnbench.contract.trial import EpochRecord, Skipped, Trial, TrialResult
+from nnbench.reporting import build_report
+from nnbench.storage.store import ResultStore
 
 TARGET_SECONDS = 30.0
 EPOCHS = 10

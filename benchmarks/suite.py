@@ -42,12 +42,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from nnbench.components import Catalogue
-from nnbench.config import build_grid
-from nnbench.ensemble import train_group
-from nnbench.grid import Trial, expand_grid
-from nnbench.plugins import collect_catalogue, make_plugin_manager
-from nnbench.train import build_model, choose_view, synchronize, to_view, train_trial
+from nnbench.contract.trial import Trial
+from nnbench.loading.catalogue import Catalogue, collect_catalogue
+from nnbench.loading.plugins import make_plugin_manager
+from nnbench.planning.grid import expand_grid
+from nnbench.planning.gridfile import build_grid
+from nnbench.training.ensemble import train_group
+from nnbench.training.trainer import build_model, choose_view, synchronize, to_view, train_trial
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("trainer", "seeds", "run", "help")

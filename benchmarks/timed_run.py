@@ -19,7 +19,7 @@ from typing import Any
 
 def main() -> None:
     seconds_file = Path(sys.argv[1])
-    import nnbench.ensemble as ensemble
+    import nnbench.training.ensemble as ensemble
     from nnbench.cli import main as nnbench_main
 
     train_group = ensemble.train_group

@@ -1,76 +1,77 @@
 """nnbench: evidence about neural-network components.
 
-Public API: :data:`hookimpl` for plugins, the component spec types, :func:`run` for notebooks.
+Public API: :data:`hookimpl` for plugins, the spec types a plugin registers (components, kinds,
+report sections), the trial and result types lifecycle hooks receive, and :func:`run` and
+:func:`report` for scripts and notebooks. Importing ``nnbench`` loads neither torch nor pandas.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
-from nnbench.components import (
+from nnbench.api import report, run
+from nnbench.contract.errors import NNBenchError
+from nnbench.contract.section import ReportSection
+from nnbench.contract.specs import (
+    STAGES,
     Activation,
     Architecture,
+    Component,
     Device,
+    ExecutorOption,
     ExecutorSpec,
     InputSpec,
+    Kind,
     Loss,
     Optimizer,
+    Schedule,
+    SearchRange,
     Task,
     TaskData,
 )
-from nnbench.errors import NNBenchError
+from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("nnbench")
 """Decorator marking a plugin's hook implementations."""
 
-if TYPE_CHECKING:
-    import pandas as pd
 
-    from nnbench.report import Report
+def __getattr__(name: str) -> Any:
+    # Helpers for task authors that need numpy and torch load on first use.
+    if name == "make_task_data":
+        from nnbench.builtin.datasets import make_task_data
 
-
-def run(**axes: Any) -> pd.DataFrame:
-    """Run a grid from Python and return one row per trial as a DataFrame.
-
-    Takes the same axes as ``nnbench run`` (``task="digits"``, ``arch=["fnn", "cnn"]``,
-    ``seeds=2``, ``store="results.db"``, ...); see :func:`nnbench.runner.run_grid`.
-    """
-    from nnbench.runner import run_from_python
-
-    return run_from_python(**axes)
-
-
-def report(*run_ids: str, store: str = "nnbench.db") -> Report:
-    """Build the HTML report of ``run_ids`` (default: the latest run) from ``store``.
-
-    The returned :class:`nnbench.report.Report` displays inline in a notebook and has
-    ``.save(path)``.
-    """
-    from nnbench.plugins import make_plugin_manager
-    from nnbench.report import build_report
-    from nnbench.store import ResultStore
-
-    with ResultStore(store) as results:
-        return build_report(results, results.resolve_runs(list(run_ids)), make_plugin_manager())
+        return make_task_data
+    raise AttributeError(f"module 'nnbench' has no attribute {name!r}")
 
 
 __all__ = [
+    "STAGES",
     "Activation",
     "Architecture",
+    "Component",
     "Device",
+    "EpochRecord",
+    "ExecutorOption",
     "ExecutorSpec",
     "InputSpec",
+    "Kind",
     "Loss",
     "NNBenchError",
     "Optimizer",
+    "ReportSection",
+    "Schedule",
+    "SearchRange",
     "Task",
     "TaskData",
+    "Trial",
+    "TrialResult",
     "__version__",
     "hookimpl",
+    "make_task_data",
     "report",
     "run",
 ]

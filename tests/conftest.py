@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from nnbench.components import Catalogue
-from nnbench.plugins import PluginManager, collect_catalogue, make_plugin_manager
+from nnbench.loading.catalogue import Catalogue, collect_catalogue
+from nnbench.loading.plugins import PluginManager, make_plugin_manager
 
 pytest_plugins = ("pytester",)  # runs nnbench.testing's fixture inside a pytest session of its own
 
@@ -60,8 +60,7 @@ def fake_result(task: str = "spirals", activation: str = "relu", optimizer: str 
                 n_params: int = 100) -> Any:
     """A hand-made TrialResult: ``curve`` lists (train_loss, metric) per epoch (default: the metric
     reached linearly, the loss halving)."""
-    from nnbench.grid import Trial
-    from nnbench.train import EpochRecord, TrialResult
+    from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 
     regression = task in REGRESSION_TASKS
     trial = Trial(task, arch, activation, loss or ("mse" if regression else "cross_entropy"), optimizer, lr, 32,
@@ -79,7 +78,7 @@ def fake_result(task: str = "spirals", activation: str = "relu", optimizer: str 
 def write_store(path: Any, results: list[Any], *, skipped: list[Any] | None = None, run_id: str = "run-1",
                 grid: dict[str, Any] | None = None) -> Any:
     """Write one finished run of ``results`` to the store at ``path`` (no training) and return it open."""
-    from nnbench.store import ResultStore
+    from nnbench.storage.store import ResultStore
 
     store = ResultStore(path)
     store.start_run(run_id, grid or {"task": ["spirals"], "seeds": 3}, FAKE_ENVIRONMENT, len(results), skipped or [])

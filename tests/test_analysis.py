@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnbench import analysis
-from nnbench.grid import Skipped
+from nnbench.analysis import frames as analysis
+from nnbench.contract.trial import Skipped
 
 T_975 = {2: 4.302652729749462, 3: 3.1824463052837078}  # t-table: two-sided 95%, by degrees of freedom
 SPIRALS_RELU = [0.875, 0.75, 0.625, 0.5]
@@ -59,7 +59,8 @@ def test_leaderboard_ranks_each_task_by_its_own_metric_with_t_intervals(pair: An
 
 
 def test_leaderboard_of_nothing_is_an_empty_frame_with_the_columns() -> None:
-    board = analysis.leaderboard(pd.DataFrame(columns=["task", *analysis.CONFIG_AXES, "status", "metric"]))
+    board = analysis.leaderboard(pd.DataFrame(columns=["task", *analysis.CORE_CONFIG_AXES, *analysis.DERIVED_AXES,
+                                                "status", "metric"]))
     assert board.empty and "mean" in board.columns and "ci_low" in board.columns
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import nnbench
 from nnbench import hookimpl
 from nnbench.cli import cli
-from nnbench.store import ResultStore
+from nnbench.storage.store import ResultStore
 
 SMALL = ["--task", "iris,moons", "--arch", "fnn", "--activation", "relu,tanh", "--optimizer", "adam",
          "--seeds", "2", "--epochs", "2", "--quiet"]

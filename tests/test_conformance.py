@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from nnbench import Activation, Architecture, Loss, Optimizer, Task, TaskData, hookimpl
+from nnbench import Activation, Architecture, Component, Kind, Loss, Optimizer, Schedule, Task, TaskData, hookimpl
 from nnbench.builtin.losses import class_indices, class_outputs
-from nnbench.plugins import BUILTIN_PLUGINS
+from nnbench.loading.plugins import BUILTIN_PLUGINS
 from nnbench.testing import (
     ConformanceError,
     check_activation,
@@ -20,11 +20,13 @@ from nnbench.testing import (
     check_component,
     check_loss,
     check_optimizer,
+    check_schedule,
     check_task,
     components_of,
 )
+from nnbench.testing.conformance import UNCHECKED_KINDS, core_checks
 
-CHECKED_KINDS = (Activation, Loss, Optimizer, Architecture, Task)
+CHECKED_KINDS = (Activation, Loss, Optimizer, Architecture, Task, Schedule, Component)
 
 BUILTIN_COMPONENTS = [
     spec
@@ -200,7 +202,8 @@ import torch
 import nnbench
 from click.testing import CliRunner
 from nnbench.cli import cli
-from nnbench.plugins import collect_catalogue, make_plugin_manager
+from nnbench.loading.catalogue import collect_catalogue
+from nnbench.loading.plugins import make_plugin_manager
 
 
 class Plugin:
@@ -225,3 +228,61 @@ def test_it_is_gone_after_the_test():
 def test_fixture_registers_for_one_test_only(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_inner=INNER_TESTS)
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+# -- every kind has a check -------------------------------------------------------------------------
+
+
+def test_every_core_kind_has_a_check_or_a_reason(catalogue: Any) -> None:
+    core = [r.name for r in catalogue.domain.kinds if r.stage == "core"]
+    assert sorted(core) == sorted([*core_checks(), *UNCHECKED_KINDS])
+
+
+def test_the_builtin_plugin_kinds_are_checked(catalogue: Any) -> None:
+    checked = {(s.kind, s.name) for s in BUILTIN_COMPONENTS if isinstance(s, Component)}
+    for record in catalogue.domain.plugin_kinds:
+        assert {(record.name, n) for n in catalogue.registry(record.name)} <= checked
+
+
+def test_a_schedule_that_goes_negative_is_named() -> None:
+    def wild(optimizer: Any, total_steps: int) -> Any:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / 10)
+
+    with pytest.raises(ConformanceError, match="schedule 'wild' must keep the rate finite and >= 0"):
+        check_schedule(Schedule("wild", wild))
+
+
+KIND_AT = {stage: Kind(f"probe_{stage}", f"probe_{stage}s", stage, "none") for stage in ("model", "build", "loss")}
+
+
+def test_a_model_stage_component_that_breaks_the_output_is_named() -> None:
+    def truncate(model: nn.Module) -> nn.Module:
+        return nn.Sequential(model, nn.Linear(3, 2))
+
+    with pytest.raises(ConformanceError, match="probe_model 'truncate' must leave a model that maps a batch of 4 to"):
+        check_component(Component("probe_model", "truncate", truncate), KIND_AT["model"])
+
+
+def test_a_model_stage_component_with_its_own_randomness_is_named() -> None:
+    generator = np.random.default_rng()
+
+    def noisy(model: nn.Module) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(float(generator.normal()))
+
+    with pytest.raises(ConformanceError, match="gives different models for the same seed"):
+        check_component(Component("probe_model", "noisy", noisy), KIND_AT["model"])
+
+
+def test_a_loss_stage_component_without_gradient_is_named() -> None:
+    def detached(criterion: Any, model: nn.Module) -> Any:
+        return lambda out, y: criterion(out, y).detach() * 0 + torch.tensor(1.0, requires_grad=True)
+
+    with pytest.raises(ConformanceError, match="probe_loss 'detached' gives the model's weights no finite"):
+        check_component(Component("probe_loss", "detached", detached), KIND_AT["loss"])
+
+
+def test_a_component_of_an_unknown_kind_asks_for_its_declaration() -> None:
+    with pytest.raises(TypeError, match="no loaded plugin declares the kind 'nowhere'"):
+        check_component(Component("nowhere", "x", lambda model: None))

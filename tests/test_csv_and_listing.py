@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import nnbench
 from nnbench.cli import cli
-from nnbench.csvtask import CSVTaskError, csv_task
+from nnbench.planning.csvtask import CSVTaskError, csv_task
 
 
 @pytest.fixture

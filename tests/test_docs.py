@@ -1,7 +1,7 @@
 """docs/plugins.md documents every hook (and its parameters) and every field of every spec type.
 
-Hooks and spec types are discovered, not listed here: a hook added to nnbench.hookspecs, a spec
-type added to nnbench.components or a field added to one fails this test until it is documented.
+Hooks and spec types are discovered, not listed here: a hook added to nnbench.contract.hookspecs, a spec
+type added to nnbench.contract.specs or a field added to one fails this test until it is documented.
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from nnbench import components, hookspecs
-from nnbench.report import ReportSection
+from nnbench.contract import hookspecs
+from nnbench.contract import specs as components
+from nnbench.contract.section import ReportSection
 
 DOC = Path(__file__).parents[1] / "docs" / "plugins.md"
 
 HOOKS = sorted(name for name, function in inspect.getmembers(hookspecs, inspect.isfunction)
                if hasattr(function, f"{hookspecs.PROJECT}_spec"))
-REGISTRY_MACHINERY = {components.Entry, components.Catalogue}
 SPEC_TYPES = sorted(
     {cls for _, cls in inspect.getmembers(components, inspect.isclass)
-     if dataclasses.is_dataclass(cls) and cls.__module__ == components.__name__} - REGISTRY_MACHINERY
-    | {ReportSection},
+     if dataclasses.is_dataclass(cls) and cls.__module__ == components.__name__} | {ReportSection},
     key=lambda cls: cls.__name__,
 )
 

@@ -11,12 +11,14 @@ import torch
 from torch import nn
 
 from nnbench import Activation, Architecture, hookimpl
-from nnbench.builtin.architectures import build_fnn
-from nnbench.config import build_grid
-from nnbench.ensemble import group_by_seed, train_group
-from nnbench.grid import Trial, expand_grid
-from nnbench.plugins import collect_catalogue, make_plugin_manager
-from nnbench.train import TrialResult, train_trial
+from nnbench.builtin.networks import build_fnn
+from nnbench.contract.trial import Trial, TrialResult
+from nnbench.loading.catalogue import collect_catalogue
+from nnbench.loading.plugins import make_plugin_manager
+from nnbench.planning.grid import expand_grid
+from nnbench.planning.gridfile import build_grid
+from nnbench.training.ensemble import group_by_seed, train_group
+from nnbench.training.trainer import train_trial
 
 STACKED_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
                       "nadam", "radam"]

@@ -18,9 +18,9 @@ from faulty_plugin import FaultyArchitectures
 import nnbench
 from nnbench import Device, hookimpl
 from nnbench.builtin.devices import discover_devices
-from nnbench.errors import NNBenchError
-from nnbench.executors import describe_exit, result_from_dict, result_to_dict
-from nnbench.runner import Session
+from nnbench.contract.errors import NNBenchError
+from nnbench.execution.messages import describe_exit, result_from_dict, result_to_dict
+from nnbench.session import Session
 
 GRID = {"task": "moons,spirals", "arch": "fnn", "activation": "relu,tanh", "optimizer": "sgd,adam",
         "seeds": 2, "epochs": 3}
@@ -47,7 +47,7 @@ class TwoGpus:
 
 def test_device_names_resolve_against_those_present(nnbench_plugin: Any) -> None:
     nnbench_plugin(TwoGpus())
-    session = Session(nnbench.plugins.make_plugin_manager())
+    session = Session(nnbench.loading.plugins.make_plugin_manager())
     assert session.resolve_devices(["all"]) == ["cpu", "cuda:0", "cuda:1"]
     assert session.resolve_devices(["auto"]) == ["cuda:0"]
     assert session.resolve_devices(["cuda", "cuda:1", "cpu"]) == ["cuda:0", "cuda:1", "cpu"]
@@ -60,9 +60,9 @@ def test_auto_is_cpu_without_accelerators() -> None:
 
 
 def test_results_survive_the_trip_between_processes_as_plain_data(catalogue: Any) -> None:
-    from nnbench.config import build_grid
-    from nnbench.grid import expand_grid
-    from nnbench.train import train_trial
+    from nnbench.planning.grid import expand_grid
+    from nnbench.planning.gridfile import build_grid
+    from nnbench.training.trainer import train_trial
 
     trial = expand_grid(build_grid(None, task="iris", arch="fnn", activation="relu", optimizer="adam", seeds=1,
                                    epochs=2), catalogue)[0][0]

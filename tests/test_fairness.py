@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnbench import analysis, fairness
+from nnbench.analysis import fairness
+from nnbench.analysis import frames as analysis
 
 T_975_2 = 4.302652729749462  # t-table: two-sided 95%, 2 degrees of freedom
 INF = math.inf

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from nnbench import Optimizer
-from nnbench.config import build_grid
-from nnbench.grid import Trial, expand_grid
-from nnbench.train import build_model, make_optimizer, set_up, train_trial
+from nnbench.contract.trial import Trial
+from nnbench.planning.grid import expand_grid
+from nnbench.planning.gridfile import build_grid
+from nnbench.training.trainer import build_model, make_optimizer, set_up, train_trial
 
 # On CPU, torch's fused and foreach kernels compute these updates bit for bit like its
 # one-tensor-at-a-time loop ...

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from nnbench.components import UnknownComponentError
-from nnbench.config import build_grid, load_grid_file, parse_assignment
-from nnbench.grid import DEFAULT_GRID, GridError, expand_grid, incompatibility
+from nnbench.contract.domain import build_domain
+from nnbench.contract.errors import UnknownComponentError
+from nnbench.planning.grid import GridError, default_grid, expand_grid, incompatibility
+from nnbench.planning.gridfile import build_grid, load_grid_file, parse_assignment
 
 
 def grid(**axes: Any) -> Any:
@@ -92,8 +93,9 @@ def test_overrides_change_params_and_trial_id(catalogue: Any) -> None:
 
 def test_trial_id_is_stable_across_processes(catalogue: Any) -> None:
     trials, _ = expand_grid(grid(), catalogue)
-    code = ("from nnbench.config import build_grid; from nnbench.grid import expand_grid;"
-            "from nnbench.plugins import collect_catalogue, make_plugin_manager;"
+    code = ("from nnbench.planning.gridfile import build_grid; from nnbench.planning.grid import expand_grid;"
+            "from nnbench.loading.catalogue import collect_catalogue;"
+            "from nnbench.loading.plugins import make_plugin_manager;"
             "c = collect_catalogue(make_plugin_manager(load_entry_points=False));"
             "g = build_grid(None, task='iris', arch='fnn', activation='relu', loss='default', optimizer='adam',"
             " lr='default', seeds=1, epochs=1, batch_size=32);"
@@ -147,7 +149,8 @@ def test_grid_file_with_flags_overriding(tmp_path: Path, catalogue: Any) -> None
         'exclude = [{arch = "cnn", optimizer = "sgd"}]\n\n[arch.fnn]\nhidden = [128, 128]\n'
     )
     spec = build_grid(load_grid_file(path), seeds=1)
-    assert spec.seeds == 1 and spec.epochs == 3 and spec.batch_size == DEFAULT_GRID["batch_size"]
+    assert spec.seeds == 1 and spec["epochs"] == [3]
+    assert spec["batch_size"] == default_grid(build_domain())["batch_size"]
     trials, skipped = expand_grid(spec, catalogue)
     assert len(trials) == 2 * 2 * 2 - 2
     assert all(t.params["arch"]["hidden"] == [128, 128] for t in trials if t.arch == "fnn")
@@ -197,7 +200,7 @@ def test_set_assignment_parsing() -> None:
 
 
 def test_an_exclude_rule_that_matches_nothing_is_named(catalogue: Any) -> None:
-    from nnbench.grid import GridWarning
+    from nnbench.planning.grid import GridWarning
 
     spec = grid(optimizer="sgd,adam")
     spec.exclude = [{"arch": "fnnn"}, {"optimizer": "sgd"}]

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from nnbench import Activation, hookimpl
-from nnbench.errors import NNBenchError
-from nnbench.micro import micro_cases, parse_ints, run_micro
-from nnbench.store import ResultStore
+from nnbench.contract.errors import NNBenchError
+from nnbench.storage.store import ResultStore
+from nnbench.training.micro import micro_cases, parse_ints, run_micro
 
 QUICK = {"shape": (8, 4), "sizes": (100,), "max_time": 0.001}
 
@@ -81,7 +81,7 @@ def test_cases_follow_kinds_names_shape_sizes_and_devices(catalogue: Any) -> Non
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    ({"kinds": ["task"]}, "measures activation, loss, optimizer, not 'task'"),
+    ({"kinds": ["task"]}, "measures activation, loss, optimizer, norm, not 'task'"),
     ({"names": ["nothing*"]}, "no activation/loss/optimizer matches nothing*"),
     ({"shape": (0, 3)}, "shape must be positive integers"),
 ])

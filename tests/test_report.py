@@ -15,7 +15,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -23,70 +22,23 @@ import matplotlib
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from report_outline import Outline, outline
 
-from nnbench import analysis, hookimpl
-from nnbench.grid import Skipped
-from nnbench.plugins import PluginLoadWarning, PluginManager
-from nnbench.report import Report, ReportSection, build_report, plots, write_run_report
+from nnbench import hookimpl
+from nnbench.analysis import frames as analysis
+from nnbench.contract.trial import Skipped
+from nnbench.loading.plugins import PluginLoadWarning, make_plugin_manager
+from nnbench.reporting import Report, ReportSection, build_report, plots, write_run_report
 
 XSS = "<script>alert(1)</script>"
 XSS_IMG = '<img src=x onerror="alert(2)">'
+
+def BUILTINS() -> Any:  # noqa: N802 - reads as the thing it makes
+    """A plugin manager with the built-in plugins only: the built-in sections come through their hook."""
+    return make_plugin_manager(load_entry_points=False)
+
 SECTIONS = ["overview", "leaderboard", "effects", "interactions", "convergence", "statistics", "learning-rate",
             "speed", "robustness"]
-
-
-class Outline(HTMLParser):
-    """What a reader sees per section: headings, notes, tables, images and text; plus any tag or
-    attribute that could run code."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sections: dict[str, dict[str, Any]] = {}
-        self.current: dict[str, Any] | None = None
-        self.dangerous: list[str] = []
-        self._capture: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        if tag in ("script", "iframe", "object", "embed", "link") or any(a.startswith("on") for a in attributes):
-            self.dangerous.append(tag)
-        if tag == "img" and not (attributes.get("src") or "").startswith("data:image/png;base64,"):
-            self.dangerous.append(f"img {attributes.get('src')}")
-        if tag == "section":
-            self.current = self.sections[attributes["id"] or ""] = {
-                "h2": "", "h3": [], "notes": [], "tables": 0, "images": 0, "text": ""}
-        elif self.current is not None:
-            if tag in ("h2", "h3"):
-                self._capture = tag
-            elif tag == "p" and attributes.get("class") == "note":
-                self._capture = "note"
-            elif tag == "table":
-                self.current["tables"] += 1
-            elif tag == "img":
-                self.current["images"] += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "section":
-            self.current = None
-        if tag in ("h2", "h3", "p"):
-            self._capture = None
-
-    def handle_data(self, data: str) -> None:
-        if self.current is None:
-            return
-        self.current["text"] += data
-        if self._capture == "h2":
-            self.current["h2"] += data
-        elif self._capture == "h3":
-            self.current["h3"].append(data)
-        elif self._capture == "note":
-            self.current["notes"].append(data)
-
-
-def outline(html: str) -> Outline:
-    parser = Outline()
-    parser.feed(html)
-    return parser
 
 
 class Contributor:
@@ -129,7 +81,7 @@ def rich_report(tmp_path_factory: pytest.TempPathFactory, trial_result: Callable
     folder = tmp_path_factory.mktemp("report")
     skipped = [Skipped({"task": "sine", "arch": "cnn"}, f"architecture cnn reads images {XSS_IMG}")]
     grid = {"task": ["spirals", "sine"], "activation": ["relu", XSS], "seeds": 3}
-    pm = PluginManager()
+    pm = BUILTINS()
     pm.register(Contributor(), name="contributor")
     pm.register(Broken(), name="broken")
     with (store_writer(folder / "rich.db", rich_results(trial_result), skipped=skipped, grid=grid) as store,
@@ -189,12 +141,12 @@ def test_strings_from_the_store_grid_and_plugins_are_escaped(rich_report: tuple[
 def test_absent_data_is_said_in_one_line(tmp_path: Path, trial_result: Callable[..., Any],
                                          store_writer: Callable[..., Any]) -> None:
     with store_writer(tmp_path / "one.db", [trial_result(seed=0, metric=0.8)]) as store:
-        page = outline(build_report(store, ["run-1"], PluginManager()).html)
+        page = outline(build_report(store, ["run-1"], BUILTINS()).html)
     notes = {name: section["notes"] for name, section in page.sections.items()}
     assert "only one activation was trained (relu), so there is no activation effect to show" in notes["effects"]
     assert notes["interactions"] == ["fewer than two axes were varied, so there are no interactions to show"]
     assert notes["statistics"] == ["no axis was varied with the others held fixed, so there is nothing to test"]
-    assert notes["plugins"] == ["no plugin contributed a report section"]
+    assert not any(name.startswith("plugin") for name in notes)  # no plugin, no plugin section
     assert page.sections["convergence"]["images"] == 1 and page.sections["leaderboard"]["tables"] == 1
 
 
@@ -205,7 +157,7 @@ def test_two_runs_on_two_devices_are_reported_together(tmp_path: Path, trial_res
                                 if device == "cpu" else 2**20) for a in ("relu", "tanh") for s in range(3)]
         store_writer(tmp_path / "two.db", results, run_id=run).close()
     with store_writer(tmp_path / "two.db", [], run_id="run-empty") as store:
-        page = outline(build_report(store, ["run-cpu", "run-gpu"], PluginManager()).html)
+        page = outline(build_report(store, ["run-cpu", "run-gpu"], BUILTINS()).html)
     overview, speed = page.sections["overview"], page.sections["speed"]
     assert "2 runs from" in overview["text"] and "run-cpu" in overview["text"] and "run-gpu" in overview["text"]
     assert "run-empty" not in overview["text"]
@@ -215,7 +167,7 @@ def test_two_runs_on_two_devices_are_reported_together(tmp_path: Path, trial_res
 
 def test_a_run_without_trials_still_gives_a_report(tmp_path: Path, store_writer: Callable[..., Any]) -> None:
     with store_writer(tmp_path / "empty.db", []) as store:
-        page = outline(build_report(store, ["run-1"], PluginManager()).html)
+        page = outline(build_report(store, ["run-1"], BUILTINS()).html)
     assert page.sections["leaderboard"]["notes"] == ["no trials were stored for these runs"]
     assert page.sections["speed"]["notes"] == ["no trial trained a full epoch, so there are no timings"]
     assert page.sections["robustness"]["notes"][0] == "all 0 trials finished ok"
@@ -249,13 +201,14 @@ def test_report_package_imports_no_plotting_and_building_imports_no_torch(
 import sys
 import matplotlib
 matplotlib.use("pdf")  # as a user or notebook might have chosen
-import nnbench, nnbench.report
+import nnbench, nnbench.reporting
 loaded = [m for m in ("seaborn", "matplotlib.pyplot", "torch", "scipy") if m in sys.modules]
 assert not loaded, loaded
-from nnbench.plugins import PluginManager
-from nnbench.store import ResultStore
-from nnbench.report import build_report
-html = build_report(ResultStore({str(tmp_path / "small.db")!r}), ["run-1"], PluginManager()).html
+from nnbench.loading.plugins import make_plugin_manager
+from nnbench.storage.store import ResultStore
+from nnbench.reporting import build_report
+pm = make_plugin_manager(load_entry_points=False)
+html = build_report(ResultStore({str(tmp_path / "small.db")!r}), ["run-1"], pm).html
 assert "torch" not in sys.modules, "building a report imported torch"
 assert matplotlib.get_backend() == "pdf", "the report changed the process's backend"
 print(len(html))
@@ -378,7 +331,7 @@ def test_report_renders_in_headless_chromium(rich_report: tuple[str, Path], tmp_
 
 # -- fair comparisons: the tuning protocol, time-to-target and performance profiles ----------------
 
-FAIR_SECTIONS = [*SECTIONS, "tuning", "time-to-target", "performance-profile", "micro", "plugins"]
+FAIR_SECTIONS = [*SECTIONS, "tuning", "time-to-target", "performance-profile", "micro"]
 TUNING_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]  # budget 5, log-spaced over the declared range 1e-4 .. 1
 # Final validation (and test) metric per task, optimizer and protocol; the tuned learning rate.
 FAIR_PLAN = {("spirals", "adam"): (0.85, 0.92, 1e-2), ("spirals", "sgd"): (0.7, 0.9, 1e-1),
@@ -446,7 +399,7 @@ def fair_report(tmp_path_factory: pytest.TempPathFactory, protocol_result: Calla
     grid = {"task": ["spirals", "sine"], "optimizer": ["adam", "sgd"], "tune": ["lr"], "budget": 5, "seeds": 3,
             "targets": {"spirals": 0.8, "sine": 0.3}}
     with store_writer(folder / "fair.db", fair_results(protocol_result), grid=grid) as store:
-        return build_report(store, ["run-1"], PluginManager()).html
+        return build_report(store, ["run-1"], BUILTINS()).html
 
 
 def test_fair_comparison_sections_and_box(fair_report: str) -> None:
@@ -485,13 +438,13 @@ def test_fair_comparison_box_says_so_when_all_is_fair_and_escapes_names(
             for s in range(3)]
     with store_writer(tmp_path / "fair.db", fair) as store:
         page = Rows()
-        page.feed(build_report(store, ["run-1"], PluginManager()).html)
+        page.feed(build_report(store, ["run-1"], BUILTINS()).html)
     assert " ".join(page.aside.split()).startswith("Fair comparison Nothing to warn about: every ranking compares")
     assert page.sections["tuning"]["notes"] == ["no configuration was tuned (tune with --tune lr --budget N)"]
     assert page.sections["time-to-target"]["notes"][0].startswith("no task has a target validation metric")
     unfair = [protocol_result(activation=a, seed=s) for a in ("relu", XSS) for s in range(2)]
     with store_writer(tmp_path / "unfair.db", unfair) as store:
-        html = build_report(store, ["run-1"], PluginManager()).html
+        html = build_report(store, ["run-1"], BUILTINS()).html
     page = Rows()
     page.feed(html)
     assert page.dangerous == [] and XSS not in html
@@ -502,7 +455,7 @@ def test_micro_benchmarks_get_a_table_and_a_plot_per_kind(tmp_path: Path, trial_
                                                           store_writer: Callable[..., Any]) -> None:
     with store_writer(tmp_path / "micro.db", [trial_result(seed=0, metric=0.8)]) as store:
         assert "no micro-benchmarks are stored" in " ".join(
-            outline(build_report(store, ["run-1"], PluginManager()).html).sections["micro"]["notes"])
+            outline(build_report(store, ["run-1"], BUILTINS()).html).sections["micro"]["notes"])
         rows = [{"kind": "activation", "name": name, "plugin": "builtin", "device": "cpu", "shape": "256x256",
                  "size": 65536, "status": "ok", "rounds": 100, "iterations": 1, "median": t, "iqr": t / 10,
                  "mean": t, "min": t, "max": t, "stddev": 0.0, "ops": 1 / t}
@@ -510,7 +463,7 @@ def test_micro_benchmarks_get_a_table_and_a_plot_per_kind(tmp_path: Path, trial_
         rows.append({"kind": "optimizer", "name": "adam", "plugin": "builtin", "device": "cpu", "shape": "10000",
                      "size": 10000, "status": "failed", "error": f"boom {XSS}"})
         store.save_micro("micro-1", rows)
-        html = build_report(store, ["run-1"], PluginManager()).html
+        html = build_report(store, ["run-1"], BUILTINS()).html
     section = outline(html).sections["micro"]
     assert section["h3"] == ["activations", "optimizers"]
     assert section["images"] == 1 and section["tables"] == 2  # the failed optimizer has a row, no plot

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nnbench.grid import Skipped, Trial
-from nnbench.store import SCHEMA_VERSION, ResultStore, StoreError
-from nnbench.train import EpochRecord, TrialResult
+from nnbench.contract.trial import EpochRecord, Skipped, Trial, TrialResult
+from nnbench.storage.store import SCHEMA_VERSION, ResultStore, StoreError
 
 
 def result(seed: int = 0, status: str = "ok", metric: float = 0.9, epochs: int = 3) -> TrialResult:

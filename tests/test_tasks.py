@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from nnbench.builtin.tasks import TASKS
+from nnbench.builtin.datasets import TASKS
 
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)

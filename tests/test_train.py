@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from nnbench import Architecture, hookimpl
-from nnbench.config import build_grid
-from nnbench.grid import Trial, expand_grid
-from nnbench.plugins import collect_catalogue, make_plugin_manager
-from nnbench.train import to_view, train_trial
+from nnbench.contract.trial import Trial
+from nnbench.loading.catalogue import collect_catalogue
+from nnbench.loading.plugins import make_plugin_manager
+from nnbench.planning.grid import expand_grid
+from nnbench.planning.gridfile import build_grid
+from nnbench.training.trainer import to_view, train_trial
 
 
 def make_trial(catalogue: Any, **axes: Any) -> Trial:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from nnbench.components import SearchRange
-from nnbench.config import build_grid
-from nnbench.grid import GridError, expand_grid
-from nnbench.tuning import (
+from nnbench.contract.specs import SearchRange
+from nnbench.planning.grid import GridError, expand_grid
+from nnbench.planning.gridfile import build_grid
+from nnbench.planning.tuning import (
     check_tunable,
     configuration_key,
     final_trials,

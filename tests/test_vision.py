@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from nnbench.builtin import vision
-from nnbench.errors import NNBenchError
+from nnbench.builtin import image_sets as vision
+from nnbench.contract.errors import NNBenchError
 from nnbench.testing import check_task
-from nnbench.train import to_view
+from nnbench.training.trainer import to_view
 
 TASKS = {task.name: task for task in vision.TASKS}
 DATA = {"mnist": vision.MNIST, "fashion_mnist": vision.FASHION_MNIST, "cifar10": vision.CIFAR10}

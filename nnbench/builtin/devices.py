@@ -5,10 +5,8 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable
 
-import torch
-
 from nnbench import hookimpl
-from nnbench.components import Device
+from nnbench.contract.specs import Device
 
 
 def discover_devices(cuda_names: list[str], mps: bool) -> list[Device]:
@@ -22,6 +20,8 @@ def discover_devices(cuda_names: list[str], mps: bool) -> list[Device]:
 
 def local_devices() -> list[Device]:
     """The devices this process's torch can use."""
+    import torch
+
     cuda = []
     if torch.cuda.is_available():
         cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

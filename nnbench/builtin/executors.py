@@ -6,23 +6,23 @@ from collections.abc import Callable
 from typing import Any
 
 from nnbench import hookimpl
-from nnbench.components import ExecutorSpec
+from nnbench.contract.specs import ExecutorOption, ExecutorSpec
 
 
 def _inline(options: Any) -> Any:
-    from nnbench.executors import InlineExecutor
+    from nnbench.execution.executors import InlineExecutor
 
     return InlineExecutor(options)
 
 
 def _processes(options: Any) -> Any:
-    from nnbench.executors import ProcessExecutor
+    from nnbench.execution.executors import ProcessExecutor
 
     return ProcessExecutor(options)
 
 
 def _ray(options: Any) -> Any:
-    from nnbench.ray_executor import RayExecutor
+    from nnbench.execution.ray import RayExecutor
 
     return RayExecutor(options)
 
@@ -30,7 +30,9 @@ def _ray(options: Any) -> Any:
 EXECUTORS = (
     ExecutorSpec("inline", _inline, "trains in this process, one unit after another"),
     ExecutorSpec("processes", _processes, "local worker processes (--workers N), one pool per device"),
-    ExecutorSpec("ray", _ray, "one Ray task per unit on a Ray cluster (--address or RAY_ADDRESS) or a local Ray"),
+    ExecutorSpec("ray", _ray, "one Ray task per unit on a Ray cluster (--address or RAY_ADDRESS) or a local Ray",
+                 options=(ExecutorOption("address", "Ray cluster address for --executor ray (default: $RAY_ADDRESS, "
+                                                    "else a local Ray)."),)),
 )
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-
-import torch
-from torch import nn
-from torch.nn import functional as F
+from typing import TYPE_CHECKING
 
 from nnbench import hookimpl
-from nnbench.components import Loss, Task, TaskKind
+from nnbench.contract.specs import Loss, Task, TaskKind
+
+if TYPE_CHECKING:
+    import torch
 
 CLASSES: frozenset[TaskKind] = frozenset({"binary", "multiclass"})
 ALL_KINDS: frozenset[TaskKind] = frozenset({"binary", "multiclass", "regression"})
@@ -38,6 +38,8 @@ def class_indices(y: torch.Tensor, task: Task) -> torch.Tensor:
 
 def one_hot_or_value(y: torch.Tensor, task: Task) -> torch.Tensor:
     """One-hot float targets for classes; regression targets unchanged."""
+    from torch.nn import functional as F
+
     if task.kind == "regression":
         return y.float()
     return F.one_hot(y.long(), task.num_classes).float()
@@ -47,30 +49,34 @@ def float_column(y: torch.Tensor, task: Task) -> torch.Tensor:
     return y.float().reshape(-1, 1)
 
 
-LOSSES = (
-    Loss("cross_entropy", nn.CrossEntropyLoss, CLASSES, class_outputs, class_indices,
-         "softmax cross entropy on class indices"),
-    Loss("label_smoothing", lambda: nn.CrossEntropyLoss(label_smoothing=0.1), CLASSES, class_outputs,
-         class_indices, "cross entropy with label smoothing 0.1"),
-    Loss("nll", nn.NLLLoss, CLASSES, class_outputs, class_indices,
-         "negative log-likelihood behind a log-softmax head", head="log_softmax"),
-    Loss("multi_margin", nn.MultiMarginLoss, CLASSES, class_outputs, class_indices,
-         "multi-class hinge loss (margin 1)"),
-    Loss("bce_with_logits", nn.BCEWithLogitsLoss, BINARY, single_logit, float_column,
-         "binary cross entropy on one logit"),
-    Loss("bce", nn.BCELoss, BINARY, single_logit, float_column,
-         "binary cross entropy behind a sigmoid head", head="sigmoid"),
-    Loss("mse", nn.MSELoss, ALL_KINDS, natural_outputs, one_hot_or_value,
-         "mean squared error (one-hot targets on classification)"),
-    Loss("l1", nn.L1Loss, ALL_KINDS, natural_outputs, one_hot_or_value,
-         "mean absolute error (one-hot targets on classification)"),
-    Loss("huber", nn.HuberLoss, ALL_KINDS, natural_outputs, one_hot_or_value,
-         "Huber loss, delta 1 (one-hot targets on classification)"),
-)
+def losses() -> tuple[Loss, ...]:
+    """The built-in losses (torch is imported when they are registered)."""
+    from torch import nn
+
+    return (
+        Loss("cross_entropy", nn.CrossEntropyLoss, CLASSES, class_outputs, class_indices,
+             "softmax cross entropy on class indices"),
+        Loss("label_smoothing", lambda: nn.CrossEntropyLoss(label_smoothing=0.1), CLASSES, class_outputs,
+             class_indices, "cross entropy with label smoothing 0.1"),
+        Loss("nll", nn.NLLLoss, CLASSES, class_outputs, class_indices,
+             "negative log-likelihood behind a log-softmax head", head="log_softmax"),
+        Loss("multi_margin", nn.MultiMarginLoss, CLASSES, class_outputs, class_indices,
+             "multi-class hinge loss (margin 1)"),
+        Loss("bce_with_logits", nn.BCEWithLogitsLoss, BINARY, single_logit, float_column,
+             "binary cross entropy on one logit"),
+        Loss("bce", nn.BCELoss, BINARY, single_logit, float_column,
+             "binary cross entropy behind a sigmoid head", head="sigmoid"),
+        Loss("mse", nn.MSELoss, ALL_KINDS, natural_outputs, one_hot_or_value,
+             "mean squared error (one-hot targets on classification)"),
+        Loss("l1", nn.L1Loss, ALL_KINDS, natural_outputs, one_hot_or_value,
+             "mean absolute error (one-hot targets on classification)"),
+        Loss("huber", nn.HuberLoss, ALL_KINDS, natural_outputs, one_hot_or_value,
+             "Huber loss, delta 1 (one-hot targets on classification)"),
+    )
 
 
 @hookimpl
 def register_losses(register: Callable[[Loss], None]) -> None:
-    for loss in LOSSES:
+    for loss in losses():
         # Every built-in loss is a mean over the batch of per-sample terms: safe to vectorize.
         register(dataclasses.replace(loss, vectorizable=True))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from typing import TYPE_CHECKING
 
 from nnbench import hookimpl
-from nnbench.components import Schedule
+from nnbench.contract.specs import Schedule
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 
 
 def constant(optimizer: Optimizer, total_steps: int) -> None:
@@ -19,12 +21,16 @@ def constant(optimizer: Optimizer, total_steps: int) -> None:
 
 def step_decay(optimizer: Optimizer, total_steps: int, drops: int = 2, gamma: float = 0.1) -> LRScheduler:
     """Multiply the rate by ``gamma`` ``drops`` times, evenly over training."""
+    from torch.optim.lr_scheduler import LambdaLR
+
     every = max(1, total_steps // (drops + 1))
     return LambdaLR(optimizer, lambda step: gamma ** min(drops, step // every))
 
 
 def cosine(optimizer: Optimizer, total_steps: int, floor: float = 0.0) -> LRScheduler:
     """Cosine annealing from the full rate down to ``floor`` times it at the last step."""
+
+    from torch.optim.lr_scheduler import LambdaLR
 
     def factor(step: int) -> float:
         progress = min(step, total_steps) / max(1, total_steps)
@@ -35,6 +41,8 @@ def cosine(optimizer: Optimizer, total_steps: int, floor: float = 0.0) -> LRSche
 
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup: float = 0.1) -> LRScheduler:
     """Linear warm-up over the first ``warmup`` fraction of steps, then cosine annealing to zero."""
+    from torch.optim.lr_scheduler import LambdaLR
+
     ramp = max(1, int(total_steps * warmup))
 
     def factor(step: int) -> float:

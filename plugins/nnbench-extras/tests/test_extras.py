@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 import nnbench
 from nnbench.cli import cli
-from nnbench.testing import check_component, components_of
+from nnbench.testing import check_component, components_of, kinds_of
 
 extras = pytest.importorskip("nnbench_extras", reason="install the plugin first: pip install ./plugins/nnbench-extras")
 
-from nnbench_extras import csv_log, plugin  # noqa: E402
+from nnbench_extras import csv_log, plugin, regularizer  # noqa: E402
 from nnbench_extras.lion import Lion  # noqa: E402
 from nnbench_extras.transformer import build_transformer  # noqa: E402
 
@@ -27,9 +27,61 @@ SMALL_GRID = {"task": "recall", "arch": "transformer,fnn", "activation": "snake,
               "seeds": 1, "epochs": 1, "set_params": ["arch.transformer.layers=1"]}
 
 
+KINDS = {kind.name: kind for kind in kinds_of(plugin)}
+
+
 @pytest.mark.parametrize("spec", components_of(plugin), ids=lambda spec: spec.name)
 def test_every_component_conforms(spec: Any) -> None:
-    check_component(spec)
+    check_component(spec, KINDS.get(getattr(spec, "kind", "")))
+
+
+def test_the_plugin_declares_the_regularizer_kind_at_the_loss_stage() -> None:
+    assert list(KINDS) == ["regularizer"]
+    assert (KINDS["regularizer"].stage, KINDS["regularizer"].default) == ("loss", "none")
+    names = [s.name for s in components_of(plugin) if getattr(s, "kind", None) == "regularizer"]
+    assert names == ["none", "l1", "l2", "orthogonal"]
+
+
+def test_each_penalty_adds_what_it_says() -> None:
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0, 0.0], [0.5, 0.0, 3.0]]))
+        model.bias.fill_(10.0)  # biases are not penalized
+    zero = lambda out, y: torch.zeros(())  # noqa: E731 - the criterion's own value is 0
+    x, y = torch.zeros(1, 3), torch.zeros(1, 2)
+    assert regularizer.l1(zero, model, weight=1.0)(x, y).item() == pytest.approx(6.5)
+    assert regularizer.l2(zero, model, weight=1.0)(x, y).item() == pytest.approx(0.5 * (1 + 4 + 0.25 + 9))
+    gram = model.weight @ model.weight.t()
+    expected = (gram - torch.eye(2)).pow(2).sum().item()
+    assert regularizer.orthogonal(zero, model, weight=1.0)(x, y).item() == pytest.approx(expected)
+    assert regularizer.none(zero, model) is zero
+
+
+def test_the_regularizer_kind_is_a_grid_axis_end_to_end(nnbench_plugin: Any, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    nnbench_plugin(plugin, name="extras")
+    store = str(tmp_path / "reg.db")
+    args = ["run", "--task", "moons", "--arch", "fnn", "--activation", "relu", "--optimizer", "adam", "--regularizer",
+            "none,l2,orthogonal", "--set", "regularizer.l2.weight=0.01", "--seeds", "2", "--epochs", "2", "--store",
+            store, "--no-report", "-q"]
+    first = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert "6 trials: 6 to train" in first.output and "regularizer=l2" in first.output
+    assert "6 trials: 0 to train, 6 already stored" in CliRunner().invoke(cli, args, catch_exceptions=False).output
+
+    def readable() -> None:
+        exported = tmp_path / "reg.csv"
+        assert CliRunner().invoke(cli, ["export", "--store", store, "-o", str(exported)]).exit_code == 0
+        rows = list(csv.DictReader(exported.open()))
+        assert sorted(r["regularizer"] for r in rows) == ["l2", "l2", "none", "none", "orthogonal", "orthogonal"]
+        report = tmp_path / "reg.html"
+        assert CliRunner().invoke(cli, ["report", "--store", store, "-o", str(report)]).exit_code == 0
+        assert "<h3>regularizer</h3>" in report.read_text()
+
+    readable()
+    from nnbench.loading import plugins
+
+    monkeypatch.setattr(plugins, "PluginManager", plugins.PluginManager.__mro__[1])  # the plugin is gone
+    readable()
 
 
 def test_the_entry_point_names_the_plugin_module() -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nnbench.grid import Trial
-    from nnbench.train import EpochRecord
+    from nnbench import EpochRecord, Trial
 
 ENV_VAR = "NNBENCH_EXTRAS_CSV_DIR"
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nnbench import Activation, Architecture, Optimizer, Task, hookimpl
-from nnbench_extras import csv_log, recall
+from nnbench import Activation, Architecture, Component, Kind, Optimizer, Task, hookimpl
+from nnbench_extras import csv_log, recall, regularizer
 from nnbench_extras.lion import Lion
 from nnbench_extras.snake import Snake
 from nnbench_extras.transformer import build_transformer
 
 if TYPE_CHECKING:
-    from nnbench.grid import Trial
-    from nnbench.train import EpochRecord
+    from nnbench import EpochRecord, Trial
 
 
 @hookimpl
@@ -42,6 +41,23 @@ def register_tasks(register: Callable[[Task], None]) -> None:
     register(Task("recall", "multiclass", "sequence", (recall.STEPS, 2), recall.load_recall,
                   f"which of {recall.STEPS} digits carries the marker? (attention finds it directly)",
                   num_classes=10))
+
+
+@hookimpl
+def register_kinds(register: Callable[[Kind], None]) -> None:
+    register(Kind(regularizer.KIND, "regularizers", "loss", "none", "a weight penalty added to the training loss",
+                  aliases=("penalty", "penalties")))
+
+
+@hookimpl
+def register_components(register: Callable[[Component], None]) -> None:
+    for name, factory, description, params in (
+        ("none", regularizer.none, "no penalty", {}),
+        ("l1", regularizer.l1, "weight x sum |w| over weight matrices and kernels", {"weight": 1e-5}),
+        ("l2", regularizer.l2, "weight x sum w^2 / 2 over weight matrices and kernels", {"weight": 1e-4}),
+        ("orthogonal", regularizer.orthogonal, "weight x sum ||W W^T - I||^2 (soft orthogonality)", {"weight": 1e-4}),
+    ):
+        register(Component(regularizer.KIND, name, factory, description, params))
 
 
 @hookimpl

@@ -11,8 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from nnbench import TaskData
-from nnbench.builtin.tasks import make_task_data
+from nnbench import TaskData, make_task_data
 
 STEPS = 16
 SAMPLES = 3000

@@ -1,0 +1,171 @@
+"""A trial and what training it produced: the plain data every stage passes on.
+
+:class:`Trial` is also where the core trial axes are declared, once: each field made with
+:func:`~nnbench.contract.axes.axis` is an axis (:data:`TRIAL_AXES`), and the grid, the grid file, the
+command line, the store and the analysis are derived from these declarations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any
+
+from nnbench.contract.axes import NAMES_HELP, Axis, axis, field_axes, short_label
+
+TRIAL_FORMAT = 1  # bump when the meaning of a trial's fields changes, so ids change with it
+
+
+@dataclass(frozen=True, eq=False)
+class Trial:
+    """One fully specified training run.
+
+    ``params`` holds the effective hyper-parameters of the architecture, the optimizer, the
+    schedule and any other component that takes some (defaults merged with the grid's overrides),
+    and, for trials of a tuning protocol, their role. ``clip`` is the gradient-norm limit (``None``:
+    no clipping); ``patience`` stops training after that many epochs without a better validation
+    metric (``None``: never). ``components`` names the trial's component of each kind that a plugin
+    added (``{"initializer": "xavier_uniform"}``), left out where it is the kind's default.
+
+    Two trials are equal when their ids are.
+    """
+
+    task: str = axis(kind="task", role="task", default=("spirals", "digits", "sine"), help=f"Tasks. {NAMES_HELP}")
+    arch: str = axis(kind="architecture", default=("fnn", "cnn", "lstm"), effect=4, label="{}",
+                     help=f"Architectures. {NAMES_HELP}")
+    activation: str = axis(kind="activation", default=("relu", "tanh", "gelu"), effect=1, label="/{}",
+                           help=f"Activations. {NAMES_HELP}")
+    loss: str = axis(kind="loss", default=("default",), keyword="default", effect=3, label="/{}",
+                     help=f"Losses ('default': each task's own). {NAMES_HELP}")
+    optimizer: str = axis(kind="optimizer", default=("sgd", "adam"), effect=2, label="/{}",
+                          help=f"Optimizers. {NAMES_HELP}")
+    lr: float = axis(default=("default",), keyword="default", noun="learning rates", effect=5, label="@{:g}",
+                     help="Learning rates, comma-separated ('default': each optimizer's own).")
+    batch_size: int = axis(default=(32,), noun="batch size", help="Mini-batch sizes, comma-separated.")
+    epochs: int = axis(default=(15,), help="Training epochs per trial, comma-separated.")
+    seed: int = axis(role="seed", grid_key="seeds", default=(3,), count=True,
+                     help="Seeds per configuration (0 .. N-1).")
+    device: str = axis(field_default="cpu", default=("cpu",), help="Devices, comma-separated: auto, all, cpu, cuda, "
+                                                                    "cuda:N, mps.")
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    schedule: str = axis(field_default="constant", kind="schedule", default=("constant",), effect=6, label="+{}",
+                         label_unless="constant", help=f"Learning-rate schedules. {NAMES_HELP}")
+    clip: float | None = axis(field_default=None, default=("none",), keyword="none", effect=7, label=" clip {:g}",
+                              label_unless=None,
+                              noun="gradient clipping limits",
+                              help="Gradient-norm clipping limits, comma-separated ('none': no clipping).")
+    patience: int | None = axis(field_default=None, default=("none",), keyword="none",
+                                help="Early stopping: stop after this many epochs without a better validation "
+                                     "metric (the best epoch's weights are kept); 'none': train every epoch.")
+    components: Mapping[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, Any]:
+        """The canonical, JSON-ready form of this trial."""
+        out: dict[str, Any] = {}
+        for ax in TRIAL_AXES:
+            value = getattr(self, ax.name)
+            if ax.in_id(value):
+                out[ax.name] = value
+        out["params"] = {k: dict(v) for k, v in sorted(self.params.items())}
+        out.update(sorted(self.components.items()))
+        return out
+
+    @cached_property
+    def trial_id(self) -> str:
+        """A stable id: the hash of the canonical form, the same in every process and session."""
+        canonical = json.dumps({"format": TRIAL_FORMAT, **self.config()}, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trial) and other.trial_id == self.trial_id
+
+    def __hash__(self) -> int:
+        return hash(self.trial_id)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "trial_id"}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Trial:
+        """The trial whose :meth:`config` is ``config`` (keys that are not fields are components)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"components"}
+        return cls(**{k: v for k, v in config.items() if k in known - {"params"}},
+                   params=dict(config.get("params", {})),
+                   components={k: v for k, v in config.items() if k not in known})
+
+    def value(self, name: str) -> Any:
+        """The trial's value on the axis ``name`` (a component of a plugin's kind: ``None`` when it is the
+        kind's default)."""
+        if name in AXIS_FIELDS:
+            return getattr(self, name)
+        return self.components.get(name)
+
+    def label(self) -> str:
+        """A short human-readable name, without the seed."""
+        own = short_label({ax.name: getattr(self, ax.name) for ax in TRIAL_AXES}, TRIAL_AXES)
+        return own + "".join(f" {kind}={name}" for kind, name in sorted(self.components.items()))
+
+
+TRIAL_AXES: tuple[Axis, ...] = field_axes(Trial)
+"""The core trial axes, in field order."""
+AXIS_FIELDS = frozenset(ax.name for ax in TRIAL_AXES)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A combination of the grid that will not be trained, and why."""
+
+    combination: Mapping[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of one trial. ``metric`` is the task's primary metric on the test split,
+    ``val_metric`` the same metric on the validation split."""
+
+    epoch: int
+    train_loss: float
+    test_loss: float
+    metric: float
+    epoch_time: float
+    val_loss: float | None = None
+    val_metric: float | None = None
+    accuracy: float | None = None
+    rmse: float | None = None
+    r2: float | None = None
+
+
+@dataclass
+class TrialResult:
+    """What training a trial produced. ``status`` is ``ok``, ``diverged`` or ``failed``."""
+
+    trial: Trial
+    status: str
+    metric_name: str = ""
+    metric: float | None = None
+    train_loss: float | None = None
+    test_loss: float | None = None
+    val_loss: float | None = None
+    val_metric: float | None = None
+    accuracy: float | None = None
+    rmse: float | None = None
+    r2: float | None = None
+    n_params: int | None = None
+    train_time: float = 0.0
+    throughput: float | None = None
+    peak_memory: int | None = None
+    best_epoch: int | None = None
+    error: str | None = None
+    curve: list[EpochRecord] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Flat, JSON-ready fields (no curve, no trial)."""
+        out = asdict(self)
+        out.pop("trial")
+        out.pop("curve")
+        return out

@@ -1,0 +1,78 @@
+"""The HTML comparison report: one self-contained page built from one or more stored runs.
+
+``build_report(store, run_ids)`` reads the runs, computes every section's frame with
+:mod:`nnbench.analysis.frames`, draws the figures with seaborn and renders one HTML page with jinja2. The
+page loads nothing from the network and runs no script. Plugins add sections through the
+``report_sections`` hook by returning :class:`ReportSection` objects. Importing this package is
+cheap: plotting libraries load when a report is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nnbench.contract.section import ReportSection
+
+if TYPE_CHECKING:
+    from nnbench.loading.plugins import PluginManager
+    from nnbench.storage.store import ResultStore
+
+__all__ = ["Report", "ReportSection", "build_report", "write_run_report"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """A rendered report: ``html`` is the whole page."""
+
+    html: str
+
+    def _repr_html_(self) -> str:
+        # An isolated frame keeps the report's styles out of the notebook and its policy in force.
+        return (f'<iframe srcdoc="{escape(self.html, quote=True)}" sandbox '
+                'style="width: 100%; height: 800px; border: 1px solid #ddd"></iframe>')
+
+    def save(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (creating its folders) and return the path."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.html, encoding="utf-8")
+        except OSError as exc:
+            from nnbench.contract.errors import NNBenchError
+
+            raise NNBenchError(f"cannot write the report to {path}: {exc.strerror or exc}; give another "
+                               "path (-o, --report-dir)") from None
+        return path
+
+
+def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: PluginManager | None = None) -> Report:
+    """Build the report of ``run_ids`` (ids as stored; see ``ResultStore.resolve_runs``).
+
+    :param plugin_manager: whose ``report_sections`` hook makes the sections (the built-in ones
+        included); ``None`` loads the plugins the way ``nnbench`` does (``make_plugin_manager()``).
+    """
+    from nnbench.analysis import frames as analysis
+    from nnbench.loading.plugins import make_plugin_manager
+    from nnbench.reporting import html as page
+    from nnbench.reporting.contributed import report_sections
+
+    run_ids = list(run_ids)
+    trials = analysis.with_variants(store.trials(run_ids))
+    arguments = {"trials": trials, "epochs": store.epochs(run_ids), "runs": store.runs(run_ids),
+                 "skipped": store.skipped(run_ids), "micro": store.micro()}
+    pm = plugin_manager or make_plugin_manager()
+    built = report_sections(pm, arguments)
+    title = "nnbench report: " + (", ".join(run_ids) if len(run_ids) <= 3 else f"{len(run_ids)} runs")
+    tasks = ", ".join(dict.fromkeys(trials["task"])) or "no tasks"
+    subtitle = f"{len(trials):,} trials on {tasks}; stored in {store.path}"
+    return Report(page.render(title, subtitle, built))
+
+
+def write_run_report(store: ResultStore, run_ids: Sequence[str], out_dir: Path,
+                     plugin_manager: PluginManager | None = None) -> Path:
+    """Build the report of ``run_ids`` and write it to ``out_dir/index.html``; return that path."""
+    return build_report(store, run_ids, plugin_manager).save(Path(out_dir) / "index.html")

@@ -1,0 +1,397 @@
+"""The composition root: one session's plugins, domain and catalogue, and the run sequence.
+
+A :class:`Session` makes the one plugin manager of a process's session (the command line and
+``nnbench.run`` both start one), derives the domain (kinds and axes) and the catalogue from it, and
+runs grids: :meth:`Session.run` is the sequence ``nnbench run`` and ``nnbench.run()`` share (check
+and plan the grid before any store is opened, resume from the store, train, store every result as
+it arrives). The session is the only writer of the store: executors hand results back and it
+commits each one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from nnbench.contract.errors import NNBenchError
+from nnbench.contract.trial import Skipped, Trial, TrialResult
+from nnbench.execution.environment import environment
+from nnbench.execution.executors import ExecutorOptions, GridStopped
+from nnbench.loading.catalogue import Catalogue, collect_catalogue
+from nnbench.loading.plugins import BUILTIN_PLUGINS, PluginManager, make_plugin_manager
+from nnbench.planning.csvtask import register_csv_tasks
+from nnbench.planning.grid import GridSpec, expand_grid
+from nnbench.planning.gridfile import build_grid, load_grid_file
+from nnbench.planning.tuning import (
+    check_tunable,
+    configuration_key,
+    final_trials,
+    role_of,
+    select_best,
+    tuning_trials,
+)
+from nnbench.storage.store import ResultStore
+
+COUNTED_AS_FAILURES = ("failed", "timeout")
+
+
+@dataclass
+class Plan:
+    """An expanded grid: the trials to train, those already stored, and the skipped combinations.
+
+    With tuning, ``trials`` holds the untuned defaults and the tuning trials; the final reruns are
+    known only once the tuning trials are done (see :meth:`Session.execute`).
+    """
+
+    grid: GridSpec
+    trials: list[Trial]
+    todo: list[Trial]
+    reused: list[Trial]
+    skipped: list[Skipped]
+    targets: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class RunOptions:
+    """How to execute a plan (not part of any trial's identity)."""
+
+    executor: str = "inline"
+    workers: int = 1
+    # One torch thread per process: small models gain little from intra-op threads, and under
+    # load two threads per process ran a grid 10x slower here than one. Use --workers for cores.
+    threads: int = 1
+    timeout: float | None = None
+    max_failures: int | None = None  # stop once more trials than this failed or timed out
+    vectorize: bool = True
+    download: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # the executor's own options (Ray's address)
+
+    def validate(self) -> None:
+        if self.workers < 1:
+            raise NNBenchError(f"--workers must be >= 1, not {self.workers}")
+        if self.threads < 1:
+            raise NNBenchError(f"--threads must be >= 1, not {self.threads}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise NNBenchError(f"--timeout must be a number of seconds > 0, not {self.timeout}")
+        if self.max_failures is not None and self.max_failures < 0:
+            raise NNBenchError(f"--max-failures must be >= 0, not {self.max_failures}")
+
+    def executor_name(self) -> str:
+        """``inline`` becomes ``processes`` when several workers or a time limit are asked for."""
+        if self.executor == "inline" and (self.workers > 1 or self.timeout):
+            return "processes"  # a time limit needs a process that can be stopped
+        return self.executor
+
+
+@dataclass
+class RunOutcome:
+    """What a finished, stopped or interrupted run leaves: its id, its store and this run's results."""
+
+    run_id: str
+    store_path: Path
+    plan: Plan
+    results: list[TrialResult] = field(default_factory=list)
+    status: str = "running"
+    log: list[str] = field(default_factory=list)
+
+
+def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
+                    overrides: Mapping[str, Mapping[str, Any]]) -> None:
+    """Build once each model and optimizer whose hyper-parameters the user overrode, so a bad value
+    is one clear error before anything is stored rather than a column of failed trials. Components
+    left at their defaults are not run here: a plugin that crashes or hangs must do so in a worker."""
+    import torch
+
+    from nnbench.training.trainer import build_model, choose_view
+
+    models: dict[str, Trial] = {}
+    optimizers: dict[str, Trial] = {}
+    for trial in trials:
+        overridden = [axis for axis in ("arch", *trial.components)
+                      if trial.value(axis) in overrides.get(axis, {})]
+        if overridden and any(catalogue.domain.kind(a).stage in ("core", "build", "model") for a in overridden):
+            models.setdefault(json.dumps([trial.task, trial.arch, trial.activation, trial.loss,
+                                          trial.components, trial.params], sort_keys=True, default=str), trial)
+        if trial.optimizer in overrides.get("optimizer", {}):
+            optimizers.setdefault(json.dumps([trial.optimizer, trial.params.get("optimizer")], sort_keys=True,
+                                             default=str), trial)
+    for trial in models.values():
+        task = catalogue.tasks.get(trial.task)
+        try:
+            build_model(trial, catalogue, task, choose_view(task, catalogue.architectures.get(trial.arch).modalities))
+        except Exception as exc:
+            given = "".join(f" and {k} {v!r} with {dict(trial.params.get(k, {}))}" for k, v in trial.components.items())
+            raise NNBenchError(
+                f"architecture {trial.arch!r} cannot be built for task {trial.task!r} with "
+                f"{dict(trial.params.get('arch', {}))}{given}: {type(exc).__name__}: {exc}"
+            ) from None
+    for trial in optimizers.values():
+        spec = catalogue.optimizers.get(trial.optimizer)
+        try:
+            spec.factory([torch.zeros(1, requires_grad=True)], lr=trial.lr, **dict(trial.params.get("optimizer", {})))
+        except Exception as exc:
+            raise NNBenchError(
+                f"optimizer {trial.optimizer!r} rejects its hyper-parameters "
+                f"{dict(trial.params.get('optimizer', {}))}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``20261129-061530-3fa2``."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+class RunObserver:
+    """What the run sequence tells whoever started it; every method does nothing by default."""
+
+    def planned(self, plan: Plan) -> None:
+        """The grid is expanded and checked against the store; training is about to start."""
+
+    def started(self, trial: Trial) -> None:
+        """A trial (or the seeds of one configuration) starts training."""
+
+    def result(self, result: TrialResult) -> None:
+        """A trial's result was stored."""
+
+    def log(self, message: str) -> None:
+        """Something the user should know (a fallback, the end of tuning)."""
+
+    def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
+        """The run ended without an exception (finished, or stopped by the failure budget); ``store``
+        is still open, for reading what the run stored."""
+
+    def close(self) -> None:
+        """The run ended, however it ended."""
+
+
+class Session:
+    """One session: its plugin manager (made here, once), the domain and catalogue derived from it,
+    and the runs made with them."""
+
+    def __init__(self, pm: PluginManager | None = None) -> None:
+        self.pm = pm or make_plugin_manager()
+        self.catalogue: Catalogue = collect_catalogue(self.pm)
+        self.domain = self.catalogue.domain
+
+    def grid(self, grid_file: str | Path | None = None, assignments: Sequence[str] = (), **flags: Any) -> GridSpec:
+        """A grid from a grid file, ``--set`` assignments and flags, over this session's axes."""
+        file_values = load_grid_file(grid_file, self.domain) if grid_file else None
+        return build_grid(file_values, list(assignments), domain=self.domain, **flags)
+
+    def resolve_devices(self, wanted: Sequence[str]) -> list[str]:
+        """Turn ``auto``, ``all``, ``cuda`` and names into devices present here, or explain."""
+        present = list(self.catalogue.devices)
+        resolved: list[str] = []
+        for name in wanted:
+            if name == "all":
+                resolved += present
+            elif name == "auto":
+                resolved.append(next((d for d in present if d != "cpu"), "cpu"))
+            elif name in present:
+                resolved.append(name)
+            elif name == "cuda" and "cuda:0" in present:
+                resolved.append("cuda:0")
+            else:
+                raise NNBenchError(
+                    f"device {name!r} is not available; devices here: {', '.join(present)} "
+                    "(or auto, all)"
+                )
+        return list(dict.fromkeys(resolved))
+
+    def plan(self, grid: GridSpec, store: ResultStore | None, force: bool = False) -> Plan:
+        """Expand and check ``grid`` (every check that can fail before anything is trained); the
+        trials ``store`` already holds are marked reused."""
+        grid = grid.with_values("device", self.resolve_devices(grid["device"]))
+        task_params = register_csv_tasks(self.catalogue, grid["task"], grid.target, grid.kind)
+        trials, skipped = expand_grid(grid, self.catalogue, task_params)
+        check_overrides(trials, self.catalogue, grid.overrides)
+        if grid.tune:
+            check_tunable(grid, self.catalogue)
+            trials += tuning_trials(trials, grid, self.catalogue)
+        todo, reused = self._split_stored(trials, store, force)
+        tasks = list(dict.fromkeys(t.task for t in trials))
+        unknown = sorted(set(grid.target_metric) - set(tasks) - {"*"})
+        if unknown:
+            raise NNBenchError(f"--target-metric names task {unknown[0]!r}, which is not in the grid; "
+                               f"tasks: {', '.join(tasks)}")
+        if (grid.target or grid.kind) and not any(name.startswith("csv:") for name in tasks):
+            raise NNBenchError("--target and --kind describe csv:PATH tasks, and the grid has none; "
+                               "add --task csv:FILE or drop them")
+        default_target = grid.target_metric.get("*")
+        targets = {name: grid.target_metric.get(name, default_target or self.catalogue.tasks.get(name).target)
+                   for name in dict.fromkeys(t.task for t in trials)}
+        return Plan(grid, trials, todo, reused, skipped, targets)
+
+    def resume(self, plan: Plan, store: ResultStore, force: bool = False) -> Plan:
+        """``plan`` with the trials ``store`` already holds moved from ``todo`` to ``reused``."""
+        todo, reused = self._split_stored(plan.trials, store, force)
+        return dataclasses.replace(plan, todo=todo, reused=reused)
+
+    @staticmethod
+    def _split_stored(trials: list[Trial], store: ResultStore | None, force: bool) -> tuple[list[Trial], list[Trial]]:
+        done = store.finished_trial_ids(t.trial_id for t in trials) if store and not force else set()
+        return [t for t in trials if t.trial_id not in done], [t for t in trials if t.trial_id in done]
+
+    def prepare_tasks(self, trials: Sequence[Trial], download: bool) -> None:
+        """Make sure every task's data are present before any trial starts."""
+        for name in dict.fromkeys(t.task for t in trials):
+            task = self.catalogue.tasks.get(name)
+            if task.prepare is not None:
+                task.prepare(download)
+
+    def _extra_plugins(self) -> list[Any]:
+        """Plugins registered in this process only (not built in, not entry points)."""
+        origins = getattr(self.pm, "origins", {})
+        return [p for name, p in self.pm.list_name_plugin()
+                if p is not None and name not in origins and name not in BUILTIN_PLUGINS]
+
+    def execute(
+        self,
+        plan: Plan,
+        store: ResultStore,
+        options: RunOptions | None = None,
+        on_result: Callable[[TrialResult], None] | None = None,
+        on_log: Callable[[str], None] | None = None,
+    ) -> RunOutcome:
+        """Train ``plan.todo`` with the chosen executor, storing each result as soon as it arrives.
+
+        Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
+        trial stays stored and the next run of the same grid resumes from there.
+        """
+        options = options or RunOptions()
+        options.validate()
+        from nnbench.training.ensemble import group_by_seed
+
+        spec = self.catalogue.executors.get(options.executor_name())
+        executor = spec.factory(ExecutorOptions(
+            workers=options.workers, threads=options.threads, timeout=options.timeout, vectorize=options.vectorize,
+            extra={o.name: options.extra.get(o.name) for o in spec.options}, extra_plugins=self._extra_plugins(),
+            catalogue=self.catalogue, on_epoch=self._after_epoch,
+        ))
+        self.prepare_tasks(plan.todo, options.download)
+        outcome = RunOutcome(new_run_id(), store.path, plan)
+        store.add_axes(self.domain.axes)
+        store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": options.executor_name(),
+                                         "workers": options.workers, "timeout": options.timeout,
+                                         "targets": plan.targets},
+                        environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
+                                    options.threads), len(plan.trials), plan.skipped)
+        store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
+        self.pm.hook.before_run(run_id=outcome.run_id, trials=plan.todo)
+        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log)
+
+        def train(trials: list[Trial]) -> None:
+            executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
+
+        try:
+            train(plan.todo)
+            if plan.grid.tune:
+                finals = self._final_trials(plan, store)
+                todo, reused = self._split_stored(finals, store, force=False)
+                store.link_trials(outcome.run_id, [t.trial_id for t in reused])
+                sink.log(f"tuning done: {len(finals)} final trials of the best settings, {len(todo)} to train")
+                train(todo)
+            outcome.status = "finished"
+        except GridStopped:
+            outcome.status = "stopped"
+        except BaseException as exc:  # Ctrl-C, a broken executor: stored trials stay, the run says why it ended
+            outcome.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            store.finish_run(outcome.run_id, outcome.status)
+            raise
+        store.finish_run(outcome.run_id, outcome.status)
+        self.pm.hook.after_run(run_id=outcome.run_id, results=outcome.results)
+        return outcome
+
+    def _final_trials(self, plan: Plan, store: ResultStore) -> list[Trial]:
+        """Select each configuration's best tuning trial on validation data; rerun it over the seeds."""
+        tuning = [t for t in plan.trials if role_of(t) == "tune"]
+        outcomes = store.outcomes([t.trial_id for t in tuning])
+        by_configuration: dict[str, list[Trial]] = {}
+        for trial in tuning:
+            by_configuration.setdefault(configuration_key(trial), []).append(trial)
+        finals = []
+        for candidates in by_configuration.values():
+            higher = self.catalogue.tasks.get(candidates[0].task).higher_is_better
+            best = select_best([(t, *outcomes.get(t.trial_id, ("missing", None))) for t in candidates], higher)
+            if best is not None:
+                finals += final_trials(best, plan.grid.seeds)
+        return finals
+
+    def _after_epoch(self, trial: Trial, record: Any) -> None:
+        self.pm.hook.after_epoch(trial=trial, record=record)
+
+    def check_options(self, options: RunOptions) -> None:
+        """Every problem with ``options`` (an unknown executor included) before anything starts."""
+        options.validate()
+        spec = self.catalogue.executors.get(options.executor_name())
+        unknown = sorted(set(options.extra) - {o.name for e in self.catalogue.executors.entries()
+                                               for o in e.spec.options})
+        if unknown:
+            raise NNBenchError(f"no executor takes the option {unknown[0]!r}")
+        given = sorted(k for k, v in options.extra.items() if v is not None and k not in {o.name for o in spec.options})
+        if given:
+            raise NNBenchError(f"--{given[0].replace('_', '-')} is an option of another executor, not of "
+                               f"{spec.name!r}")
+
+    def dry_run(self, grid: GridSpec, store_path: str | Path, force: bool = False) -> Plan:
+        """The plan of ``grid`` against the store at ``store_path`` (read only; absent: nothing stored)."""
+        plan = self.plan(grid, None, force)
+        if Path(store_path).exists():
+            with ResultStore(store_path, readonly=True) as results:
+                plan = self.resume(plan, results, force)
+        return plan
+
+    def run(self, grid: GridSpec, store_path: str | Path, options: RunOptions | None = None, *,
+            force: bool = False, observer: RunObserver | None = None) -> RunOutcome:
+        """The run sequence: check the options, plan the grid (all before the store is opened or
+        created), resume from the store, train what is left and store each result.
+
+        Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
+        trial stays stored.
+        """
+        options = options or RunOptions()
+        observer = observer or RunObserver()
+        self.check_options(options)
+        plan = self.plan(grid, None, force)
+        with ResultStore(store_path) as results:
+            plan = self.resume(plan, results, force)
+            observer.planned(plan)
+            try:
+                outcome = self.execute(plan, results, options, on_result=observer.result, on_log=observer.log)
+            finally:
+                observer.close()
+            observer.finished(outcome, results)
+            return outcome
+
+
+class _StoringSink:
+    """Commits each result, calls ``after_trial``, and stops the grid past the failure budget."""
+
+    def __init__(self, session: Session, store: ResultStore, outcome: RunOutcome, max_failures: int | None,
+                 on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None) -> None:
+        self.session, self.store, self.outcome = session, store, outcome
+        self.max_failures, self.on_result, self.on_log = max_failures, on_result, on_log
+        self.failures = 0
+
+    def result(self, result: TrialResult) -> None:
+        if not result.metric_name:
+            result.metric_name = self.session.catalogue.tasks.get(result.trial.task).metric
+        self.store.save_result(self.outcome.run_id, result)
+        self.outcome.results.append(result)
+        self.session.pm.hook.after_trial(trial=result.trial, result=result)
+        if self.on_result:
+            self.on_result(result)
+        self.failures += result.status in COUNTED_AS_FAILURES
+        if self.max_failures is not None and self.failures > self.max_failures:
+            raise GridStopped(f"{self.failures} trials failed or timed out (--max-failures {self.max_failures})")
+
+    def log(self, message: str) -> None:
+        self.outcome.log.append(message)
+        if self.on_log:
+            self.on_log(message)

@@ -1,0 +1,641 @@
+"""Conformance checks: does a component keep the promises its spec makes?
+
+Each ``check_*`` function exercises one component the way the trainer will and raises
+:class:`ConformanceError` (an ``AssertionError``) naming the component and the broken promise.
+Plugin authors reach them through :mod:`nnbench.testing`; ``tests/test_conformance.py`` runs
+them on every built-in component.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from nnbench.contract.specs import (
+    MODALITIES,
+    TASK_KINDS,
+    Activation,
+    Architecture,
+    Component,
+    InputSpec,
+    Kind,
+    Loss,
+    Modality,
+    Optimizer,
+    Schedule,
+    Spec,
+    Task,
+    TaskData,
+    TaskKind,
+)
+from nnbench.training.trainer import to_view
+
+OPTIMIZER_STEPS = 100
+"""Steps an optimizer takes on the test quadratic at its default learning rate."""
+
+MIN_IMPROVEMENT = 0.01
+"""The fraction of the quadratic's initial loss an optimizer must remove in those steps."""
+
+SHARED_ROW_SLACK = 0.05
+"""How many more held-out rows (as a fraction) may equal a row of an earlier split than the data's
+own rate of repeated rows explains; the margin absorbs sampling noise of small splits."""
+
+SHAPES: dict[Modality, tuple[int, ...]] = {"vector": (6,), "image": (3, 8, 8), "sequence": (5, 3)}
+"""The per-sample input shape an architecture is built for, per modality, in the checks."""
+
+
+class ConformanceError(AssertionError):
+    """A component does not keep a promise of its spec; the message names the component and the promise."""
+
+
+UNCHECKED_KINDS = {
+    "device": "a device is what this machine has; there is nothing to promise",
+    "executor": "an executor is exercised by running a grid with it (see nnbench.testing.nnbench_plugin)",
+}
+"""The core kinds without a conformance check, and why."""
+
+
+def core_checks() -> dict[str, Callable[[Any], None]]:
+    """The check of each core kind, by kind name."""
+    return {"activation": check_activation, "loss": check_loss, "optimizer": check_optimizer,
+            "architecture": check_architecture, "task": check_task, "schedule": check_schedule}
+
+
+def check_component(spec: Spec, kind: Kind | None = None) -> None:
+    """Run the check that fits ``spec``'s kind.
+
+    A :class:`Component` of a kind a plugin declares is checked as its kind's stage says; ``kind``
+    is that declaration (default: found among the kinds of the built-in and installed plugins).
+    """
+    if isinstance(spec, Component):
+        declared = kind or find_kind(spec.kind)
+        if declared.name != spec.kind:
+            raise TypeError(f"component {spec.name!r} is of kind {spec.kind!r}, not {declared.name!r}")
+        STAGE_CHECKS[declared.stage](spec, declared)
+        return
+    from nnbench.contract.domain import CORE_KINDS
+
+    for record in CORE_KINDS:
+        if isinstance(spec, record.spec_type) and record.name in core_checks():
+            core_checks()[record.name](spec)
+            return
+    raise TypeError(f"no conformance check for a {type(spec).__name__}; checks exist for "
+                    f"{', '.join(core_checks())} and the components of every declared kind")
+
+
+def find_kind(name: str) -> Kind:
+    """The declaration of the kind ``name`` among the built-in and installed plugins' kinds."""
+    from nnbench.loading.catalogue import collect_kinds
+    from nnbench.loading.plugins import make_plugin_manager
+
+    for kind, _plugin in collect_kinds(make_plugin_manager()):
+        if kind.name == name:
+            return kind
+    raise TypeError(f"no loaded plugin declares the kind {name!r}; pass its declaration: "
+                    "check_component(spec, kind=...)")
+
+
+def _fail(kind: str, name: str, promise: str) -> ConformanceError:
+    return ConformanceError(f"{kind} {name!r} {promise}")
+
+
+@contextlib.contextmanager
+def _naming(kind: str, name: str, where: str) -> Iterator[None]:
+    """Turn an exception a component raises into a :class:`ConformanceError` that names it."""
+    try:
+        yield
+    except ConformanceError:
+        raise
+    except Exception as exc:
+        raise _fail(kind, name, f"raised {type(exc).__name__} {where}: {exc}") from exc
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+# -- activations -----------------------------------------------------------------------------------
+
+
+def check_activation(spec: Activation) -> None:
+    """``factory()`` returns a fresh ``nn.Module`` that keeps its input's shape and dtype and passes
+    gradients; when ``vectorizable``, it gives the same values under ``torch.func.vmap``."""
+    with _naming("activation", spec.name, "when built"):
+        module = spec.factory()
+    if not isinstance(module, nn.Module):
+        raise _fail("activation", spec.name, f"factory must return an nn.Module, not {_describe(module)}")
+    if spec.factory() is module:
+        raise _fail("activation", spec.name, "factory must return a fresh module on every call")
+    generator = torch.Generator().manual_seed(0)
+    for shape in ((7,), (4, 5), (2, 3, 4, 4)):
+        x = torch.randn(shape, generator=generator, requires_grad=True)
+        with _naming("activation", spec.name, f"on inputs of shape {shape}"):
+            y = module(x)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape or y.dtype != x.dtype:
+            raise _fail("activation", spec.name,
+                        f"must keep its input's shape and dtype: {_describe(x.detach())} became {_describe(y)}")
+        if not torch.isfinite(y).all():
+            raise _fail("activation", spec.name, "returned non-finite values for standard normal inputs")
+        if not y.requires_grad:
+            raise _fail("activation", spec.name, "is not differentiable: its output carries no gradient")
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        if not torch.isfinite(grad).all():
+            raise _fail("activation", spec.name, "has non-finite gradients for standard normal inputs")
+        if not grad.abs().sum() > 0:
+            raise _fail("activation", spec.name, "has a zero gradient everywhere: nothing trains through it")
+    if spec.vectorizable:
+        stacked = torch.randn(3, 4, 5, generator=generator)
+        _same_under_vmap("activation", spec.name, lambda: vmap(module)(stacked),
+                         lambda: torch.stack([module(x) for x in stacked]))
+
+
+def _same_under_vmap(kind: str, name: str, vectorized: Callable[[], torch.Tensor],
+                     looped: Callable[[], torch.Tensor]) -> None:
+    """``vectorized()`` (under ``torch.func.vmap``) runs and equals ``looped()`` (one model at a time)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch warns when an op has no batching rule yet: slower under vmap, but still exact.
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        try:
+            together = vectorized()
+        except Exception as exc:
+            raise _fail(kind, name, f"is declared vectorizable but fails under torch.func.vmap: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        apart = looped()
+    if together.shape != apart.shape or not torch.allclose(together, apart, rtol=1e-4, atol=1e-5):
+        raise _fail(kind, name, "is declared vectorizable but gives other values under torch.func.vmap "
+                                "than one model at a time")
+
+
+# -- losses ----------------------------------------------------------------------------------------
+
+
+def probe_task(kind: TaskKind) -> Task:
+    """A data-less task of ``kind`` for checking losses: 2 classes, 4 classes, or 2 regression targets."""
+
+    def no_data() -> TaskData:
+        raise RuntimeError("a probe task has no data")
+
+    classes = {"binary": 2, "multiclass": 4, "regression": 0}[kind]
+    return Task(f"probe_{kind}", kind, "vector", (3,), no_data, num_classes=classes, output_dim=2)
+
+
+def check_loss(spec: Loss) -> None:
+    """For every task kind the loss claims, on a model head as wide as ``outputs(task)`` says and
+    with targets from ``encode_target``, the criterion returns a finite scalar with finite,
+    non-zero gradients; when ``vectorizable``, it gives the same values under ``torch.func.vmap``."""
+    if not spec.kinds or not set(spec.kinds) <= set(TASK_KINDS):
+        raise _fail("loss", spec.name, f"must claim a non-empty subset of the task kinds {TASK_KINDS}, "
+                                       f"not {sorted(spec.kinds)}")
+    generator = torch.Generator().manual_seed(0)
+    for kind in sorted(spec.kinds):
+        with _naming("loss", spec.name, f"on a {kind} task"):
+            _check_loss_on(spec, kind, generator)
+
+
+def _check_loss_on(spec: Loss, kind: TaskKind, generator: torch.Generator) -> None:
+    task = probe_task(kind)
+    width = spec.outputs(task)
+    if not isinstance(width, int) or width < 1:
+        raise _fail("loss", spec.name, f"outputs() must be a positive int for a {kind} task, not {width!r}")
+    n = 8
+    if kind == "regression":
+        y = torch.randn(n, task.output_dim, generator=generator)
+    else:
+        y = torch.arange(n) % task.num_classes
+    target = spec.encode_target(y, task)
+    criterion = spec.factory()
+    raw = torch.randn(n, width, generator=generator, requires_grad=True)
+    value = criterion(_head(spec, raw), target)
+    if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.is_floating_point():
+        raise _fail("loss", spec.name, f"must return a floating scalar on a {kind} task, not {_describe(value)}")
+    if not torch.isfinite(value):
+        raise _fail("loss", spec.name, f"returned {float(value)} on a {kind} task")
+    (grad,) = torch.autograd.grad(value, raw)
+    if not torch.isfinite(grad).all() or not grad.abs().sum() > 0:
+        raise _fail("loss", spec.name, f"gives no finite, non-zero gradient to the model on a {kind} task")
+    if spec.vectorizable:
+        stacked = _head(spec, torch.randn(3, n, width, generator=generator))
+        _same_under_vmap("loss", spec.name, lambda: vmap(criterion, in_dims=(0, None))(stacked, target),
+                         lambda: torch.stack([criterion(out, target) for out in stacked]))
+
+
+def _head(spec: Loss, outputs: torch.Tensor) -> torch.Tensor:
+    """The final activation the trainer appends for this loss."""
+    if spec.head == "sigmoid":
+        return outputs.sigmoid()
+    if spec.head == "log_softmax":
+        return outputs.log_softmax(dim=-1)
+    return outputs
+
+
+# -- optimizers ------------------------------------------------------------------------------------
+
+
+def check_optimizer(spec: Optimizer) -> None:
+    """At its default learning rate and parameters, the optimizer lowers a small quadratic (a weight
+    matrix and a bias) by at least :data:`MIN_IMPROVEMENT` in :data:`OPTIMIZER_STEPS` steps, keeping
+    every parameter finite; when ``vectorizable``, two problems stacked into one tensor follow
+    exactly the path each follows alone."""
+    problem = _Quadratic.random(seed=0)
+    with _naming("optimizer", spec.name, f"when built with lr={spec.default_lr:g} and params {dict(spec.params)}"):
+        optimizer = spec.factory(problem.parameters, lr=spec.default_lr, **dict(spec.params))
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise _fail("optimizer", spec.name, f"factory must return a torch.optim.Optimizer, not {_describe(optimizer)}")
+    start = problem.loss().item()
+    for step in range(1, OPTIMIZER_STEPS + 1):
+        with _naming("optimizer", spec.name, f"at step {step} on a quadratic"):
+            _step(spec, optimizer, problem.loss)
+        if not all(torch.isfinite(p).all() for p in problem.parameters):
+            raise _fail("optimizer", spec.name, f"produced non-finite parameters at step {step} on a quadratic")
+    end = problem.loss().item()
+    if not end <= (1 - MIN_IMPROVEMENT) * start:
+        raise _fail("optimizer", spec.name,
+                    f"did not lower a quadratic: loss {start:.4g} -> {end:.4g} after {OPTIMIZER_STEPS} steps at "
+                    f"its default lr {spec.default_lr:g} (at least {MIN_IMPROVEMENT:.0%} lower expected)")
+    if spec.vectorizable:
+        _check_elementwise(spec)
+
+
+class _Quadratic:
+    """``0.5 * sum(h * (p - target)^2)`` over a weight and a bias, starting from zero."""
+
+    def __init__(self, targets: list[torch.Tensor], curvatures: list[torch.Tensor]) -> None:
+        self.targets, self.curvatures = targets, curvatures
+        self.parameters = [torch.zeros_like(t, requires_grad=True) for t in targets]
+
+    @classmethod
+    def random(cls, seed: int, lead: tuple[int, ...] = ()) -> _Quadratic:
+        """A (4, 3) weight and a (3,) bias (each with the ``lead`` dimensions in front), curvature in [0.5, 2]."""
+        generator = torch.Generator().manual_seed(seed)
+        targets = [torch.randn(*lead, *shape, generator=generator) for shape in ((4, 3), (3,))]
+        return cls(targets, [0.5 + 1.5 * torch.rand(t.shape, generator=generator) for t in targets])
+
+    def row(self, i: int) -> _Quadratic:
+        """The ``i``-th of the problems stacked along the first dimension, on its own."""
+        return _Quadratic([t[i] for t in self.targets], [h[i] for h in self.curvatures])
+
+    def loss(self) -> torch.Tensor:
+        return 0.5 * sum((h * (p - t) ** 2).sum()  # type: ignore[return-value]
+                         for p, t, h in zip(self.parameters, self.targets, self.curvatures, strict=True))
+
+
+def _step(spec: Optimizer, optimizer: torch.optim.Optimizer, loss: Callable[[], torch.Tensor]) -> None:
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        value = loss()
+        value.backward()
+        return value
+
+    if spec.needs_closure:
+        optimizer.step(closure)  # type: ignore[arg-type]
+    else:
+        closure()
+        optimizer.step()
+
+
+def _check_elementwise(spec: Optimizer) -> None:
+    stacked = _Quadratic.random(seed=1, lead=(2,))
+    alone = [stacked.row(i) for i in range(2)]
+    problems = (stacked, *alone)
+    optimizers = [spec.factory(q.parameters, lr=spec.default_lr, **dict(spec.params)) for q in problems]
+    for _ in range(10):
+        for problem, optimizer in zip(problems, optimizers, strict=True):
+            _step(spec, optimizer, problem.loss)
+    for i, single in enumerate(alone):
+        for together, apart in zip(stacked.parameters, single.parameters, strict=True):
+            if not torch.allclose(together[i], apart, rtol=1e-5, atol=1e-6):
+                raise _fail("optimizer", spec.name,
+                            "is declared vectorizable, but its update is not element-wise: two problems "
+                            "stacked into one tensor move differently than each alone")
+
+
+# -- architectures ---------------------------------------------------------------------------------
+
+
+def check_architecture(spec: Architecture, activation: Callable[[], nn.Module] | None = None) -> None:
+    """For every modality it reads (at the shapes in :data:`SHAPES`) and for 1 and 3 outputs, ``build``
+    with the default ``params`` returns a module mapping a batch to ``(batch, outputs)`` floats,
+    the same seed builds the same model, and one SGD step changes the weights and keeps the loss
+    finite; when ``vectorizable``, models stacked with ``torch.func`` give each model's outputs.
+
+    ``activation`` is the activation factory to build with (default ``nn.ReLU``).
+    """
+    activation = activation or nn.ReLU
+    for modality in spec.modalities:
+        input_spec = InputSpec(modality, SHAPES[modality])
+        x = torch.randn(4, *input_spec.shape, generator=torch.Generator().manual_seed(0))
+        for outputs in (1, 3):
+            where = f"for {modality} inputs of shape {input_spec.shape} and {outputs} outputs"
+            with _naming("architecture", spec.name, where):
+                _check_architecture_on(spec, input_spec, outputs, activation, x, where)
+        if spec.vectorizable:
+            with _naming("architecture", spec.name, f"stacked with torch.func for {modality} inputs"):
+                _check_stacked(spec, input_spec, activation, x)
+
+
+def _check_architecture_on(spec: Architecture, input_spec: InputSpec, outputs: int,
+                           activation: Callable[[], nn.Module], x: torch.Tensor, where: str) -> None:
+    model = _build(spec, input_spec, outputs, activation, seed=0)
+    if not isinstance(model, nn.Module):
+        raise _fail("architecture", spec.name, f"build must return an nn.Module {where}, not {_describe(model)}")
+    out = model(x)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), outputs) or not out.is_floating_point():
+        raise _fail("architecture", spec.name,
+                    f"must map a batch of {len(x)} to a floating ({len(x)}, {outputs}) tensor {where}, but "
+                    f"returned {_describe(out)}")
+    twin = _build(spec, input_spec, outputs, activation, seed=0)
+    model.eval()
+    twin.eval()
+    with torch.no_grad():
+        if not torch.equal(model(x), twin(x)):
+            raise _fail("architecture", spec.name,
+                        f"builds different models from the same seed {where}: draw every random number from "
+                        "torch's global generator")
+    model.train()
+    _train_one_step(spec, model, x, where)
+
+
+def _build(spec: Architecture, input_spec: InputSpec, outputs: int, activation: Callable[[], nn.Module],
+           seed: int) -> nn.Module:
+    torch.manual_seed(seed)  # as the trainer does before every build
+    return spec.build(input_spec, outputs, activation, **dict(spec.params))
+
+
+def _train_one_step(spec: Architecture, model: nn.Module, x: torch.Tensor, where: str) -> None:
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise _fail("architecture", spec.name, f"has no trainable parameters {where}")
+    before = [p.detach().clone() for p in parameters]
+    optimizer = torch.optim.SGD(parameters, lr=0.01)
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    if not all(p.grad is None or torch.isfinite(p.grad).all() for p in parameters):
+        raise _fail("architecture", spec.name, f"has non-finite gradients {where}")
+    optimizer.step()
+    if all(torch.equal(b, p) for b, p in zip(before, parameters, strict=True)):
+        raise _fail("architecture", spec.name, f"did not change any weight in a training step {where}")
+    if not torch.isfinite(model(x).pow(2).mean()):
+        raise _fail("architecture", spec.name, f"returns non-finite outputs after one training step {where}")
+
+
+def _check_stacked(spec: Architecture, input_spec: InputSpec, activation: Callable[[], nn.Module],
+                   x: torch.Tensor) -> None:
+    models = [_build(spec, input_spec, 3, activation, seed=seed) for seed in range(3)]
+    for model in models:
+        model.eval()
+    params, buffers = stack_module_state(models)
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    _same_under_vmap("architecture", spec.name,
+                     lambda: vmap(lambda p, b: functional_call(skeleton, (p, b), (x,)))(params, buffers),
+                     lambda: torch.stack([model(x) for model in models]))
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+
+
+def check_task(spec: Task) -> None:
+    """``load()`` returns a :class:`TaskData` whose six tensors have the dtypes and shapes the spec
+    declares (float32 inputs of ``input_shape``; int64 class indices below ``num_classes``, or
+    float32 ``(n, output_dim)`` targets), finite values, three non-empty splits, inputs readable
+    in every declared view, the same tensors on a second load, and no more rows shared between
+    splits than the data's own repeated rows explain.
+
+    A task with ``prepare`` must have its data in place (call ``spec.prepare(False)`` first).
+    """
+    with _naming("task", spec.name, "in load()"):
+        data = spec.load()
+    if not isinstance(data, TaskData):
+        raise _fail("task", spec.name, f"load() must return a TaskData, not {_describe(data)}")
+    for split in ("train", "val", "test"):
+        _check_split(spec, split, getattr(data, f"x_{split}"), getattr(data, f"y_{split}"))
+    bad_views = [v for v in spec.views if v not in MODALITIES]
+    if bad_views:
+        raise _fail("task", spec.name, f"declares unknown views {bad_views}; views are {MODALITIES}")
+    for view in spec.all_views:
+        try:
+            to_view(data.x_train[:2], spec.modality, view)
+        except ValueError as exc:
+            raise _fail("task", spec.name, f"declares the view {view!r}, but: {exc}") from None
+    cache_clear = getattr(spec.load, "cache_clear", None)
+    if cache_clear is not None:
+        cache_clear()  # a cached load() would compare the same tensors with themselves
+    with _naming("task", spec.name, "in a second load()"):
+        again = spec.load()
+    for field_name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        if not torch.equal(getattr(data, field_name), getattr(again, field_name)):
+            raise _fail("task", spec.name, f"load() is not deterministic: {field_name} differs on a second load")
+    train, val, test = (_row_digests(getattr(data, f"x_{split}")) for split in ("train", "val", "test"))
+    for earlier, later, names in ((train, val, "validation rows equal training rows"),
+                                  (train, test, "test rows equal training rows"),
+                                  (val, test, "test rows equal validation rows")):
+        seen = set(earlier)
+        shared = sum(row in seen for row in later) / len(later)
+        repeated = _repeated_fraction(earlier)
+        if shared > repeated + SHARED_ROW_SLACK:
+            raise _fail("task", spec.name,
+                        f"splits overlap: {shared:.1%} of {names}, while only {repeated:.1%} of the earlier "
+                        "split's rows repeat within it; every sample must go to exactly one split")
+
+
+def _check_split(spec: Task, split: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or tuple(x.shape[1:]) != spec.input_shape:
+        raise _fail("task", spec.name, f"x_{split} must be a float32 tensor of shape (n, *{spec.input_shape}), "
+                                       f"not {_describe(x)}")
+    if len(x) == 0:
+        raise _fail("task", spec.name, f"has an empty {split} split")
+    if not isinstance(y, torch.Tensor) or len(y) != len(x):
+        raise _fail("task", spec.name, f"y_{split} must be a tensor with one target per row of x_{split} "
+                                       f"({len(x)}), not {_describe(y)}")
+    if spec.kind == "regression":
+        if y.dtype != torch.float32 or tuple(y.shape[1:]) != (spec.output_dim,):
+            raise _fail("task", spec.name, f"y_{split} must be float32 of shape (n, {spec.output_dim}) for a "
+                                           f"regression task, not {_describe(y)}")
+        if not torch.isfinite(y).all():
+            raise _fail("task", spec.name, f"y_{split} has non-finite targets")
+    elif y.dtype != torch.int64 or y.ndim != 1 or y.min() < 0 or y.max() >= spec.num_classes:
+        raise _fail("task", spec.name, f"y_{split} must be int64 class indices in [0, {spec.num_classes}) of "
+                                       f"shape (n,), not {_describe(y)} with values {y.min().item()}..{y.max().item()}")
+    if not torch.isfinite(x).all():
+        raise _fail("task", spec.name, f"x_{split} has non-finite inputs")
+
+
+def _row_digests(x: torch.Tensor) -> list[bytes]:
+    # Digests, not the rows: comparing CIFAR-sized splits row by row would hold gigabytes.
+    rows = x.detach().cpu().reshape(len(x), -1).contiguous().numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+
+
+def _repeated_fraction(digests: list[bytes]) -> float:
+    """The fraction of rows that equal another row of the same split."""
+    counts: dict[bytes, int] = {}
+    for digest in digests:
+        counts[digest] = counts.get(digest, 0) + 1
+    return sum(c for c in counts.values() if c > 1) / len(digests)
+
+
+# -- schedules -------------------------------------------------------------------------------------
+
+
+SCHEDULE_STEPS = 50
+"""Optimizer steps a schedule is followed for in its check."""
+
+
+def check_schedule(spec: Schedule) -> None:
+    """``factory(optimizer, total_steps, **params)`` returns ``None`` (the rate stays as it is) or a
+    learning-rate scheduler whose rates over ``total_steps`` steps are finite, never negative, not
+    all zero, and the same when built again."""
+    traces = [_schedule_trace(spec) for _ in range(2)]
+    if traces[0] is None:
+        return
+    rates = traces[0]
+    if not all(torch.isfinite(torch.tensor(rates))) or min(rates) < 0 or max(rates) <= 0:
+        raise _fail("schedule", spec.name, f"must keep the rate finite and >= 0 (and not always 0), but gave "
+                                           f"{min(rates):g} .. {max(rates):g}")
+    if traces[0] != traces[1]:
+        raise _fail("schedule", spec.name, "gives other rates when built again for the same optimizer and steps")
+
+
+def _schedule_trace(spec: Schedule) -> list[float] | None:
+    weight = torch.zeros(3, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    with _naming("schedule", spec.name, f"when built for {SCHEDULE_STEPS} steps with params {dict(spec.params)}"):
+        scheduler = spec.factory(optimizer, SCHEDULE_STEPS, **dict(spec.params))
+    if scheduler is None:
+        return None
+    if not hasattr(scheduler, "step"):
+        raise _fail("schedule", spec.name, f"factory must return None or an LR scheduler, not {_describe(scheduler)}")
+    rates = []
+    for step in range(SCHEDULE_STEPS):
+        rates.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.step()
+        with _naming("schedule", spec.name, f"at step {step}"):
+            scheduler.step()
+    return rates
+
+
+# -- components of the kinds plugins declare -------------------------------------------------------
+
+
+def _builtin_build(name: str) -> Any:
+    from nnbench.builtin.networks import ARCHITECTURES
+
+    return next(a for a in ARCHITECTURES if a.name == name)
+
+
+def _stage_models(component: Component, kind: Kind) -> Iterator[tuple[str, Callable[[], nn.Module], torch.Tensor]]:
+    """Small built-in models to try a component on: (where, seeded builder, a batch of inputs)."""
+    from nnbench.planning.grid import takes_keyword
+
+    keywords = {}
+    if kind.stage == "build":
+        import functools
+
+        keywords = {kind.name: functools.partial(component.factory, **dict(component.params))}
+    probes: tuple[tuple[str, Modality], ...] = (("fnn", "vector"), ("cnn", "image"))
+    for arch_name, modality in probes:
+        arch = _builtin_build(arch_name)
+        if kind.stage == "build" and not takes_keyword(arch.build, kind.name):
+            continue
+        spec = InputSpec(modality, SHAPES[modality])
+        x = torch.randn(4, *spec.shape, generator=torch.Generator().manual_seed(0))
+
+        def build(arch: Architecture = arch, spec: InputSpec = spec) -> nn.Module:
+            torch.manual_seed(0)
+            return arch.build(spec, 3, nn.ReLU, **dict(arch.params), **keywords)
+
+        yield f"on the built-in {arch_name} for {modality} inputs", build, x
+
+
+def _check_model_stage(component: Component, kind: Kind) -> None:
+    """At the ``model`` stage: given a built model, the factory changes it in place or returns a
+    module; the result maps a batch to the same shape, is the same for the same seed, and trains."""
+    for where, build, x in _stage_models(component, kind):
+        def applied(build: Callable[[], nn.Module] = build, where: str = where) -> nn.Module:
+            model = build()
+            with _naming(kind.name, component.name, where):
+                result = component.factory(model, **dict(component.params))
+            if result is not None and not isinstance(result, nn.Module):
+                raise _fail(kind.name, component.name, f"must return None or an nn.Module {where}, not "
+                                                       f"{_describe(result)}")
+            return model if result is None else result
+
+        model, twin = applied(), applied()
+        _check_trains(kind.name, component.name, model, twin, x, where)
+
+
+def _check_build_stage(component: Component, kind: Kind) -> None:
+    """At the ``build`` stage: every built-in architecture that takes the kind builds with the
+    component into a model that maps a batch to (batch, outputs), is the same for the same seed,
+    and trains."""
+    tried = False
+    for where, build, x in _stage_models(component, kind):
+        tried = True
+        with _naming(kind.name, component.name, where):
+            model, twin = build(), build()
+        _check_trains(kind.name, component.name, model, twin, x, where)
+    if not tried:
+        return  # no built-in architecture takes this kind: a plugin's architectures are checked with it
+
+
+def _check_trains(kind: str, name: str, model: nn.Module, twin: nn.Module, x: torch.Tensor, where: str) -> None:
+    model.eval()  # evaluation first: a training forward pass would move batch-norm statistics
+    twin.eval()
+    with _naming(kind, name, where), torch.no_grad():
+        out = model(x)
+        again = twin(x)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), 3) or not out.is_floating_point():
+        raise _fail(kind, name, f"must leave a model that maps a batch of {len(x)} to ({len(x)}, 3) floats {where}, "
+                                f"but it returned {_describe(out)}")
+    if not torch.isfinite(out).all():
+        raise _fail(kind, name, f"leaves a model with non-finite outputs {where}")
+    if not torch.equal(out, again):
+        raise _fail(kind, name, f"gives different models for the same seed {where}: draw every random number "
+                                "from torch's global generator")
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in parameters]
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    torch.optim.SGD(parameters, lr=0.01).step()
+    if all(torch.equal(b, p) for b, p in zip(before, parameters, strict=True)):
+        raise _fail(kind, name, f"leaves a model whose weights a training step does not change {where}")
+    if not torch.isfinite(model(x)).all():
+        raise _fail(kind, name, f"leaves a model with non-finite outputs after one training step {where}")
+
+
+def _check_loss_stage(component: Component, kind: Kind) -> None:
+    """At the ``loss`` stage: the wrapped criterion returns a finite floating scalar whose gradient
+    reaches the model's weights, finite and not all zero."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(8, 2, generator=torch.Generator().manual_seed(1))
+    with _naming(kind.name, component.name, "when wrapping an MSE criterion"):
+        criterion = component.factory(nn.MSELoss(), model, **dict(component.params))
+    if not callable(criterion):
+        raise _fail(kind.name, component.name, f"must return a criterion (a callable), not {_describe(criterion)}")
+    with _naming(kind.name, component.name, "when called on a batch"):
+        value = criterion(model(x), y)
+    if not isinstance(value, torch.Tensor) or value.ndim != 0 or not value.is_floating_point():
+        raise _fail(kind.name, component.name, f"must return a floating scalar, not {_describe(value)}")
+    if not torch.isfinite(value):
+        raise _fail(kind.name, component.name, f"returned {float(value)}")
+    grads = [g for g in torch.autograd.grad(value, list(model.parameters()), allow_unused=True) if g is not None]
+    if not all(torch.isfinite(g).all() for g in grads) or not any(g.abs().sum() > 0 for g in grads):
+        raise _fail(kind.name, component.name, "gives the model's weights no finite, non-zero gradient")
+
+
+STAGE_CHECKS: dict[str, Callable[[Component, Kind], None]] = {
+    "model": _check_model_stage, "build": _check_build_stage, "loss": _check_loss_stage,
+}
+"""The check of a plugin kind's components, by the stage the kind plugs in at."""
