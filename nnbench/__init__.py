@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pluggy
-
-from nnbench.api import report, run
+from nnbench.api import load_task, report, run
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.section import ReportSection
 from nnbench.contract.specs import (
     STAGES,
@@ -35,8 +34,6 @@ from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 
 __version__ = "0.1.0"
 
-hookimpl = pluggy.HookimplMarker("nnbench")
-"""Decorator marking a plugin's hook implementations."""
 
 
 def __getattr__(name: str) -> Any:
@@ -71,6 +68,7 @@ __all__ = [
     "TrialResult",
     "__version__",
     "hookimpl",
+    "load_task",
     "make_task_data",
     "report",
     "run",

@@ -1,65 +1,169 @@
-"""The Python API: :func:`run` and :func:`report`, the same sequence as the command line's."""
+"""The Python API: :func:`run` and :func:`report`, the same sequence as the command line's.
+
+``run``'s keyword arguments are the trial axes (derived from their declaration, so a kind a plugin
+adds is one more keyword) and the run options; see ``help(nnbench.run)``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnbench.session import RunObserver
+from nnbench.contract.errors import NNBenchError
+from nnbench.contract.trial import TRIAL_AXES
+from nnbench.progress import ConsoleProgress, in_notebook, print_plan
+from nnbench.session import RunOptions
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nnbench.contract.specs import TaskData
     from nnbench.reporting import Report
-    from nnbench.session import RunOutcome
+    from nnbench.session import Plan, RunOutcome
     from nnbench.storage.store import ResultStore
 
 DEFAULT_STORE = "nnbench.db"
+GRID_OPTIONS = {
+    "tune": "hyper-parameters to tune on validation data (``['lr']``, ``'lr,momentum'``)",
+    "budget": "tuning trials per configuration, with ``tune``",
+    "target_metric": "validation target for time-to-target: a number, or ``{task: number}``",
+    "target": "the column to predict, for ``csv:PATH`` tasks",
+    "kind": "``binary``, ``multiclass`` or ``regression`` for ``csv:PATH`` tasks (inferred when omitted)",
+}
+RUN_OPTIONS = {
+    "workers": "worker processes for CPU trials",
+    "threads": "torch threads per training process",
+    "executor": "``inline``, ``processes``, ``ray`` or one a plugin registers",
+    "timeout": "seconds after which a trial is stopped (status ``timeout``)",
+    "max_failures": "stop once more trials than this failed or timed out",
+    "vectorize": "train the seeds of a configuration as one stacked ensemble where exact",
+    "download": "download data sets that tasks need and are missing",
+}
 
 
-def run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STORE, force: bool = False,
-        set_params: Sequence[str] = (), **values: Any) -> pd.DataFrame:
-    """Run a grid and return one row per trial of it (reused trials included) as a DataFrame.
+def run(grid_file: str | Path | None = None, **values: Any) -> pd.DataFrame:
+    return _run(grid_file, **values)
 
-    Takes the axes ``nnbench run`` takes (``task="digits"``, ``arch=["fnn", "cnn"]``, ``seeds=2``,
-    ``initializer="default,xavier_uniform"``, ...), a grid file as the first argument, ``--set``
-    assignments as ``set_params``, and the run options (``workers=``, ``threads=``, ``timeout=``,
-    ``executor=``, ``max_failures=``, ``vectorize=``, ``download=``, and each executor's own, such
-    as Ray's ``address=``).
-    """
-    from nnbench.session import RunOptions, Session
+
+def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STORE, force: bool = False,
+         set_params: Sequence[str] = (), dry_run: bool = False, quiet: bool = False, **values: Any) -> pd.DataFrame:
+    from nnbench.session import Session
 
     session = Session()
-    option_names = {f.name for f in dataclasses.fields(RunOptions)} - {"extra"}
+    option_names = set(RUN_OPTIONS)
     executor_names = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
-    options = RunOptions(**{k: values.pop(k) for k in list(values) if k in option_names},
+    options = RunOptions(**{k: values.pop(k) for k in list(values) if k in option_names and values[k] is not None},
                          extra={k: values.pop(k) for k in list(values) if k in executor_names})
-    grid = session.grid(grid_file, set_params, **values)
-    collected = _Trials()
-    session.run(grid, store, options, force=force, observer=collected)
-    return collected.frame
+    grid = session.grid(grid_file, set_params, **session.adopt(values))
+    if dry_run:
+        session.check_options(options)
+        plan = session.dry_run(grid, store, force)
+        if not quiet:
+            print_plan(plan, _echo, list_trials=False)
+        return planned_trials(plan)
+    observer = _Trials(session.domain, session.pm, _echo, bar=not quiet, plan=not quiet, summary=not quiet,
+                       notebook=in_notebook())
+    try:
+        session.run(grid, store, options, force=force, observer=observer)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished trials are stored in {store}; run the same call to resume", file=sys.stderr)
+        raise
+    return observer.frame
 
 
-class _Trials(RunObserver):
-    """Keeps the trials of the run, read while the store is open."""
+def _echo(message: str = "", err: bool = False) -> None:
+    print(message, file=sys.stderr if err else sys.stdout)
 
-    frame: pd.DataFrame
+
+def planned_trials(plan: Plan) -> pd.DataFrame:
+    """One row per planned trial: its id, whether it is stored already or to train, and its axes."""
+    import pandas as pd
+
+    stored = {t.trial_id for t in plan.reused}
+    rows = [{"trial_id": t.trial_id, "state": "stored" if t.trial_id in stored else "to train",
+             **{k: v for k, v in t.config().items() if k != "params"}, "label": t.label()} for t in plan.trials]
+    return pd.DataFrame(rows)
+
+
+class _Trials(ConsoleProgress):
+    """Prints what the command line prints and keeps the run's trials, read while the store is open."""
+
+    frame: Any = None
 
     def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
+        super().finished(outcome, store)
         self.frame = store.trials([outcome.run_id])
 
 
-def report(*run_ids: str, store: str | Path = DEFAULT_STORE) -> Report:
-    """Build the HTML report of ``run_ids`` (default: the latest run) from ``store``.
+def _signature_and_doc() -> tuple[inspect.Signature, str]:
+    """``run``'s signature and docstring, from the declared axes and the run options."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [inspect.Parameter("grid_file", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
+    lines = [
+        "Run a grid and return one row per trial of it (reused trials included) as a DataFrame.",
+        "",
+        "The same sequence as ``nnbench run``: the grid is checked and planned before any store is opened,",
+        "trials already in ``store`` are reused, the rest are trained and stored one by one; the plan, a",
+        "progress bar naming the trial being trained and a leaderboard per task are printed.",
+        "",
+        "Every axis takes names (a list, or comma-separated text; wildcards and ``'all'``), Python objects",
+        "(a class or function defined in the notebook, a torch class, a spec) or a mapping",
+        "``{name: object}``, mixed freely; see :mod:`nnbench.planning.objects` for what each kind accepts.",
+        "A kind that a plugin adds (``regularizer=...``) and an executor's own option (``address=...``)",
+        "are keywords too. Unset axes take the default grid's values.",
+        "",
+        "Axes:",
+    ]
+    for ax in TRIAL_AXES:
+        default = ax.default[0] if ax.count else list(ax.default)
+        parameters.append(inspect.Parameter(ax.grid_key, keyword, default=None))
+        lines.append(f"    {ax.grid_key}: {ax.help} Default: {default!r}.")
+    lines += ["", "Grid settings:"]
+    for name, text in GRID_OPTIONS.items():
+        parameters.append(inspect.Parameter(name, keyword, default=None))
+        lines.append(f"    {name}: {text}.")
+    parameters.append(inspect.Parameter("set_params", keyword, default=()))
+    lines.append("    set_params: hyper-parameter overrides, ``['arch.fnn.hidden=[128,128]']``.")
+    lines += ["", "Running:"]
+    defaults = RunOptions()
+    for name, text in RUN_OPTIONS.items():
+        parameters.append(inspect.Parameter(name, keyword, default=getattr(defaults, name)))
+        lines.append(f"    {name}: {text}. Default: {getattr(defaults, name)!r}.")
+    for name, default, text in (
+        ("store", DEFAULT_STORE, "the results database (SQLite)"),
+        ("force", False, "retrain trials that are already stored"),
+        ("dry_run", False, "plan only: return the planned trials (with their state) without training"),
+        ("quiet", False, "print nothing (no plan, progress bar or leaderboard)"),
+    ):
+        parameters.append(inspect.Parameter(name, keyword, default=default))
+        lines.append(f"    {name}: {text}. Default: {default!r}.")
+    parameters.append(inspect.Parameter("more", inspect.Parameter.VAR_KEYWORD))
+    lines += ["", "Returns one row per trial of the run (with ``dry_run``: per planned trial)."]
+    return inspect.Signature(parameters), "\n".join(lines)
 
-    The returned :class:`nnbench.reporting.Report` displays inline in a notebook and has
-    ``.save(path)``.
-    """
+
+run.__signature__, run.__doc__ = _signature_and_doc()  # type: ignore[attr-defined]
+
+
+def report(*run_ids: str, store: str | Path = DEFAULT_STORE) -> Report:
+    """Build the HTML report of ``run_ids`` (default: the latest run) from ``store``; call it as often as
+    you like. The returned :class:`nnbench.reporting.Report` displays inline in a notebook and has
+    ``.save(path)``."""
     from nnbench.reporting import build_report
     from nnbench.session import Session
     from nnbench.storage.store import ResultStore
 
+    if not Path(store).exists():
+        raise NNBenchError(f"store {store} does not exist; run a grid first (nnbench.run(...)) or pass store=")
     with ResultStore(store, readonly=True) as results:
         return build_report(results, results.resolve_runs(list(run_ids)), Session().pm)
+
+
+def load_task(name: str) -> TaskData:
+    """The data of task ``name`` (split three ways and standardized, as trials see it), for a loop of your own."""
+    from nnbench.session import Session
+
+    return Session().catalogue.tasks.get(name).load()

@@ -28,6 +28,8 @@ from nnbench.loading.plugins import BUILTIN_PLUGINS, PluginManager, make_plugin_
 from nnbench.planning.csvtask import register_csv_tasks
 from nnbench.planning.grid import GridSpec, expand_grid
 from nnbench.planning.gridfile import build_grid, load_grid_file
+from nnbench.planning.objects import PLUGIN_NAME as OBJECTS_PLUGIN
+from nnbench.planning.objects import SessionComponents, adopt
 from nnbench.planning.tuning import (
     check_tunable,
     configuration_key,
@@ -55,6 +57,7 @@ class Plan:
     reused: list[Trial]
     skipped: list[Skipped]
     targets: dict[str, float | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know about how the grid reads
 
 
 @dataclass
@@ -142,6 +145,37 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
             ) from None
 
 
+def check_object_architectures(trials: Sequence[Trial], catalogue: Catalogue) -> None:
+    """Build each architecture given as an object once per task and loss and run it on two training
+    samples, so that a model that cannot read the task's inputs, or whose output does not fit the loss,
+    is one clear error before anything is stored."""
+    import torch
+
+    from nnbench.training.trainer import build_model, choose_view, set_up
+
+    seen: set[tuple[str, str, str]] = set()
+    for trial in trials:
+        key = (trial.arch, trial.task, trial.loss)
+        if key in seen or catalogue.architectures.plugin_of(trial.arch) != OBJECTS_PLUGIN:
+            continue
+        seen.add(key)
+        task = catalogue.tasks.get(trial.task)
+        outputs = catalogue.losses.get(trial.loss).outputs(task)
+        view = choose_view(task, catalogue.architectures.get(trial.arch).modalities)
+        where = f"architecture {trial.arch!r} on task {trial.task!r} ({view} inputs of shape {task.input_shape})"
+        try:
+            model = build_model(trial, catalogue, task, view)
+            with torch.no_grad():
+                out = model(set_up(trial, catalogue).x[:2])
+        except Exception as exc:
+            raise NNBenchError(f"{where} fails: {type(exc).__name__}: {exc}") from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, outputs):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise NNBenchError(f"{where} returns {got} for a batch of 2, but loss {trial.loss!r} needs (2, {outputs}): "
+                               "give it the build arguments (input_spec, outputs, activation) so it can fit any task, "
+                               "or choose a task and loss it fits")
+
+
 def new_run_id() -> str:
     """A sortable, unique run id such as ``20261129-061530-3fa2``."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
@@ -153,8 +187,8 @@ class RunObserver:
     def planned(self, plan: Plan) -> None:
         """The grid is expanded and checked against the store; training is about to start."""
 
-    def started(self, trial: Trial) -> None:
-        """A trial (or the seeds of one configuration) starts training."""
+    def started(self, trials: list[Trial]) -> None:
+        """A work unit (one trial, or seeds of one configuration trained together) starts training."""
 
     def result(self, result: TrialResult) -> None:
         """A trial's result was stored."""
@@ -178,6 +212,23 @@ class Session:
         self.pm = pm or make_plugin_manager()
         self.catalogue: Catalogue = collect_catalogue(self.pm)
         self.domain = self.catalogue.domain
+        self.objects = SessionComponents()
+        self.notes: list[str] = []
+
+    def adopt(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` (grid key -> what was given) with every object (a class, a function, a spec) replaced by
+        the name of its component. The components are registered by this session's in-process plugin, which
+        worker processes receive by value (see :mod:`nnbench.planning.objects`)."""
+        names, found = adopt(values, self.domain, self.catalogue)
+        if found:
+            for kind, specs in found.specs.items():
+                for spec in specs:
+                    self.objects.add(kind, spec, found.identities[(kind, spec.name)])
+            if not self.pm.is_registered(self.objects):
+                self.pm.register(self.objects, name=OBJECTS_PLUGIN)
+            self.catalogue = Catalogue(self.domain, self.pm)  # registries filled again, with the new components
+        self.notes += [note for note in found.notes if note not in self.notes]
+        return names
 
     def grid(self, grid_file: str | Path | None = None, assignments: Sequence[str] = (), **flags: Any) -> GridSpec:
         """A grid from a grid file, ``--set`` assignments and flags, over this session's axes."""
@@ -211,6 +262,7 @@ class Session:
         task_params = register_csv_tasks(self.catalogue, grid["task"], grid.target, grid.kind)
         trials, skipped = expand_grid(grid, self.catalogue, task_params)
         check_overrides(trials, self.catalogue, grid.overrides)
+        check_object_architectures(trials, self.catalogue)
         if grid.tune:
             check_tunable(grid, self.catalogue)
             trials += tuning_trials(trials, grid, self.catalogue)
@@ -226,7 +278,18 @@ class Session:
         default_target = grid.target_metric.get("*")
         targets = {name: grid.target_metric.get(name, default_target or self.catalogue.tasks.get(name).target)
                    for name in dict.fromkeys(t.task for t in trials)}
-        return Plan(grid, trials, todo, reused, skipped, targets)
+        return Plan(grid, trials, todo, reused, skipped, targets, [*self.notes, *self._own_nonlinearities(grid)])
+
+    def _own_nonlinearities(self, grid: GridSpec) -> list[str]:
+        """A note per architecture of the grid that ignores the activation axis, when the axis varies."""
+        activations = grid["activation"]
+        if len(activations) < 2:
+            return []
+        return [f"architecture {name!r} builds its own nonlinearities: the activation axis does not apply to it "
+                f"(its trials are not repeated for the {len(activations)} activations)"
+                for name in dict.fromkeys(grid["arch"])
+                if name in self.catalogue.architectures and not self.catalogue.architectures.get(name).takes_activation
+                and self.catalogue.architectures.plugin_of(name) != OBJECTS_PLUGIN]
 
     def resume(self, plan: Plan, store: ResultStore, force: bool = False) -> Plan:
         """``plan`` with the trials ``store`` already holds moved from ``todo`` to ``reused``."""
@@ -245,10 +308,10 @@ class Session:
             if task.prepare is not None:
                 task.prepare(download)
 
-    def _extra_plugins(self) -> list[Any]:
-        """Plugins registered in this process only (not built in, not entry points)."""
+    def _extra_plugins(self) -> list[tuple[str, Any]]:
+        """Plugins registered in this process only (not built in, not entry points), with their names."""
         origins = getattr(self.pm, "origins", {})
-        return [p for name, p in self.pm.list_name_plugin()
+        return [(name, p) for name, p in self.pm.list_name_plugin()
                 if p is not None and name not in origins and name not in BUILTIN_PLUGINS]
 
     def execute(
@@ -258,6 +321,7 @@ class Session:
         options: RunOptions | None = None,
         on_result: Callable[[TrialResult], None] | None = None,
         on_log: Callable[[str], None] | None = None,
+        on_start: Callable[[list[Trial]], None] | None = None,
     ) -> RunOutcome:
         """Train ``plan.todo`` with the chosen executor, storing each result as soon as it arrives.
 
@@ -284,7 +348,7 @@ class Session:
                                     options.threads), len(plan.trials), plan.skipped)
         store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
         self.pm.hook.before_run(run_id=outcome.run_id, trials=plan.todo)
-        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log)
+        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, on_start)
 
         def train(trials: list[Trial]) -> None:
             executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
@@ -363,7 +427,8 @@ class Session:
             plan = self.resume(plan, results, force)
             observer.planned(plan)
             try:
-                outcome = self.execute(plan, results, options, on_result=observer.result, on_log=observer.log)
+                outcome = self.execute(plan, results, options, on_result=observer.result, on_log=observer.log,
+                                       on_start=observer.started)
             finally:
                 observer.close()
             observer.finished(outcome, results)
@@ -374,10 +439,17 @@ class _StoringSink:
     """Commits each result, calls ``after_trial``, and stops the grid past the failure budget."""
 
     def __init__(self, session: Session, store: ResultStore, outcome: RunOutcome, max_failures: int | None,
-                 on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None) -> None:
+                 on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None,
+                 on_start: Callable[[list[Trial]], None] | None = None) -> None:
         self.session, self.store, self.outcome = session, store, outcome
-        self.max_failures, self.on_result, self.on_log = max_failures, on_result, on_log
+        self.max_failures, self.on_result, self.on_log, self.on_start = max_failures, on_result, on_log, on_start
         self.failures = 0
+
+    def claim(self, trials: Sequence[Trial]) -> list[Trial]:
+        claimed = list(trials)
+        if claimed and self.on_start:
+            self.on_start(claimed)
+        return claimed
 
     def result(self, result: TrialResult) -> None:
         if not result.metric_name:

@@ -111,7 +111,8 @@ def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
     all_keys = {key for flat, _ in parsed for key in flat}
     for (flat, _), row in zip(parsed, trials.itertuples(index=False), strict=True):
         for key in all_keys:
-            column = key.split(".", 1)[0]
+            # code.activation is owned by the activation: only two codes of one activation make variants
+            column = key.split(".")[1] if key.startswith("code.") else key.split(".", 1)[0]
             owner = getattr(row, column) if column in trials.columns else None
             values.setdefault((key, owner), set()).add(flat.get(key))
     keys = sorted({key for (key, _), seen in values.items() if len(seen) > 1})

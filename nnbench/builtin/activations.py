@@ -14,7 +14,7 @@ def activations() -> tuple[Activation, ...]:
 
     return (
         Activation("relu", nn.ReLU, "rectified linear unit, max(0, x)", vectorizable=True),
-        Activation("leaky_relu", lambda: nn.LeakyReLU(0.01), "ReLU with slope 0.01 for x < 0", vectorizable=True),
+        Activation("leaky_relu", nn.LeakyReLU, "ReLU with slope 0.01 for x < 0", vectorizable=True),
         Activation("elu", nn.ELU, "exponential linear unit (alpha 1)", vectorizable=True),
         Activation("selu", nn.SELU, "scaled ELU, self-normalizing", vectorizable=True),
         Activation("gelu", nn.GELU, "Gaussian error linear unit, x * Phi(x)", vectorizable=True),

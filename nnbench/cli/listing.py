@@ -62,7 +62,8 @@ def list_components(kind: str | None, pattern: str | None, plugin_name: str | No
         registry = catalogue.registry(record.name)
         rows[record.name] = [
             {"kind": record.name, "name": name, "description": getattr(spec, "description", ""),
-             "details": component_details(record.name, spec, domain), "plugin": registry.plugin_of(name)}
+             "details": component_details(record.name, spec, domain), "plugin": registry.plugin_of(name),
+             "code": registry.code_of(name)}
             for name in registry.names(pattern or "*") for spec in (registry.get(name),)
             if plugin_name is None or registry.plugin_of(name) == plugin_name]
     if pattern and not any(rows.values()):
@@ -83,7 +84,8 @@ def list_components(kind: str | None, pattern: str | None, plugin_name: str | No
         click.echo(f"{record.plural} ({len(part)}{stage}):")
         for row in part:
             details = f" [{row['details']}]" if row["details"] else ""
-            click.echo(f"  {row['name']:<16} {row['description']}{details}  (plugin: {row['plugin']})")
+            code = f", {row['code']}" if row["code"] else ""  # the version its results are stored under
+            click.echo(f"  {row['name']:<16} {row['description']}{details}  (plugin: {row['plugin']}{code})")
 
 
 @click.command()

@@ -10,16 +10,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from nnbench.cli import STORE_SETTINGS, current_session, friendly_errors
-from nnbench.contract.axes import short_label
-from nnbench.session import RunObserver
+from nnbench.progress import ConsoleProgress, print_plan
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from nnbench.contract.domain import Domain
-    from nnbench.contract.trial import TrialResult
-    from nnbench.session import Plan, RunOutcome, Session
-    from nnbench.storage.store import ResultStore
+    from nnbench.session import Session
 
 GRID_OPTIONS = (
     click.Option(["--tune"], help="Hyper-parameters to tune on validation data, comma-separated (e.g. lr,momentum)."),
@@ -94,9 +88,10 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
                          download=download, extra=extra)
     if dry_run:
         session.check_options(options)
-        print_plan(session.dry_run(grid, store, force), list_trials=True)
+        print_plan(session.dry_run(grid, store, force), click.echo, list_trials=True)
         return
-    progress = ProgressBar(session, quiet, None if no_report else report_dir)
+    progress = ConsoleProgress(session.domain, session.pm, click.echo, bar=not quiet,
+                               report_dir=None if no_report else report_dir)
     try:
         outcome = session.run(grid, store, options, force=force, observer=progress)
     except KeyboardInterrupt:
@@ -106,109 +101,3 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
         raise click.ClickException(
             f"stopped early: more than {options.max_failures} trials failed or timed out; finished trials "
             "are stored and the same command resumes the rest")
-
-
-class ProgressBar(RunObserver):
-    """The run's observer on a terminal: the plan, then a tqdm bar advanced per stored result, with
-    messages printed above it (messages that differ only in the configuration they name, once)."""
-
-    def __init__(self, session: Session, quiet: bool, report_dir: Path | None) -> None:
-        self.session, self.quiet, self.report_dir = session, quiet, report_dir
-        self.repeats: dict[str, int] = {}
-        self.bar: Any = None
-
-    def planned(self, plan: Plan) -> None:
-        from tqdm import tqdm
-
-        print_plan(plan, list_trials=False)
-        self.bar = tqdm(total=len(plan.todo), unit="trial", dynamic_ncols=True, file=sys.stderr,
-                        disable=self.quiet or None)
-
-    def result(self, result: TrialResult) -> None:
-        trial = result.trial
-        self.bar.set_postfix_str(f"{trial.task} {trial.label()} seed {trial.seed}: {result.status}", refresh=False)
-        self.bar.update(1)
-
-    def log(self, message: str) -> None:
-        reason = message.partition(" because ")[2] or message
-        self.repeats[reason] = self.repeats.get(reason, -1) + 1
-        if not self.quiet and not self.repeats[reason]:
-            if self.bar is not None:
-                self.bar.write(message, file=sys.stderr)
-            else:
-                click.echo(message, err=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        repeated = sum(self.repeats.values())
-        if repeated and not self.quiet:
-            click.echo(f"({repeated} more messages like the ones above were not repeated)", err=True)
-
-    def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
-        """The leaderboard per task, the trials that did not finish ok, and the report."""
-        from nnbench.analysis.frames import leaderboard
-
-        domain = self.session.domain
-        frame = store.trials([outcome.run_id])
-        print_leaderboard(leaderboard(frame[frame["protocol"] != "tuning"]), domain)  # tuning trials: search steps
-        print_failures(frame, domain)
-        click.echo(f"run {outcome.run_id}: {len(outcome.results)} trained, {len(outcome.plan.reused)} reused, "
-                   f"stored in {store.path}")
-        if self.report_dir is not None:
-            from nnbench.reporting import write_run_report
-
-            path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.session.pm)
-            click.echo(f"report: {path}")
-
-
-def print_plan(plan: Plan, list_trials: bool) -> None:
-    if plan.skipped:
-        reasons: dict[str, int] = {}
-        for s in plan.skipped:
-            reasons[s.reason] = reasons.get(s.reason, 0) + 1
-        click.echo(f"skipped {len(plan.skipped)} combinations:")
-        for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
-            click.echo(f"  {count:>4} x {reason}")
-    if list_trials:
-        stored = {t.trial_id for t in plan.reused}
-        for t in plan.trials:
-            state = "stored" if t.trial_id in stored else "to train"
-            click.echo(f"{t.trial_id}  {t.task:<14} {t.label():<45} seed {t.seed}  {t.device}  [{state}]")
-    click.echo(f"{len(plan.trials)} trials: {len(plan.todo)} to train, {len(plan.reused)} already stored, "
-               f"{len(plan.skipped)} combinations skipped")
-
-
-def row_label(row: Any, domain: Domain) -> str:
-    """A results row's configuration, as ``nnbench run`` names it."""
-    values = row._asdict() if hasattr(row, "_asdict") else dict(row)
-    return short_label(values, domain.axes)
-
-
-def print_leaderboard(board: pd.DataFrame, domain: Domain, top: int = 10) -> None:
-    for task, part in board.groupby("task", sort=False):
-        metric = part["metric_name"].iloc[0]
-        arrow = "lower is better" if metric == "rmse" else "higher is better"
-        click.echo(f"\n{task} — test {metric} ({arrow}), mean ± std over seeds")
-        for row in part.head(top).itertuples():
-            std = f"{row.std:.4f}" if row.std == row.std else "n/a"
-            score = f"{row.mean:.4f} ± {std}" if row.mean == row.mean else "no successful seed"
-            config = row_label(row, domain)
-            if getattr(row, "protocol", "default") == "tuned":
-                config += " (tuned)"
-            if getattr(row, "variant", ""):
-                config += f" [{row.variant}]"
-            extra = f"  ({row.failed} failed/diverged)" if row.failed else ""
-            click.echo(f"  {row.rank:>3}. {config:<45} {score}  n={row.seeds}{extra}")
-        if len(part) > top:
-            click.echo(f"  ... {len(part) - top} more configurations")
-
-
-def print_failures(frame: pd.DataFrame, domain: Domain) -> None:
-    bad = frame[frame["status"] != "ok"]
-    if bad.empty:
-        return
-    click.echo(f"\n{len(bad)} trials did not finish ok:")
-    for row in bad.head(20).itertuples():
-        last_line = (row.error or "").strip().splitlines()[-1:] or [""]
-        click.echo(f"  {row.status:<8} {row.task} {row_label(row, domain)} seed {row.seed}: {last_line[0][:160]}")

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 PROJECT = "nnbench"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorator marking a plugin's hook implementations (exported as ``nnbench.hookimpl``)."""
 
 
 @hookspec

@@ -199,6 +199,9 @@ class Architecture:
     ``modalities`` are the input modalities it reads, in order of preference; ``params`` are its
     default hyper-parameters, each overridable from the grid. ``vectorizable`` declares that its
     modules can be trained as a stacked ensemble of seeds (and that doing so pays off).
+    ``takes_activation`` is ``False`` for a model with nonlinearities of its own: the activation
+    axis does not apply to it, so its trials are not repeated per activation (their activation
+    reads ``none``).
     """
 
     name: str
@@ -207,6 +210,7 @@ class Architecture:
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     vectorizable: bool = False
+    takes_activation: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))

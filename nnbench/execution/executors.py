@@ -33,6 +33,11 @@ class ResultSink(Protocol):
 
     def log(self, message: str) -> None: ...
 
+    def claim(self, trials: Sequence[Trial]) -> list[Trial]:
+        """Called by an executor right before it starts training ``trials`` (a unit, or part of one):
+        the trials it may train now; it trains only those (none: it skips the unit)."""
+        ...
+
 
 class Executor(Protocol):
     """Trains work units; every trial of every unit yields exactly one result through the sink."""
@@ -86,7 +91,10 @@ class InlineExecutor:
         torch.set_num_threads(self.options.threads)
         try:
             for unit in units:
-                for result in train_group(list(unit), self.catalogue, self.options.on_epoch, self.options.vectorize,
+                claimed = sink.claim(unit)
+                if not claimed:
+                    continue
+                for result in train_group(claimed, self.catalogue, self.options.on_epoch, self.options.vectorize,
                                           sink.log):
                     sink.result(result)
         finally:
@@ -105,6 +113,16 @@ class _Worker:
     unit: list[Trial] | None = None
     remaining: dict[str, Trial] = field(default_factory=dict)
     started: float = 0.0
+
+
+def _main_guard_hint() -> str:
+    """For a script (not a notebook, whose main module workers never re-run): the guard spawn needs."""
+    import sys
+
+    if getattr(sys.modules.get("__main__"), "__file__", None):
+        return (". A worker re-runs the script that started it: call nnbench.run(..., workers=N) under "
+                "`if __name__ == \"__main__\":`")
+    return ""
 
 
 class ProcessExecutor:
@@ -149,8 +167,10 @@ class ProcessExecutor:
         try:
             while any(queues.values()) or any(w.unit for w in workers):
                 for worker in workers:
-                    if worker.ready and worker.unit is None and queues[worker.device]:
-                        self._assign(worker, queues[worker.device].popleft())
+                    while worker.ready and worker.unit is None and queues[worker.device]:
+                        claimed = sink.claim(queues[worker.device].popleft())
+                        if claimed:
+                            self._assign(worker, claimed)
                 self._poll(workers, sink)
                 for i, worker in enumerate(workers):
                     if self._ended(worker, sink) and queues[worker.device]:
@@ -208,10 +228,8 @@ class ProcessExecutor:
             self._drain(worker, sink)  # what it sent before dying still counts
             status, cause = "failed", describe_exit(worker.process.exitcode)
             if not worker.ready:
-                raise WorkerStartError(
-                    f"a worker process could not start: {cause}; see the messages above. From a Python "
-                    "script, call nnbench.run(..., workers=N) under `if __name__ == \"__main__\":`"
-                )
+                raise WorkerStartError(f"a worker process could not start: {cause}; see the messages above"
+                                       + _main_guard_hint())
         held = list(worker.remaining.values())
         worker.conn.close()
         for trial in held:

@@ -45,25 +45,31 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 def pack_plugins(plugins: Sequence[Any]) -> list[bytes]:
-    """Pack in-process plugins so workers load them too: modules by name, objects pickled.
+    """Pack in-process plugins (objects, or ``(name, object)`` pairs keeping the names they were registered
+    under) so workers load them too: modules by name, objects by value.
 
+    Objects go through cloudpickle, so classes and functions defined in ``__main__`` or a notebook
+    cell travel with their code (plain pickle would send only their names, which a worker cannot find).
     A plugin that cannot travel is named in a warning and left out of the workers.
     """
+    import cloudpickle
+
     blobs = []
-    for plugin in plugins:
+    for item in plugins:
+        name, plugin = item if isinstance(item, tuple) else (None, item)
         try:
-            packed = ("module", plugin.__name__) if isinstance(plugin, ModuleType) else ("object", plugin)
-            blobs.append(pickle.dumps(packed))
+            packed = ("module", name, plugin.__name__) if isinstance(plugin, ModuleType) else ("object", name, plugin)
+            blobs.append(cloudpickle.dumps(packed))
         except Exception as exc:
             warnings.warn(f"plugin {plugin!r} cannot be sent to worker processes and is not loaded there: {exc}",
                           stacklevel=2)
     return blobs
 
 
-def unpack_plugins(blobs: Sequence[bytes]) -> list[Any]:
-    """The plugins :func:`pack_plugins` packed, imported or unpickled in this process."""
+def unpack_plugins(blobs: Sequence[bytes]) -> list[tuple[str | None, Any]]:
+    """The plugins :func:`pack_plugins` packed, imported or unpickled in this process, with their names."""
     plugins = []
     for blob in blobs:
-        kind, value = pickle.loads(blob)
-        plugins.append(importlib.import_module(value) if kind == "module" else value)
+        kind, name, value = pickle.loads(blob)
+        plugins.append((name, importlib.import_module(value) if kind == "module" else value))
     return plugins

@@ -78,7 +78,9 @@ class RayExecutor:
         try:
             while queue or pending:
                 while queue and len(pending) < window:
-                    unit = queue.pop(0)
+                    unit = sink.claim(queue.pop(0))
+                    if not unit:
+                        continue
                     gpu = unit[0].device.startswith("cuda")
                     options = ({"num_gpus": 1, "num_cpus": 0, "max_calls": 0} if gpu
                                else {"num_cpus": self.options.threads})

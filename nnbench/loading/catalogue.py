@@ -34,10 +34,25 @@ def lookup_key(name: str) -> str:
     return re.sub(r"[_\-\s]", "", name.lower())
 
 
+NOT_COMPONENTS = {
+    ("activation", "softmax"): "softmax is an output layer, not a hidden activation: the loss cross_entropy applies it "
+                               "(softmax cross entropy), and nll trains behind a log-softmax head",
+    ("activation", "logsoftmax"): "log_softmax is an output layer, not a hidden activation: the loss nll trains "
+                                  "behind a log-softmax head, and cross_entropy includes it",
+    ("activation", "softmin"): "softmin is an output layer, not a hidden activation: use a loss that includes its "
+                               "output layer, such as cross_entropy",
+}
+"""Names people try that are not components of the kind, and what to use instead (keys by lookup_key)."""
+
+
 @dataclass(frozen=True)
 class Entry(Generic[S]):
+    """A registered spec, the plugin that registered it, and which code it comes from (``None`` for a
+    built-in; see :mod:`nnbench.loading.identity`)."""
+
     spec: S
     plugin: str
+    code: str | None = None
 
 
 class Registry(Generic[S]):
@@ -53,7 +68,7 @@ class Registry(Generic[S]):
         self._entries: dict[str, Entry[S]] = {}
         self._keys: dict[str, str] = {}
 
-    def add(self, spec: S, plugin: str) -> None:
+    def add(self, spec: S, plugin: str, code: str | None = None) -> None:
         expected = self.record.spec_type
         if not isinstance(spec, expected) or (isinstance(spec, Component) and spec.kind != self.kind):
             raise InvalidComponentError(
@@ -70,7 +85,7 @@ class Registry(Generic[S]):
                 f"{self.kind} {name!r} is registered twice{same}: by plugin {self._entries[first].plugin!r} and by "
                 f"plugin {plugin!r}; rename one of them or disable a plugin with NNBENCH_PLUGINS"
             )
-        self._entries[name] = Entry(spec, plugin)
+        self._entries[name] = Entry(spec, plugin, code)
         self._keys[key] = name
 
     def resolve(self, name: str) -> str:
@@ -89,6 +104,9 @@ class Registry(Generic[S]):
         return self._entries[self.resolve(name)].spec
 
     def unknown_message(self, name: str) -> str:
+        explained = NOT_COMPONENTS.get((self.kind, lookup_key(name)))
+        if explained:
+            return f"{self.kind} {name!r} is not one: {explained}"
         names = sorted(self._entries)
         close = difflib.get_close_matches(name, names, n=1) or difflib.get_close_matches(name.lower(), names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -96,6 +114,10 @@ class Registry(Generic[S]):
 
     def plugin_of(self, name: str) -> str:
         return self._entries[self.resolve(name)].plugin
+
+    def code_of(self, name: str) -> str | None:
+        """Which code the component comes from (``None``: a built-in)."""
+        return self._entries[self.resolve(name)].code
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching the shell-style ``pattern`` (ignoring case)."""
@@ -148,18 +170,32 @@ class Catalogue:
 
     def _collect(self, record: KindRecord) -> None:
         registry = self._registries[record.name]
-        for plugin, staged in _call_each(self._pm, record.hook, f"its {record.name} components were skipped"):
+        for plugin, source, staged in _call_each(self._pm, record.hook, f"its {record.name} components were skipped"):
             for spec in staged:
                 try:
-                    registry.add(spec, plugin)
+                    registry.add(spec, plugin, self._code(record.name, spec, plugin, source))
                 except InvalidComponentError as exc:
                     warnings.warn(f"{exc}; skipped", PluginLoadWarning, stacklevel=3)
+
+    def _code(self, kind: str, spec: Any, plugin: str, source: Any) -> str | None:
+        """What identifies a registered component's code (see :mod:`nnbench.loading.identity`)."""
+        origin = getattr(self._pm, "origins", {}).get(plugin)
+        if origin is not None and origin[0] == "builtin":
+            return None
+        if origin is not None and origin[0] == "entry point":
+            return f"{origin[1]}=={origin[2]}"
+        known = getattr(source, "identities", {}).get((kind, getattr(spec, "name", None)))
+        if known is not None:  # components given as objects know their code already
+            return str(known)
+        from nnbench.loading.identity import code_identity
+
+        return code_identity(spec)
 
     def _collect_components(self) -> None:
         """Every kind a plugin declared is filled by one hook: route each component to its kind."""
         for record in self.domain.plugin_kinds:
             self._registries.setdefault(record.name, Registry(record))
-        for plugin, staged in _call_each(self._pm, "register_components", "its components were skipped"):
+        for plugin, source, staged in _call_each(self._pm, "register_components", "its components were skipped"):
             for spec in staged:
                 registry = self._registries.get(spec.kind) if isinstance(spec, Component) else None
                 try:
@@ -168,7 +204,7 @@ class Catalogue:
                             f"plugin {plugin!r} registered {spec!r} through register_components, which takes "
                             "nnbench.Component specs of the kinds declared through register_kinds ("
                             + (", ".join(r.name for r in self.domain.plugin_kinds) or "none declared") + ")")
-                    registry.add(spec, plugin)
+                    registry.add(spec, plugin, self._code(spec.kind, spec, plugin, source))
                 except InvalidComponentError as exc:
                     warnings.warn(f"{exc}; skipped", PluginLoadWarning, stacklevel=3)
 
@@ -206,7 +242,7 @@ class Catalogue:
         return self.registry("executor")
 
 
-def _call_each(pm: Any, hook_name: str, skipped: str) -> Iterator[tuple[str, list[Any]]]:
+def _call_each(pm: Any, hook_name: str, skipped: str) -> Iterator[tuple[str, Any, list[Any]]]:
     """Call ``hook_name`` plugin by plugin (built-ins first) with a ``register`` that collects what it is
     given; a plugin that raises is named in a warning and what it registered is dropped."""
     # get_hookimpls() lists implementations in registration order: built-ins first.
@@ -219,12 +255,12 @@ def _call_each(pm: Any, hook_name: str, skipped: str) -> Iterator[tuple[str, lis
             warnings.warn(f"plugin {plugin_name!r} raised in {hook_name} and {skipped}: {type(exc).__name__}: {exc}",
                           PluginLoadWarning, stacklevel=4)
             continue
-        yield plugin_name, staged
+        yield plugin_name, impl.plugin, staged
 
 
 def collect_kinds(pm: pluggy.PluginManager) -> list[tuple[Any, str]]:
     """The kinds the plugins declare through ``register_kinds``, with the plugin of each."""
-    return [(kind, plugin) for plugin, staged in _call_each(pm, "register_kinds", "its kinds were skipped")
+    return [(kind, plugin) for plugin, _, staged in _call_each(pm, "register_kinds", "its kinds were skipped")
             for kind in staged]
 
 

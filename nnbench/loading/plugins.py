@@ -143,7 +143,8 @@ def make_plugin_manager(*, load_entry_points: bool = True, extra: Iterable[Any] 
     if load_entry_points:
         pm.load_entry_points(os.environ.get(ENV_VAR))
     pm.drop_invalid_entry_points()
-    for plugin in extra:
-        pm.register(plugin)
+    for item in extra:  # a plugin, or a (name, plugin) pair
+        name, plugin = item if isinstance(item, tuple) else (None, item)
+        pm.register(plugin, name=name)
     pm.check_pending()
     return pm

@@ -193,6 +193,27 @@ def incompatibility(catalogue: Catalogue, task: Task, arch: str, loss: str,
     return None
 
 
+OWN_ACTIVATION = "none"
+"""The activation of a trial whose architecture builds its own nonlinearities (``takes_activation=False``)."""
+
+
+def code_versions(catalogue: Catalogue, chosen: Mapping[str, Any], components: Mapping[str, str]) -> dict[str, str]:
+    """Axis -> the code of the trial's component on it, for every component that is not built in (a plugin's
+    distribution and version, a session's source hash): part of the trial's id, so that edited code is
+    trained again. Built-in components add nothing, so their trials keep their ids."""
+    versions = {}
+    for ax in catalogue.domain.component_axes:
+        name = chosen.get(ax.name)
+        if not isinstance(name, str) or (ax.name == "activation" and name == OWN_ACTIVATION):
+            continue
+        if catalogue.domain.kind_of(ax.name) in catalogue.domain.plugin_kinds and ax.name not in components:
+            continue  # a kind's default is never applied
+        code = catalogue.registry(ax.kind or "").code_of(name)
+        if code is not None:
+            versions[ax.name] = code
+    return versions
+
+
 def resolve_patterns(grid: GridSpec, catalogue: Catalogue) -> GridSpec:
     """Replace ``all`` and wildcards (``adam*``) on the component axes by the names they match, and
     every name by the name it was registered under (``ReLU`` -> ``relu``). An axis the grid does not
@@ -269,6 +290,9 @@ def expand_grid(
         if reason:
             skipped.append(Skipped(chosen, reason))
             continue
+        architecture = catalogue.architectures.get(chosen["arch"])
+        if not architecture.takes_activation:
+            chosen["activation"] = OWN_ACTIVATION  # the axis does not apply: one trial, not one per activation
         params: dict[str, dict[str, Any]] = {}
         for axis_name, record in param_axes.items():
             if axis_name in plugin_kinds and axis_name not in components:
@@ -277,6 +301,9 @@ def expand_grid(
             params[axis_name] = {**spec.params, **grid.overrides.get(axis_name, {}).get(chosen[axis_name], {})}
         if task_params and task.name in task_params:
             params["task"] = dict(task_params[task.name])
+        code = code_versions(catalogue, chosen, components)
+        if code:
+            params["code"] = code
         fields = {ax.name: chosen[ax.name] for ax in axes if ax.name not in plugin_kinds}
         for seed in range(grid.seeds):
             trials.append(Trial(**fields, seed=seed, params=params, components=components))

@@ -30,6 +30,10 @@ class Report:
 
     html: str
 
+    def __repr__(self) -> str:
+        # A short text form: a notebook stores it beside the page, and the page is already there once.
+        return f"<nnbench report: {len(self.html) / 1024:,.0f} KiB of HTML; .save(path) writes it>"
+
     def _repr_html_(self) -> str:
         # An isolated frame keeps the report's styles out of the notebook and its policy in force.
         return (f'<iframe srcdoc="{escape(self.html, quote=True)}" sandbox '

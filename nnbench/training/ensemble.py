@@ -116,8 +116,10 @@ def unstackable_reason(trial: Trial, catalogue: Catalogue) -> str | None:
     optimizer = catalogue.optimizers.get(trial.optimizer)
     if optimizer.needs_closure:
         return f"optimizer {trial.optimizer!r} re-evaluates the loss of the whole model in each step"
+    takes_activation = catalogue.architectures.get(trial.arch).takes_activation
     for kind, name in (("optimizer", trial.optimizer), ("architecture", trial.arch),
-                       ("activation", trial.activation), ("loss", trial.loss), *sorted(trial.components.items())):
+                       *((("activation", trial.activation),) if takes_activation else ()), ("loss", trial.loss),
+                       *sorted(trial.components.items())):
         if catalogue.domain.kind(kind).stage == "loss":
             return f"{kind} {name!r} wraps the loss, which the stacked trainer does not do"
         if not catalogue.registry(kind).get(name).vectorizable:

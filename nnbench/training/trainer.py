@@ -64,10 +64,10 @@ def build_model(trial: Trial, catalogue: Catalogue, task: Task, view: Modality) 
     by the ``model``-stage ones), plus the head its loss needs."""
     arch = catalogue.architectures.get(trial.arch)
     loss = catalogue.losses.get(trial.loss)
-    activation = catalogue.activations.get(trial.activation)
+    activation = catalogue.activations.get(trial.activation).factory if arch.takes_activation else None
     sample = to_view(torch.zeros(1, *task.input_shape), task.modality, view)
     torch.manual_seed(trial.seed)
-    model = arch.build(InputSpec(view, tuple(sample.shape[1:])), loss.outputs(task), activation.factory,
+    model = arch.build(InputSpec(view, tuple(sample.shape[1:])), loss.outputs(task), activation,
                        **dict(trial.params.get("arch", {})), **build_keywords(trial, catalogue))
     model = apply_to_model(model, trial, catalogue)
     if loss.head == "sigmoid":
@@ -84,15 +84,16 @@ class ComponentError(Exception):
 def check_components(trial: Trial, catalogue: Catalogue, model: nn.Module, x: torch.Tensor,
                      outputs: int) -> None:
     """Fail early, naming the culprit, when the activation or the model returns the wrong thing."""
-    activation = catalogue.activations.get(trial.activation)
-    probe = torch.linspace(-2, 2, 12, device=x.device).reshape(3, 4)
-    got = activation.factory().to(x.device)(probe)
-    if not isinstance(got, torch.Tensor) or got.shape != probe.shape or not got.is_floating_point():
-        raise ComponentError(
-            f"activation {trial.activation!r} (plugin {catalogue.activations.plugin_of(trial.activation)!r}) must "
-            f"return a floating tensor of its input's shape {tuple(probe.shape)}, but returned "
-            f"{_describe(got)}"
-        )
+    if catalogue.architectures.get(trial.arch).takes_activation:
+        activation = catalogue.activations.get(trial.activation)
+        probe = torch.linspace(-2, 2, 12, device=x.device).reshape(3, 4)
+        got = activation.factory().to(x.device)(probe)
+        if not isinstance(got, torch.Tensor) or got.shape != probe.shape or not got.is_floating_point():
+            raise ComponentError(
+                f"activation {trial.activation!r} (plugin {catalogue.activations.plugin_of(trial.activation)!r}) "
+                f"must return a floating tensor of its input's shape {tuple(probe.shape)}, but returned "
+                f"{_describe(got)}"
+            )
     with torch.no_grad():
         out = model(x[:2])
     expected = (min(2, len(x)), outputs)

@@ -102,7 +102,7 @@ def test_list_and_plugins_show_the_components(nnbench_plugin: Any) -> None:
     nnbench_plugin(plugin, name="extras")
     listing = CliRunner().invoke(cli, ["list"], catch_exceptions=False).output
     for name in ("snake", "lion", "transformer", "recall"):
-        assert any(line.split()[:1] == [name] and "(plugin: extras)" in line for line in listing.splitlines())
+        assert any(line.split()[:1] == [name] and "(plugin: extras, source:" in line for line in listing.splitlines())
     plugins = CliRunner().invoke(cli, ["plugins"], catch_exceptions=False).output
     section = plugins[plugins.index("extras"):]
     assert "after_epoch" in section and "register_optimizers" in section

@@ -1,0 +1,179 @@
+"""What a run tells the person who started it, on a terminal or in a notebook: the plan (trials,
+skipped combinations, notes), a progress bar naming the trial being trained, and at the end a
+leaderboard per task, the trials that did not finish ok and the report. ``nnbench run`` and
+``nnbench.run()`` print the same things."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnbench.contract.axes import short_label
+from nnbench.session import RunObserver
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nnbench.contract.domain import Domain
+    from nnbench.contract.trial import Trial, TrialResult
+    from nnbench.session import Plan, RunOutcome
+    from nnbench.storage.store import ResultStore
+
+Echo = Callable[..., None]
+
+
+def progress_bar(total: int, notebook: bool) -> Any:
+    """tqdm's bar: its notebook front end in Jupyter (when ipywidgets is there), else text on stderr."""
+    if notebook:
+        try:
+            import ipywidgets  # noqa: F401  (the notebook bar needs it)
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm(total=total, unit="trial")
+        except ImportError:
+            pass
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (a log file, a CI job)
+    return tqdm(total=total, unit="trial", dynamic_ncols=True, file=sys.stderr, disable=None)
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel."""
+    shell = sys.modules.get("IPython")
+    ip = shell.get_ipython() if shell is not None else None
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+class ConsoleProgress(RunObserver):
+    """The run's observer on a terminal or in a notebook: the plan, then a tqdm bar advanced per stored
+    result and naming what is being trained, with messages printed above it (messages that differ only
+    in the configuration they name, once); at the end, the leaderboard, failures and report.
+
+    ``echo`` prints a line (``click.echo`` on the command line, ``print`` in Python). ``bar`` shows the
+    progress bar and messages, ``plan`` the plan, ``summary`` the leaderboard and what follows it.
+    """
+
+    def __init__(self, domain: Domain, pm: Any, echo: Echo, *, bar: bool = True, plan: bool = True,
+                 summary: bool = True, report_dir: Path | None = None, notebook: bool = False) -> None:
+        self.domain, self.pm, self.echo = domain, pm, echo
+        self.quiet, self.show_plan, self.summary = not bar, plan, summary
+        self.report_dir, self.notebook = report_dir, notebook
+        self.repeats: dict[str, int] = {}
+        self.bar: Any = None
+        self.training: dict[str, str] = {}  # trial id -> what the bar names while it trains
+
+    def planned(self, plan: Plan) -> None:
+        if self.show_plan:
+            print_plan(plan, self.echo, list_trials=False)
+        if not self.quiet and plan.todo:
+            self.bar = progress_bar(len(plan.todo), self.notebook)
+
+    def started(self, trials: list[Trial]) -> None:
+        first = trials[0]
+        seeds = f"seed {first.seed}" if len(trials) == 1 else f"{len(trials)} seeds"
+        self.training.update({t.trial_id: f"{first.task} {first.label()} {seeds}" for t in trials})
+        self._show()
+
+    def result(self, result: TrialResult) -> None:
+        self.training.pop(result.trial.trial_id, None)
+        if self.bar is not None:
+            self.bar.update(1)
+        self._show()
+
+    def _show(self) -> None:
+        if self.bar is None:
+            return
+        names = list(dict.fromkeys(self.training.values()))
+        more = f" (+{len(names) - 1} more)" if len(names) > 1 else ""
+        self.bar.set_postfix_str(f"training {names[-1]}{more}" if names else "", refresh=True)
+
+    def log(self, message: str) -> None:
+        reason = message.partition(" because ")[2] or message
+        self.repeats[reason] = self.repeats.get(reason, -1) + 1
+        if not self.quiet and not self.repeats[reason]:
+            if self.bar is not None:
+                self.bar.write(message, file=sys.stderr)
+            else:
+                self.echo(message, err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        repeated = sum(self.repeats.values())
+        if repeated and not self.quiet:
+            self.echo(f"({repeated} more messages like the ones above were not repeated)", err=True)
+
+    def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
+        """The leaderboard per task, the trials that did not finish ok, and the report."""
+        if not self.summary:
+            return
+        from nnbench.analysis.frames import leaderboard
+
+        frame = store.trials([outcome.run_id])
+        print_leaderboard(leaderboard(frame[frame["protocol"] != "tuning"]), self.domain, self.echo)  # tuning: search
+        print_failures(frame, self.domain, self.echo)
+        self.echo(f"run {outcome.run_id}: {len(outcome.results)} trained, {len(outcome.plan.reused)} reused, "
+                  f"stored in {store.path}")
+        if self.report_dir is not None:
+            from nnbench.reporting import write_run_report
+
+            path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.pm)
+            self.echo(f"report: {path}")
+
+
+def print_plan(plan: Plan, echo: Echo, list_trials: bool) -> None:
+    """The plan's skipped combinations by reason, its notes, (its trials,) and its counts."""
+    for note in plan.notes:
+        echo(f"note: {note}")
+    if plan.skipped:
+        reasons: dict[str, int] = {}
+        for s in plan.skipped:
+            reasons[s.reason] = reasons.get(s.reason, 0) + 1
+        echo(f"skipped {len(plan.skipped)} combinations:")
+        for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            echo(f"  {count:>4} x {reason}")
+    if list_trials:
+        stored = {t.trial_id for t in plan.reused}
+        for t in plan.trials:
+            state = "stored" if t.trial_id in stored else "to train"
+            echo(f"{t.trial_id}  {t.task:<14} {t.label():<45} seed {t.seed}  {t.device}  [{state}]")
+    echo(f"{len(plan.trials)} trials: {len(plan.todo)} to train, {len(plan.reused)} already stored, "
+               f"{len(plan.skipped)} combinations skipped")
+
+
+def row_label(row: Any, domain: Domain) -> str:
+    """A results row's configuration, as ``nnbench run`` names it."""
+    values = row._asdict() if hasattr(row, "_asdict") else dict(row)
+    return short_label(values, domain.axes)
+
+
+def print_leaderboard(board: pd.DataFrame, domain: Domain, echo: Echo, top: int = 10) -> None:
+    for task, part in board.groupby("task", sort=False):
+        metric = part["metric_name"].iloc[0]
+        arrow = "lower is better" if metric == "rmse" else "higher is better"
+        echo(f"\n{task} — test {metric} ({arrow}), mean ± std over seeds")
+        for row in part.head(top).itertuples():
+            std = f"{row.std:.4f}" if row.std == row.std else "n/a"
+            score = f"{row.mean:.4f} ± {std}" if row.mean == row.mean else "no successful seed"
+            config = row_label(row, domain)
+            if getattr(row, "protocol", "default") == "tuned":
+                config += " (tuned)"
+            if getattr(row, "variant", ""):
+                config += f" [{row.variant}]"
+            extra = f"  ({row.failed} failed/diverged)" if row.failed else ""
+            echo(f"  {row.rank:>3}. {config:<45} {score}  n={row.seeds}{extra}")
+        if len(part) > top:
+            echo(f"  ... {len(part) - top} more configurations")
+
+
+def print_failures(frame: pd.DataFrame, domain: Domain, echo: Echo) -> None:
+    bad = frame[frame["status"] != "ok"]
+    if bad.empty:
+        return
+    echo(f"\n{len(bad)} trials did not finish ok:")
+    for row in bad.head(20).itertuples():
+        last_line = (row.error or "").strip().splitlines()[-1:] or [""]
+        echo(f"  {row.status:<8} {row.task} {row_label(row, domain)} seed {row.seed}: {last_line[0][:160]}")
