@@ -121,7 +121,8 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
         if overridden and any(catalogue.domain.kind(a).stage in ("core", "build", "model") for a in overridden):
             models.setdefault(json.dumps([trial.task, trial.arch, trial.activation, trial.loss,
                                           trial.components, trial.params], sort_keys=True, default=str), trial)
-        if trial.optimizer in overrides.get("optimizer", {}):
+        given_as_object = catalogue.optimizers.plugin_of(trial.optimizer) == OBJECTS_PLUGIN
+        if trial.optimizer in overrides.get("optimizer", {}) or given_as_object:
             optimizers.setdefault(json.dumps([trial.optimizer, trial.params.get("optimizer")], sort_keys=True,
                                              default=str), trial)
     for trial in models.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sqlite3
 import subprocess
 import sys
@@ -127,21 +128,23 @@ class Squareplus(nn.Module):
         return 0.5 * (x + torch.sqrt(x * x + {constant}))
 
 if __name__ == "__main__":
+    how = {"executor": "ray"} if sys.argv[2] == "ray" else {"workers": int(sys.argv[2])}
     frame = nnbench.run(task="toy", arch=["fnn", SimpleNN], activation=["relu", Squareplus],
                         optimizer=[torch.optim.RMSprop, "sgd"], seeds=2, epochs=2, store=sys.argv[1],
-                        workers=int(sys.argv[2]), quiet=True)
+                        quiet=True, **how)
     frame[["trial_id", "status", "metric"]].to_csv(sys.argv[3], index=False)
 """
 
 
-def run_main(tmp_path: Path, store: str, workers: int, constant: int = 4) -> Any:
+def run_main(tmp_path: Path, store: str, workers: int | str, constant: int = 4) -> Any:
     import pandas as pd
 
     script = tmp_path / f"main_{constant}.py"
     script.write_text(MAIN_SCRIPT.replace("{constant}", str(constant)))
     out = tmp_path / f"out-{store}-{workers}-{constant}.csv"
     done = subprocess.run([sys.executable, str(script), str(tmp_path / store), str(workers), str(out)],
-                          capture_output=True, text=True, timeout=300, env={"NNBENCH_PLUGINS": "none", "PATH": ""})
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NNBENCH_PLUGINS": "none"})
     assert done.returncode == 0, done.stderr
     return pd.read_csv(out).set_index("trial_id").sort_index()
 
@@ -152,6 +155,26 @@ def test_objects_of_main_travel_to_workers_by_value_with_the_same_numbers(tmp_pa
     assert len(inline) == 12 and set(inline["status"]) == {"ok"}
     assert list(inline.index) == list(workers.index)
     assert (inline["metric"] == workers["metric"]).all()
+
+
+@pytest.mark.slow
+def test_objects_of_main_travel_to_ray_workers_with_the_same_numbers(tmp_path: Path) -> None:
+    inline = run_main(tmp_path, "inline.db", 1)
+    on_ray = run_main(tmp_path, "ray.db", "ray")
+    assert list(inline.index) == list(on_ray.index) and set(on_ray["status"]) == {"ok"}
+    assert (inline["metric"] == on_ray["metric"]).all()
+
+
+class NeedsAnArgument(torch.optim.SGD):
+    def __init__(self, params: Any, lr: float = 0.1, *, dampening_schedule: str) -> None:
+        super().__init__(params, lr=lr)
+
+
+def test_an_optimizer_class_that_cannot_be_built_is_named_before_anything_is_stored(tmp_path: Path) -> None:
+    with pytest.raises(NNBenchError, match="optimizer 'NeedsAnArgument' rejects its hyper-parameters"):
+        nnbench.run(task="moons", arch="fnn", optimizer=NeedsAnArgument, store=tmp_path / "x.db", quiet=True,
+                    seeds=1, epochs=1)
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_editing_a_component_trains_its_trials_again_and_reuses_the_rest(tmp_path: Path) -> None:
