@@ -9,6 +9,7 @@ Only ``ok`` trials count towards a metric; the others appear in :func:`failures`
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ ANALYSIS_COLUMNS = frozenset({
     "budget", "config", "difference", "epoch", "epoch_time", "example", "failed", "fraction", "lr_key", "ok",
     "ok_metric", "reached", "reason", "score", "selected", "space", "target", "time", "tuned", "tuned_better",
     "tuning_time", "tuning_trials", "values", "label", "rank", "mean", "std", "ci_low", "ci_high", "seeds", "trials",
-    "median_time", "median_epoch", "metric_rank", "level", "configuration"})
+    "median_time", "median_epoch", "metric_rank", "level", "configuration", "side", "iqm"})
 """Columns the analysis adds to frames of trials: never axes."""
 KNOWN_COLUMNS = frozenset(TRIAL_COLUMNS) | set(DERIVED_AXES) | ANALYSIS_COLUMNS
 AXIS_DEFAULTS: dict[str, object] = {**{ax.name: ax.default[0] for ax in TRIAL_AXES if ax.role == "config"},
@@ -200,16 +201,23 @@ def status_counts(trials: pd.DataFrame, skipped: pd.DataFrame) -> pd.DataFrame:
 # -- leaderboard -----------------------------------------------------------------------------------
 
 
+def interquartile_mean(values: pd.Series) -> float:
+    """The mean of the middle half of the finite ``values`` (``scipy.stats.trim_mean(values, 0.25)``,
+    rliable's IQM); NaN when there is none."""
+    finite = values.dropna().to_numpy(dtype=float)
+    return float(stats.trim_mean(finite, 0.25)) if len(finite) else math.nan
+
+
 def leaderboard(trials: pd.DataFrame) -> pd.DataFrame:
     """Configurations ranked per task by the task's metric on held-out data.
 
-    ``mean``, ``std`` and the 95% t-interval ``ci_low``..``ci_high`` are over the seeds that ended
-    ``ok`` (``seeds`` counts them, ``failed`` counts the rest); ``train_time`` is the mean training
-    time of a trial in seconds. Rank 1 is the best: highest accuracy, lowest RMSE.
+    ``mean``, ``std``, the interquartile mean ``iqm`` and the 95% t-interval ``ci_low``..``ci_high`` are
+    over the seeds that ended ``ok`` (``seeds`` counts them, ``failed`` counts the rest); ``train_time``
+    is the mean training time of a trial in seconds. Rank 1 is the best: highest accuracy, lowest RMSE.
     """
     trials = tidy(trials)
     axes = config_axes(trials)
-    columns = ["task", "rank", *axes, "metric_name", "mean", "std", "ci_low", "ci_high", "seeds",
+    columns = ["task", "rank", *axes, "metric_name", "mean", "std", "iqm", "ci_low", "ci_high", "seeds",
                "failed", "train_time", "n_params"]
     if trials.empty:
         return pd.DataFrame(columns=columns)
@@ -220,6 +228,7 @@ def leaderboard(trials: pd.DataFrame) -> pd.DataFrame:
         metric_name=("metric_name", "first"),
         mean=("ok_metric", "mean"),
         std=("ok_metric", "std"),
+        iqm=("ok_metric", interquartile_mean),
         seeds=("ok", "sum"),
         trials=("ok", "size"),
         train_time=("train_time", "mean"),
