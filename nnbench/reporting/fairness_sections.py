@@ -1,4 +1,4 @@
-"""The report's fair-comparison parts: the box of honesty warnings above every section, tuned against
+"""The report's fair-comparison parts: the box of honesty warnings under the leaderboard, tuned against
 default, time-to-target rankings and performance profiles (frames from :mod:`nnbench.analysis.fairness`)."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ CLEAR = ("Nothing to warn about: every ranking compares configurations with equa
 
 def fair_comparison(data: ReportData) -> ReportSection:
     """The box at the top of the report: every honesty warning, or one line saying there is none."""
-    warnings = fairness.honesty_warnings(data.trials, data.runs)
+    warnings = data.warnings
     if not len(warnings):
         clear = CLEAR if len(data.main) else "No trials were stored, so nothing was compared."
         return ReportSection("Fair comparison", blocks=[Paragraph(clear)], anchor="fair-comparison", style="callout")
-    intro = Paragraph("Read the rankings below with these in mind: each line names the task and the "
+    intro = Paragraph("Read the findings and rankings with these in mind: each line names the task and the "
                       "configurations concerned.")
     items = [Finding(severity, text) for severity, text in zip(warnings["severity"], warnings["warning"], strict=True)]
     return ReportSection("Fair comparison", blocks=[intro, *items], anchor="fair-comparison", style="callout")
