@@ -1,8 +1,9 @@
 """nnbench: evidence about neural-network components.
 
 Public API: :data:`hookimpl` for plugins, the spec types a plugin registers (components, kinds,
-report sections), the trial and result types lifecycle hooks receive, and :func:`run` and
-:func:`report` for scripts and notebooks. Importing ``nnbench`` loads neither torch nor pandas.
+report sections), the trial and result types lifecycle hooks receive, and :func:`run`,
+:func:`report`, :func:`findings` and :func:`compare` for scripts and notebooks. Importing
+``nnbench`` loads neither torch nor pandas.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import pluggy
 
-from nnbench.api import report, run
+from nnbench.api import compare, findings, report, run
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.section import ReportSection
 from nnbench.contract.specs import (
@@ -70,6 +71,8 @@ __all__ = [
     "Trial",
     "TrialResult",
     "__version__",
+    "compare",
+    "findings",
     "hookimpl",
     "make_task_data",
     "report",

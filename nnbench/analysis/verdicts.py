@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -20,6 +20,7 @@ from nnbench.analysis import fairness, frames
 from nnbench.analysis.pairwise import AxisComparison, PairEvidence, compare_axis
 from nnbench.analysis.rope import Rope, parse_rope
 
+RopeLike = Rope | str | float | Mapping[str, float] | None
 MAX_PARTS = 4
 """Claims in one verdict; the rest are in its evidence."""
 
@@ -44,13 +45,13 @@ class Verdict:
         return self.text
 
 
-def findings(trials: pd.DataFrame, rope: Rope | str | float | None = None) -> list[Verdict]:
+def findings(trials: pd.DataFrame, rope: RopeLike = None) -> list[Verdict]:
     """A :class:`Verdict` for every axis that varied with the others held fixed, in the report's order
     of axes. Tuning trials (search steps) take no part."""
     return [verdict(comparison) for comparison in axis_comparisons(trials, rope)]
 
 
-def axis_comparisons(trials: pd.DataFrame, rope: Rope | str | float | None = None) -> list[AxisComparison]:
+def axis_comparisons(trials: pd.DataFrame, rope: RopeLike = None) -> list[AxisComparison]:
     """The pairwise evidence of every axis that varied (see :func:`nnbench.analysis.frames.varying_axes`)."""
     main = fairness.compared_trials(trials)
     if main.empty:

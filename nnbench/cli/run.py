@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from nnbench.cli import STORE_SETTINGS, current_session, friendly_errors
+from nnbench.cli.compare import ROPE_HELP
 from nnbench.contract.axes import short_label
 from nnbench.session import RunObserver
 
@@ -55,6 +56,7 @@ def run_options() -> list[click.Option]:
         click.Option(["--report-dir"], type=click.Path(file_okay=False, path_type=Path), default="reports",
                      show_default=True, help="Where the run's report goes (REPORT_DIR/<run>/index.html)."),
         click.Option(["--no-report"], is_flag=True, help="Do not write an HTML report at the end."),
+        click.Option(["--rope"], metavar="WIDTH|KEY=WIDTH,...", help=ROPE_HELP),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
     ]
 
@@ -82,9 +84,11 @@ default grid's value. Trials already in the store are not trained again (resume)
 def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force: bool, dry_run: bool,
          workers: int, threads: int, executor: str, timeout: float | None, max_failures: int | None,
          fail_fast: bool, no_vectorize: bool, download: bool, report_dir: Path, no_report: bool, quiet: bool,
-         **values: Any) -> None:
+         rope: str | None, **values: Any) -> None:
+    from nnbench.analysis.rope import parse_rope
     from nnbench.session import RunOptions
 
+    given = parse_rope(rope).to_dict()  # a bad --rope is an error before anything is trained
     session = current_session()
     executor_keys = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
     extra = {k: values.pop(k) for k in list(values) if k in executor_keys}
@@ -96,7 +100,7 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
         session.check_options(options)
         print_plan(session.dry_run(grid, store, force), list_trials=True)
         return
-    progress = ProgressBar(session, quiet, None if no_report else report_dir)
+    progress = ProgressBar(session, quiet, None if no_report else report_dir, given)
     try:
         outcome = session.run(grid, store, options, force=force, observer=progress)
     except KeyboardInterrupt:
@@ -112,8 +116,9 @@ class ProgressBar(RunObserver):
     """The run's observer on a terminal: the plan, then a tqdm bar advanced per stored result, with
     messages printed above it (messages that differ only in the configuration they name, once)."""
 
-    def __init__(self, session: Session, quiet: bool, report_dir: Path | None) -> None:
-        self.session, self.quiet, self.report_dir = session, quiet, report_dir
+    def __init__(self, session: Session, quiet: bool, report_dir: Path | None,
+                 rope: dict[str, float] | None = None) -> None:
+        self.session, self.quiet, self.report_dir, self.rope = session, quiet, report_dir, rope or {}
         self.repeats: dict[str, int] = {}
         self.bar: Any = None
 
@@ -146,19 +151,26 @@ class ProgressBar(RunObserver):
             click.echo(f"({repeated} more messages like the ones above were not repeated)", err=True)
 
     def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
-        """The leaderboard per task, the trials that did not finish ok, and the report."""
+        """The leaderboard per task, the trials that did not finish ok, the findings, and the report."""
         from nnbench.analysis.frames import leaderboard
+        from nnbench.analysis.verdicts import findings
 
         domain = self.session.domain
         frame = store.trials([outcome.run_id])
         print_leaderboard(leaderboard(frame[frame["protocol"] != "tuning"]), domain)  # tuning trials: search steps
         print_failures(frame, domain)
+        verdicts = findings(frame, self.rope)
+        if verdicts:
+            click.echo("\nfindings:")
+            for verdict in verdicts:
+                click.echo(f"  - {verdict}")
         click.echo(f"run {outcome.run_id}: {len(outcome.results)} trained, {len(outcome.plan.reused)} reused, "
                    f"stored in {store.path}")
         if self.report_dir is not None:
             from nnbench.reporting import write_run_report
 
-            path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.session.pm)
+            path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.session.pm,
+                                    self.rope)
             click.echo(f"report: {path}")
 
 

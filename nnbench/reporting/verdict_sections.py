@@ -42,8 +42,9 @@ def findings(data: ReportData) -> ReportSection:
     warnings = data.warnings
     serious = int(warnings["severity"].eq("warning").sum()) if len(warnings) else 0
     if serious:
-        blocks.append(Finding("warning", f"{serious} fairness warning{'s' if serious > 1 else ''} qualify these "
-                                         "findings and the leaderboard", link="#fair-comparison"))
+        noun = "fairness warnings qualify" if serious > 1 else "fairness warning qualifies"
+        blocks.append(Finding("warning", f"{serious} {noun} these findings and the leaderboard",
+                              link="#fair-comparison"))
     if not found:
         text = ("No axis was varied with the others held fixed, so there is nothing to compare; the leaderboard "
                 "ranks the configurations." if len(data.main) else "No trials were stored, so there is no finding.")
