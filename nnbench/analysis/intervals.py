@@ -48,23 +48,24 @@ def optimality_gap(values: np.ndarray, axis: int = -1, gamma: float = 1.0) -> np
 def stratified_bootstrap(strata: Sequence[np.ndarray], statistic: Statistic, *, resamples: int = RESAMPLES,
                          confidence: float = CONFIDENCE,
                          random_state: int = RANDOM_STATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``statistic`` of ``strata`` (one 1-D array per task) with a percentile interval from resampling
-    every stratum independently (``scipy.stats.bootstrap``).
+    """``statistic`` of ``strata`` (one array per task, its values along the last axis) with a percentile
+    interval from resampling every stratum independently (``scipy.stats.bootstrap``).
 
+    Leading axes of the strata are a batch (one row per configuration, say), all resampled at once.
     ``statistic`` takes the list of strata, each an array whose last axis holds the values (leading
-    axes: resamples), and returns an array of results (leading axes: the results, then the
-    resamples). A stratum of one value resamples to itself, so it is held fixed; with no stratum of
-    two or more values the interval is NaN.
+    axes: the batch, then the resamples), and returns an array of results (leading axes: the results,
+    then the batch and resamples). A stratum of one value resamples to itself, so it is held fixed; with
+    no stratum of two or more values the interval is NaN.
     """
     strata = [np.asarray(s, dtype=float) for s in strata]
     point = np.asarray(statistic(strata), dtype=float)
-    varying = [i for i, s in enumerate(strata) if len(s) > 1]
+    varying = [i for i, s in enumerate(strata) if s.shape[-1] > 1]
     if not varying:
         return point, np.full_like(point, np.nan), np.full_like(point, np.nan)
 
     def resampled(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
         shape = samples[0].shape[:-1]
-        full = [np.broadcast_to(s, (*shape, len(s))) for s in strata]
+        full = [np.broadcast_to(s[..., None, :], (*shape, s.shape[-1])) for s in strata]
         for i, sample in zip(varying, samples, strict=True):
             full[i] = sample
         return np.asarray(statistic(full))
@@ -152,14 +153,21 @@ def aggregates(scored: pd.DataFrame, resamples: int = RESAMPLES) -> pd.DataFrame
     :func:`normalized_scores`' frame with a ``configuration`` column."""
     if scored.empty:
         return pd.DataFrame(columns=AGGREGATE_COLUMNS)
-    rows = []
+    # Configurations with the same tasks and seed counts are resampled together, as one batch.
+    shapes: dict[tuple[tuple[str, int], ...], list[tuple[str, list[np.ndarray]]]] = {}
     for configuration, part in scored.groupby("configuration", sort=False):
-        strata = [group["score"].to_numpy(float) for _, group in part.groupby("task", sort=False)]
+        groups = list(part.groupby("task", sort=False))
+        shape = tuple((str(task), len(group)) for task, group in groups)
+        shapes.setdefault(shape, []).append((str(configuration), [g["score"].to_numpy(float) for _, g in groups]))
+    rows = []
+    for shape, members in shapes.items():
+        strata = [np.stack([values[t] for _, values in members]) for t in range(len(shape))]
         point, low, high = stratified_bootstrap(strata, _aggregate, resamples=resamples)
-        rows.append({"configuration": configuration, "tasks": len(strata), "trials": len(part),
-                     **{name: point[i] for i, name in enumerate(("mean", "iqm", "gap"))},
-                     **{f"{name}_low": low[i] for i, name in enumerate(("mean", "iqm", "gap"))},
-                     **{f"{name}_high": high[i] for i, name in enumerate(("mean", "iqm", "gap"))}})
+        for row, (configuration, _) in enumerate(members):
+            rows.append({"configuration": configuration, "tasks": len(shape), "trials": sum(n for _, n in shape),
+                         **{name: point[i, row] for i, name in enumerate(("mean", "iqm", "gap"))},
+                         **{f"{name}_low": low[i, row] for i, name in enumerate(("mean", "iqm", "gap"))},
+                         **{f"{name}_high": high[i, row] for i, name in enumerate(("mean", "iqm", "gap"))}})
     out = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
     return out.sort_values(["tasks", "iqm"], ascending=False, kind="stable", ignore_index=True)
 

@@ -139,18 +139,23 @@ def compare_pair(scores: pd.DataFrame, metrics: pd.DataFrame, names: dict[str, s
     return PairEvidence(first, second, pd.DataFrame(rows, columns=ROW_COLUMNS), replicates)
 
 
-def _strata(part: pd.DataFrame) -> list[pd.DataFrame]:
-    levels = list(range(1, part.index.nlevels - 1))  # neither the task (first) nor the seed (last)
-    return [group for _, group in part.groupby(level=levels, sort=False, dropna=False)] if levels else [part]
+def _strata(part: pd.DataFrame) -> np.ndarray:
+    """Each block's stratum (the setting of the other axes: neither the task, first, nor the seed, last)."""
+    if part.index.nlevels <= 2:
+        return np.zeros(len(part), dtype=np.int64)
+    return pd.MultiIndex.from_arrays([part.index.get_level_values(i) for i in range(1, part.index.nlevels - 1)]
+                                     ).factorize()[0]
 
 
 def _compare_task(task: str, part: pd.DataFrame, metrics: pd.DataFrame, metric_name: str, rope: Rope,
                   resamples: int) -> tuple[dict[str, object], np.ndarray]:
     strata = _strata(part)
-    differences = (part.iloc[:, 0] - part.iloc[:, 1]).to_numpy()
+    first, second = part.iloc[:, 0].to_numpy(float), part.iloc[:, 1].to_numpy(float)
+    differences = first - second
     width = rope.width(task, metric_name, metrics.to_numpy().ravel())
-    poi, poi_replicates, advantage_replicates = _bootstrap(strata, len(part), resamples)
-    posterior = bayes.signed_rank(differences, width, random_state=RANDOM_STATE)
+    poi, poi_replicates, advantage_replicates = _bootstrap(first, second, strata, resamples)
+    n_strata = int(strata.max()) + 1
+    posterior = bayes.signed_rank(differences, width, random_state=RANDOM_STATE, decide_at=CREDIBLE)
     decision = ("first" if posterior.first >= CREDIBLE else "second" if posterior.second >= CREDIBLE
                 else "equivalent" if posterior.equivalent >= CREDIBLE else "undecided")
     seeds_count = part.index.get_level_values(-1).nunique()
@@ -158,33 +163,35 @@ def _compare_task(task: str, part: pd.DataFrame, metrics: pd.DataFrame, metric_n
     advantage_low, advantage_high = np.percentile(advantage_replicates, tail)
     poi_low, poi_high = np.percentile(poi_replicates, tail)
     return {
-        "task": task, "metric_name": metric_name, "blocks": len(part), "seeds": seeds_count, "strata": len(strata),
+        "task": task, "metric_name": metric_name, "blocks": len(part), "seeds": seeds_count, "strata": n_strata,
         "mean_first": float(metrics.iloc[:, 0].mean()), "mean_second": float(metrics.iloc[:, 1].mean()),
         "advantage": float(differences.mean()), "advantage_low": float(advantage_low),
         "advantage_high": float(advantage_high), "poi": poi, "poi_low": float(poi_low), "poi_high": float(poi_high),
         "rope": width, "rope_text": rope.describe(task, metric_name, width), "p_first": posterior.first,
         "p_equivalent": posterior.equivalent, "p_second": posterior.second, "decision": decision,
-        "seeds_needed": seeds.seeds_needed(differences, width, len(strata)) if decision == "undecided" else math.nan,
-        "seeds_for_rope": seeds.seeds_to_detect(differences, width, len(strata)) if width > 0 else math.nan,
+        "seeds_needed": seeds.seeds_needed(differences, width, n_strata) if decision == "undecided" else math.nan,
+        "seeds_for_rope": seeds.seeds_to_detect(differences, width, n_strata) if width > 0 else math.nan,
     }, poi_replicates
 
 
-def _bootstrap(strata: list[pd.DataFrame], blocks: int, resamples: int) -> tuple[float, np.ndarray, np.ndarray]:
+def _bootstrap(first: np.ndarray, second: np.ndarray, strata: np.ndarray,
+               resamples: int) -> tuple[float, np.ndarray, np.ndarray]:
     """The probability of improvement and bootstrap replicates of it and of the mean paired difference,
     resampling the seeds of every stratum (paired), strata of one size at a time."""
     rng = np.random.default_rng(RANDOM_STATE)
     poi_sum = np.zeros(resamples)
     difference_sum = np.zeros(resamples)
     point = 0.0
-    by_size: dict[int, list[pd.DataFrame]] = {}
-    for stratum in strata:
-        by_size.setdefault(len(stratum), []).append(stratum)
-    for size, group in by_size.items():
-        first = np.stack([s.iloc[:, 0].to_numpy() for s in group])  # (strata, seeds)
-        second = np.stack([s.iloc[:, 1].to_numpy() for s in group])
-        wins = (first[:, :, None] > second[:, None, :]) + 0.5 * (first[:, :, None] == second[:, None, :])
+    order = np.argsort(strata, kind="stable")
+    sizes = np.bincount(strata)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    for size in np.unique(sizes):
+        rows = order[(starts[sizes == size][:, None] + np.arange(size)[None, :])]  # (strata, seeds)
+        a, b = first[rows], second[rows]
+        wins = (a[:, :, None] > b[:, None, :]) + 0.5 * (a[:, :, None] == b[:, None, :])
         point += float(wins.mean(axis=(1, 2)).sum())
-        counts = rng.multinomial(size, np.full(size, 1 / size), size=(resamples, len(group))).astype(float)
-        poi_sum += np.einsum("bgi,gij,bgj->b", counts, wins, counts) / size**2
-        difference_sum += np.einsum("bgi,gi->b", counts, first - second)
-    return point / len(strata), poi_sum / len(strata), difference_sum / blocks
+        drawn = rng.integers(0, size, (resamples, len(rows), size))  # seeds drawn with replacement
+        counts = (drawn[..., None] == np.arange(size)).sum(axis=2, dtype=float)  # how often each seed was drawn
+        poi_sum += np.einsum("bgj,bgj->b", np.einsum("bgi,gij->bgj", counts, wins), counts) / size**2
+        difference_sum += np.einsum("bgi,gi->b", counts, a - b)
+    return point / len(sizes), poi_sum / len(sizes), difference_sum / len(first)

@@ -33,6 +33,8 @@ from nnbench.contract.section import Image
 
 PALETTE = "colorblind"
 DPI = 150
+STRIP_POINTS = 600
+"""An effect panel draws every trial as a dot up to this many trials."""
 SVG_SHOWN_LIMIT = 200_000
 """An SVG larger than this many bytes is shown as a PNG (and still downloadable as SVG)."""
 SCREEN_DPI = 96  # CSS pixels per inch: a figure shows at its size in inches
@@ -128,8 +130,9 @@ def per_task(frame: pd.DataFrame, width: float, height: float, draw: Callable[[A
 
 
 def effect(trials: pd.DataFrame, summary: pd.DataFrame, axis: str) -> Figure:
-    """The metric of every ``ok`` trial per level of ``axis`` (box and points) with the mean and its
-    95% interval, one panel per task. Levels run down the y axis so long names stay readable."""
+    """The metric of every ``ok`` trial per level of ``axis`` (box, and points up to :data:`STRIP_POINTS`
+    per panel) with the mean and its 95% interval, one panel per task. Levels run down the y axis so long
+    names stay readable."""
     levels = list(dict.fromkeys(summary["level"]))
     if axis == "lr":
         levels.sort()
@@ -141,8 +144,9 @@ def effect(trials: pd.DataFrame, summary: pd.DataFrame, axis: str) -> Figure:
         stats = summary[summary["task"] == task].set_index("level").reindex(levels)
         sns.boxplot(data=points, x="metric", y="label", order=labels, ax=ax, color=colour, fill=False,
                     fliersize=0, width=0.5, linewidth=1)
-        sns.stripplot(data=points, x="metric", y="label", order=labels, ax=ax, color=colour, size=3,
-                      alpha=0.45, jitter=0.15)
+        if len(points) <= STRIP_POINTS:  # past that, dots only hide the boxes (and weigh down the page)
+            sns.stripplot(data=points, x="metric", y="label", order=labels, ax=ax, color=colour, size=3,
+                          alpha=0.45, jitter=0.15)
         err = np.vstack([stats["mean"] - stats["ci_low"], stats["ci_high"] - stats["mean"]])
         # Just under each box, so the interval's caps are not mistaken for the box's whiskers.
         ax.errorbar(stats["mean"], np.arange(len(levels)) + 0.36, xerr=np.nan_to_num(err), fmt="D",

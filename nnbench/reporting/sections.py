@@ -179,8 +179,8 @@ def effects(data: ReportData) -> ReportSection:
     varied = analysis.varying_axes(data.main)
     section.blocks.append(Paragraph(
         "The held-out metric of every trial that finished ok, per level of one axis, pooled over seeds "
-        "and the other axes: boxes show quartiles, dots single trials, diamonds the mean with its 95% "
-        "confidence interval."))
+        "and the other axes: boxes show quartiles, dots single trials (when a panel has at most "
+        f"{plots.STRIP_POINTS}), diamonds the mean with its 95% confidence interval."))
     for axis in varied:
         section.blocks.append(Heading(axis))
         summary = analysis.level_summary(data.main, axis)
