@@ -308,3 +308,40 @@ def test_compare_refuses_trials_that_differ_in_another_axis(tmp_path: Path, tria
         compare_trials(trials[~new], longer, Rope(), axes=["activation"])
     with pytest.raises(NNBenchError, match="no trial has activation 'nope'; present: relu, squareplus"):
         select(trials, {"activation": ["nope"]}, "candidate")
+
+
+def test_time_profile_bands_bracket_the_profile_and_collapse_without_spread() -> None:
+    from nnbench.analysis import fairness
+
+    rows = [("fast", "a", [1.0, 1.0]), ("slow", "a", [2.0, 2.0]), ("fast", "b", [3.0, 3.0]),
+            ("slow", "b", [1.5, 1.5])]
+    times = pd.DataFrame([{"configuration": c, "task": t, "time": v} for c, t, values in rows for v in values])
+    medians = times.groupby(["configuration", "task"], sort=False)["time"].median().reset_index()
+    profile = fairness.performance_profile(medians, taus=[1.0, 1.5, 2.0, 3.0])
+    bands = intervals.time_profile_bands(times, np.array([1.0, 1.5, 2.0, 3.0]))
+    both = profile.merge(bands, on=["configuration", "tau"])
+    # Seeds agree, so resampling changes nothing: the band is the profile. fast: 1 of 2 tasks at tau 1
+    # (a), both from tau 2 (b: 3 / 1.5); slow likewise with the tasks swapped.
+    assert (both["low"] == both["rho"]).all() and (both["high"] == both["rho"]).all()
+    assert both.set_index(["configuration", "tau"]).loc[("fast", 1.5), "rho"] == 0.5
+    noisy = times.assign(time=times["time"] * np.tile([0.8, 1.25], 4))
+    bands = intervals.time_profile_bands(noisy, np.array([1.0, 1.5, 2.0, 3.0]))
+    point = fairness.performance_profile(noisy.groupby(["configuration", "task"], sort=False)["time"].median()
+                                         .reset_index(), taus=[1.0, 1.5, 2.0, 3.0])
+    merged = point.merge(bands, on=["configuration", "tau"])
+    assert (merged["low"] <= merged["rho"]).all() and (merged["rho"] <= merged["high"]).all()
+
+
+def test_early_stopping_keeps_the_decision() -> None:
+    clear = np.random.default_rng(4).normal(0.05, 0.01, 60)
+    full = bayes.signed_rank(clear, 0.005)
+    early = bayes.signed_rank(clear, 0.005, decide_at=0.95)
+    assert full.first >= 0.95 and early.first >= 0.95
+    rng = np.random.default_rng(5)
+    for shift in (0.0, 0.002, 0.004, 0.006, 0.008):
+        d = rng.normal(shift, 0.01, 30)
+        full, early = bayes.signed_rank(d, 0.005), bayes.signed_rank(d, 0.005, decide_at=0.95)
+        decide = [p >= 0.95 for p in (full.first, full.equivalent, full.second)]
+        assert decide == [p >= 0.95 for p in (early.first, early.equivalent, early.second)]
+        assert (early.first, early.equivalent, early.second) == pytest.approx(
+            (full.first, full.equivalent, full.second), abs=0.04)

@@ -200,6 +200,40 @@ def score_profiles(scored: pd.DataFrame, configurations: Sequence[str], points: 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = RESAMPLES) -> pd.DataFrame:
+    """95% stratified bootstrap bands of the Dolan-Moré performance profile of time-to-target: ``times``
+    has one row per trial (configuration, task, time; infinite: never reached), and each configuration's
+    seeds are resampled within each task, its median time, the best per task, the ratios and the profile
+    recomputed from them. Columns: configuration, tau, low, high."""
+    columns = ["configuration", "tau", "low", "high"]
+    if times.empty:
+        return pd.DataFrame(columns=columns)
+    configurations = list(dict.fromkeys(times["configuration"]))
+    tasks = list(dict.fromkeys(times["task"]))
+    cells = [(c, t) for c in configurations for t in tasks
+             if ((times["configuration"] == c) & (times["task"] == t)).any()]
+    strata = [times.loc[(times["configuration"] == c) & (times["task"] == t), "time"].to_numpy(float)
+              for c, t in cells]
+    where = [(configurations.index(c), tasks.index(t)) for c, t in cells]
+    grid = np.asarray(taus, dtype=float)
+
+    def profile(samples: list[np.ndarray]) -> np.ndarray:
+        shape = samples[0].shape[:-1]
+        medians = np.full((*shape, len(configurations), len(tasks)), np.inf)
+        for (row, column), sample in zip(where, samples, strict=True):
+            medians[..., row, column] = np.median(sample, axis=-1)
+        best = medians.min(axis=-2, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.isfinite(medians) & np.isfinite(best), medians / best, np.inf)
+        ratio = np.where(np.isnan(ratio), 1.0, ratio)  # 0 / 0: both instant
+        rho = (ratio[..., None] <= grid).mean(axis=-2)  # (..., configurations, taus)
+        return np.moveaxis(rho.reshape(*shape, -1), -1, 0)
+
+    _, low, high = stratified_bootstrap(strata, profile, resamples=resamples)
+    return pd.DataFrame({"configuration": np.repeat(configurations, len(grid)),
+                         "tau": np.tile(grid, len(configurations)), "low": low, "high": high}, columns=columns)
+
+
 def interval_text(low: float, high: float, digits: int = 3) -> str:
     """``[0.812, 0.857]``, or ``–`` when there is no interval."""
     if not (math.isfinite(low) and math.isfinite(high)):

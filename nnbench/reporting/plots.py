@@ -263,7 +263,8 @@ def lr_sensitivity(frame: pd.DataFrame, split: str = "test") -> Figure:
 
 def performance_profile(profile: pd.DataFrame, max_lines: int = 12) -> Figure:
     """Dolan–Moré performance profiles: the fraction of tasks on which each configuration reached the
-    target within a factor tau of the fastest, against tau (log scale), as steps. Only the first
+    target within a factor tau of the fastest, against tau (log scale), as steps, with bands where
+    ``profile`` has ``low`` and ``high``. Only the first
     ``max_lines`` configurations of ``profile`` (it lists the best first) are drawn; past the
     palette's ten colours the line style changes."""
     configurations = list(dict.fromkeys(profile["configuration"]))[:max_lines]
@@ -276,6 +277,9 @@ def performance_profile(profile: pd.DataFrame, max_lines: int = 12) -> Figure:
             curve = profile[profile["configuration"] == name]
             ax.step(curve["tau"], curve["rho"], where="post", color=colours[i % 10], linestyle=styles[i // 10 % 3],
                     linewidth=1.6, label=wrap(name, 40))
+            if "low" in curve and curve["low"].notna().any():  # the bootstrap band
+                ax.fill_between(curve["tau"], curve["low"], curve["high"], step="post", color=colours[i % 10],
+                                alpha=0.12, linewidth=0)
         ax.set_xscale("log")
         top = profile["tau"].max()
         # Ticks at round factors (1, 1.5, 2, 3, ...): the log axis's own would label 2 as 2×10⁰.
