@@ -181,6 +181,21 @@ def test_two_runs_on_two_devices_are_reported_together(tmp_path: Path, trial_res
     assert "4.00×" in speed["text"] and "1.0 MiB" in speed["text"]  # speed-up and peak memory
 
 
+def test_a_twelve_trial_report_is_light(tmp_path: Path, trial_result: Callable[..., Any],
+                                        store_writer: Callable[..., Any]) -> None:
+    results = [trial_result("sine", activation, optimizer, lr, seed, 0.3 - gain - seed / 100, epochs=5)
+               for activation, gain in (("relu", 0.05), ("tanh", 0.0)) for optimizer, lr in (("sgd", 0.05),
+                                                                                           ("adam", 1e-3))
+               for seed in range(3)]
+    with store_writer(tmp_path / "twelve.db", results) as store:
+        html = build_report(store, ["run-1"], BUILTINS()).html
+    page = outline(html)
+    assert len(results) == 12 and len(html) < 250_000, len(html)
+    assert list(page.sections)[0] == "leaderboard"  # the answer first: findings, then the leaderboard
+    assert page.findings[0].startswith("activation: relu is better than tanh on sine")
+    assert page.findings[1].startswith("optimizer: ")
+
+
 def test_a_run_without_trials_still_gives_a_report(tmp_path: Path, store_writer: Callable[..., Any]) -> None:
     with store_writer(tmp_path / "empty.db", []) as store:
         page = outline(build_report(store, ["run-1"], BUILTINS()).html)

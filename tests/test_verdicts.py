@@ -345,3 +345,17 @@ def test_early_stopping_keeps_the_decision() -> None:
         assert decide == [p >= 0.95 for p in (early.first, early.equivalent, early.second)]
         assert (early.first, early.equivalent, early.second) == pytest.approx(
             (full.first, full.equivalent, full.second), abs=0.04)
+
+
+def test_the_analysis_imports_no_torch_and_no_plotting() -> None:
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import nnbench.analysis.verdicts, nnbench.analysis.comparison, nnbench.analysis.intervals
+heavy = [m for m in ("torch", "matplotlib", "seaborn") if m in sys.modules]
+assert not heavy, heavy
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

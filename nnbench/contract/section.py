@@ -86,7 +86,8 @@ class ReportSection:
     :param title: the section heading.
     :param text: plain text; a blank line starts a new paragraph.
     :param table: a table to show (its index is dropped; the first 200 rows are shown).
-    :param figure: a matplotlib figure, embedded as a PNG image and closed after rendering.
+    :param figure: a matplotlib figure, embedded as an SVG image (a PNG when the SVG is large) and closed
+        after rendering.
     :param blocks: further content, after the text, table and figure: headings, paragraphs, notes,
         tables, images and (in a callout) findings.
     :param anchor: the section's id in the page (made from the title when empty).
