@@ -235,7 +235,7 @@ def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = R
 
 
 def interval_text(low: float, high: float, digits: int = 3) -> str:
-    """``[0.812, 0.857]``, or ``–`` when there is no interval."""
+    """``[0.812, 0.857]`` (kept on one line), or ``–`` when there is no interval."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return "–"
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+    return f"[{low:.{digits}f},\u00a0{high:.{digits}f}]"

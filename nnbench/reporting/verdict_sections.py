@@ -138,7 +138,8 @@ def comparisons(data: ReportData) -> ReportSection:
             verdict=[_decision(row) for _, row in frame.iterrows()],
             advantage_ci=[_interval(lo, hi, 4) for lo, hi in zip(frame["advantage_low"], frame["advantage_high"],
                                                                    strict=True)],
-            poi_ci=[_interval(lo, hi, 2) for lo, hi in zip(frame["poi_low"], frame["poi_high"], strict=True)])
+            poi_ci=[_interval(lo, hi, 2) for lo, hi in zip(frame["poi_low"], frame["poi_high"], strict=True)],
+            rope_text=frame["rope_text"].str.replace(" ", "\u00a0"))
         section.blocks.append(table(
             shown[["first", "second", "task", "blocks", "advantage", "advantage_ci", "poi", "poi_ci", "rope_text",
                    "p_first", "p_equivalent", "p_second", "verdict", "seeds", "seeds_needed", "seeds_for_rope"]],
