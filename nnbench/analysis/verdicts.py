@@ -205,6 +205,7 @@ def verdict(comparison: AxisComparison) -> Verdict:
             parts.extend(pair_claims(pair, every))
     if not parts:  # levels compared only among themselves (each level against the best never met)
         parts = [claim for pair in comparison.pairs for claim in pair_claims(pair, every)]
+    parts.sort(key=lambda part: part.startswith("not enough seeds"))  # what the evidence settles, first
     shown = parts[:MAX_PARTS]
     if len(parts) > MAX_PARTS:
         shown.append(f"and {len(parts) - MAX_PARTS} more comparisons in the evidence")
