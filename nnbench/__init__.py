@@ -1,15 +1,16 @@
 """nnbench: evidence about neural-network components.
 
 Public API: :data:`hookimpl` for plugins, the spec types a plugin registers (components, kinds,
-report sections), the trial and result types lifecycle hooks receive, and :func:`run` and
-:func:`report` for scripts and notebooks. Importing ``nnbench`` loads neither torch nor pandas.
+report sections), the trial and result types lifecycle hooks receive, and :func:`run`,
+:func:`report`, :func:`findings` and :func:`compare` for scripts and notebooks. Importing
+``nnbench`` loads neither torch nor pandas.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nnbench.api import load_task, report, run
+from nnbench.api import compare, findings, load_task, report, run
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.section import ReportSection
@@ -67,6 +68,8 @@ __all__ = [
     "Trial",
     "TrialResult",
     "__version__",
+    "compare",
+    "findings",
     "hookimpl",
     "load_task",
     "make_task_data",

@@ -57,8 +57,9 @@ class ConsoleProgress(RunObserver):
     """
 
     def __init__(self, domain: Domain, pm: Any, echo: Echo, *, bar: bool = True, plan: bool = True,
-                 summary: bool = True, report_dir: Path | None = None, notebook: bool = False) -> None:
-        self.domain, self.pm, self.echo = domain, pm, echo
+                 summary: bool = True, report_dir: Path | None = None, notebook: bool = False,
+                 rope: dict[str, float] | None = None) -> None:
+        self.domain, self.pm, self.echo, self.rope = domain, pm, echo, rope or {}
         self.quiet, self.show_plan, self.summary = not bar, plan, summary
         self.report_dir, self.notebook = report_dir, notebook
         self.repeats: dict[str, int] = {}
@@ -111,16 +112,22 @@ class ConsoleProgress(RunObserver):
         if not self.summary:
             return
         from nnbench.analysis.frames import leaderboard
+        from nnbench.analysis.verdicts import findings
 
         frame = store.trials([outcome.run_id])
         print_leaderboard(leaderboard(frame[frame["protocol"] != "tuning"]), self.domain, self.echo)  # tuning: search
         print_failures(frame, self.domain, self.echo)
+        verdicts = findings(frame, self.rope)
+        if verdicts:
+            self.echo("\nfindings:")
+            for verdict in verdicts:
+                self.echo(f"  - {verdict}")
         self.echo(f"run {outcome.run_id}: {len(outcome.results)} trained, {len(outcome.plan.reused)} reused, "
                   f"stored in {store.path}")
         if self.report_dir is not None:
             from nnbench.reporting import write_run_report
 
-            path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.pm)
+            path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.pm, self.rope)
             self.echo(f"report: {path}")
 
 

@@ -344,7 +344,7 @@ class Session:
         store.add_axes(self.domain.axes)
         store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": options.executor_name(),
                                          "workers": options.workers, "timeout": options.timeout,
-                                         "targets": plan.targets},
+                                         "targets": plan.targets, "references": self._references(plan)},
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
                                     options.threads), len(plan.trials), plan.skipped)
         store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
@@ -372,6 +372,11 @@ class Session:
         store.finish_run(outcome.run_id, outcome.status)
         self.pm.hook.after_run(run_id=outcome.run_id, results=outcome.results)
         return outcome
+
+    def _references(self, plan: Plan) -> dict[str, list[float]]:
+        """Each task's reference scores (trivial, perfect), recorded with the run for the report's scale."""
+        tasks = (self.catalogue.tasks.get(name) for name in plan.targets)
+        return {task.name: list(pair) for task in tasks if (pair := task.reference_scores) is not None}
 
     def _final_trials(self, plan: Plan, store: ResultStore) -> list[Trial]:
         """Select each configuration's best tuning trial on validation data; rerun it over the seeds."""

@@ -29,6 +29,7 @@ from nnbench.analysis import frames as analysis
 from nnbench.contract.trial import Skipped
 from nnbench.loading.plugins import PluginLoadWarning, make_plugin_manager
 from nnbench.reporting import Report, ReportSection, build_report, plots, write_run_report
+from nnbench.reporting import html as html_module
 
 XSS = "<script>alert(1)</script>"
 XSS_IMG = '<img src=x onerror="alert(2)">'
@@ -37,8 +38,8 @@ def BUILTINS() -> Any:  # noqa: N802 - reads as the thing it makes
     """A plugin manager with the built-in plugins only: the built-in sections come through their hook."""
     return make_plugin_manager(load_entry_points=False)
 
-SECTIONS = ["overview", "leaderboard", "effects", "interactions", "convergence", "statistics", "learning-rate",
-            "speed", "robustness"]
+SECTIONS = ["leaderboard", "aggregates", "comparisons", "statistics", "effects", "interactions", "convergence", "speed",
+            "robustness", "overview"]
 
 
 class Contributor:
@@ -80,7 +81,7 @@ def rich_report(tmp_path_factory: pytest.TempPathFactory, trial_result: Callable
                 store_writer: Callable[..., Any]) -> Iterator[tuple[str, Path]]:
     folder = tmp_path_factory.mktemp("report")
     skipped = [Skipped({"task": "sine", "arch": "cnn"}, f"architecture cnn reads images {XSS_IMG}")]
-    grid = {"task": ["spirals", "sine"], "activation": ["relu", XSS], "seeds": 3}
+    grid = {"task": ["spirals", "sine"], "activation": ["relu", XSS], "seeds": 3, "references": {"spirals": [0.5, 1]}}
     pm = BUILTINS()
     pm.register(Contributor(), name="contributor")
     pm.register(Broken(), name="broken")
@@ -102,10 +103,11 @@ def test_every_section_is_present_and_filled(rich_report: tuple[str, Path]) -> N
     assert "49 trials (48 ok, 1 failed) and 1 skipped combination;" in s["overview"]["text"]
     assert s["leaderboard"]["tables"] == 2
     assert s["leaderboard"]["h3"] == ["spirals: test accuracy, higher is better", "sine: test rmse, lower is better"]
-    assert s["effects"]["images"] == 2  # activation and optimizer
-    assert any("each task used its own" in note for note in s["effects"]["notes"])  # loss differs by task only
-    assert any("only one arch was trained (fnn)" in note for note in s["effects"]["notes"])
-    assert any("learning rate was not swept" in note for note in s["effects"]["notes"])
+    assert s["effects"]["images"] == 2 and s["effects"]["h3"] == ["activation", "optimizer"]
+    assert s["effects"]["notes"] == ["not varied, so no effect to show: loss (never changed with the other axes held "
+                                     "fixed: each task used its own), arch (only fnn), lr (each optimizer at its own "
+                                     "learning rate), schedule (only constant), clip (only none), protocol (only "
+                                     "default)"]
     assert s["interactions"]["images"] == 1 and s["interactions"]["h3"] == ["activation × optimizer"]
     assert s["convergence"]["images"] == 1
     stats = s["statistics"]
@@ -114,7 +116,16 @@ def test_every_section_is_present_and_filled(rich_report: tuple[str, Path]) -> N
     assert "Friedman" in stats["text"] and "Wilcoxon signed-rank" in stats["text"]
     assert "Kendall's W" in stats["text"] and "rank-biserial r" in stats["text"]
     assert "optimizer: significant" in stats["text"] and "adam ranks best" in stats["text"]
-    assert s["learning-rate"]["notes"] == ["the learning rate was not swept: no optimizer ran at more than one"]
+    assert "learning-rate" not in s and "Learning-rate sensitivity" in page.left_out  # nothing to show
+    assert "Tuned against default" in page.left_out and "micro-benchmarks" in page.left_out
+    assert s["aggregates"]["tables"] == 1 and s["aggregates"]["images"] == 1
+    assert "spirals: accuracy 0.5 → 0, 1 → 1 (the task's reference)" in s["aggregates"]["text"]
+    assert "sine: rmse" in s["aggregates"]["text"] and "worst and best configuration mean" in s["aggregates"]["text"]
+    assert s["comparisons"]["h3"] == ["activation", "optimizer"] and s["comparisons"]["tables"] == 2
+    assert "adam is better than sgd on 2 of 2 tasks: spirals and sine" in s["comparisons"]["text"]
+    activation, optimizer, warning = page.findings
+    assert activation.startswith(f"activation: gelu, tanh and {XSS} are worse than relu on 2 of 2 tasks")
+    assert optimizer.startswith("optimizer: adam is better than sgd") and "fairness warnings" in warning
     assert s["speed"]["images"] == 1 and s["speed"]["tables"] == 1
     assert any("only one device ran (cpu)" in note for note in s["speed"]["notes"])
     assert any("peak memory was not measured" in note for note in s["speed"]["notes"])
@@ -135,18 +146,23 @@ def test_strings_from_the_store_grid_and_plugins_are_escaped(rich_report: tuple[
     assert plugin["notes"] == ["contributed by plugin contributor"]
     broken = page.sections["plugin-2"]
     assert broken["notes"] == [f"plugin 'broken' failed to build its report sections: RuntimeError: no luck {XSS}"]
-    assert "default-src 'none'" in html  # the page's policy: no scripts, no fetches
+    assert "default-src 'none'" in html and "script-src 'sha256-" in html  # no fetches; the page's script only
+    assert page.scripts == [html_module.PAGE_SCRIPT]
 
 
 def test_absent_data_is_said_in_one_line(tmp_path: Path, trial_result: Callable[..., Any],
                                          store_writer: Callable[..., Any]) -> None:
     with store_writer(tmp_path / "one.db", [trial_result(seed=0, metric=0.8)]) as store:
         page = outline(build_report(store, ["run-1"], BUILTINS()).html)
-    notes = {name: section["notes"] for name, section in page.sections.items()}
-    assert "only one activation was trained (relu), so there is no activation effect to show" in notes["effects"]
-    assert notes["interactions"] == ["fewer than two axes were varied, so there are no interactions to show"]
-    assert notes["statistics"] == ["no axis was varied with the others held fixed, so there is nothing to test"]
-    assert not any(name.startswith("plugin") for name in notes)  # no plugin, no plugin section
+    # Sections with nothing to show are left out of the page and named in one line, each with its reason.
+    assert list(page.sections) == ["leaderboard", "convergence", "speed", "robustness", "overview"]
+    left_out = page.left_out_sections()
+    assert left_out["Effect of each axis"].startswith("not varied, so no effect to show: activation (only relu), "
+                                                      "optimizer (only adam)")
+    assert left_out["Interactions"] == "fewer than two axes were varied, so there are no interactions to show"
+    assert left_out["Statistics"] == "no axis was varied with the others held fixed, so there is nothing to test"
+    assert left_out["Comparisons"].startswith("no axis was varied") and "Across tasks" in left_out
+    assert page.findings == [] and not any(name.startswith("plugin") for name in page.sections)
     assert page.sections["convergence"]["images"] == 1 and page.sections["leaderboard"]["tables"] == 1
 
 
@@ -165,11 +181,27 @@ def test_two_runs_on_two_devices_are_reported_together(tmp_path: Path, trial_res
     assert "4.00×" in speed["text"] and "1.0 MiB" in speed["text"]  # speed-up and peak memory
 
 
+def test_a_twelve_trial_report_is_light(tmp_path: Path, trial_result: Callable[..., Any],
+                                        store_writer: Callable[..., Any]) -> None:
+    results = [trial_result("sine", activation, optimizer, lr, seed, 0.3 - gain - seed / 100, epochs=5)
+               for activation, gain in (("relu", 0.05), ("tanh", 0.0)) for optimizer, lr in (("sgd", 0.05),
+                                                                                           ("adam", 1e-3))
+               for seed in range(3)]
+    with store_writer(tmp_path / "twelve.db", results) as store:
+        html = build_report(store, ["run-1"], BUILTINS()).html
+    page = outline(html)
+    assert len(results) == 12 and len(html) < 250_000, len(html)
+    assert list(page.sections)[0] == "leaderboard"  # the answer first: findings, then the leaderboard
+    assert page.findings[0].startswith("activation: relu is better than tanh on sine")
+    assert page.findings[1].startswith("optimizer: ")
+
+
 def test_a_run_without_trials_still_gives_a_report(tmp_path: Path, store_writer: Callable[..., Any]) -> None:
     with store_writer(tmp_path / "empty.db", []) as store:
         page = outline(build_report(store, ["run-1"], BUILTINS()).html)
-    assert page.sections["leaderboard"]["notes"] == ["no trials were stored for these runs"]
-    assert page.sections["speed"]["notes"] == ["no trial trained a full epoch, so there are no timings"]
+    left_out = page.left_out_sections()
+    assert left_out["Leaderboard"] == "no trials were stored for these runs"
+    assert left_out["Speed"] == "no trial trained a full epoch, so there are no timings"
     assert page.sections["robustness"]["notes"][0] == "all 0 trials finished ok"
 
 
@@ -182,7 +214,8 @@ def test_twenty_levels_get_room_and_every_label() -> None:
     assert figure.get_figheight() >= 0.3 * 20
     assert len(ax.get_yticklabels()) == 20 and ax.get_xlabel() == "test accuracy (higher is better)"
     image = plots.to_image(figure, "twenty levels")
-    assert image.uri.startswith("data:image/png;base64,") and not figure.axes  # released
+    assert image.uri.startswith("data:image/svg+xml;base64,") and not figure.axes  # released
+    assert image.name == "twenty-levels" and image.svg == ""  # a small SVG is shown, and downloaded as it is
 
 
 def test_report_object_saves_and_shows_in_notebooks(tmp_path: Path) -> None:
@@ -223,10 +256,22 @@ print(len(html))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--remote-debugging-pipe"]
+SORT_CHECK = """(() => {
+  const table = document.querySelector("#leaderboard table");
+  const headers = Array.from(table.tHead.rows[0].cells);
+  const column = headers.findIndex(th => th.textContent.startsWith("mean"));
+  const values = () => Array.from(table.tBodies[0].rows).map(row => parseFloat(row.cells[column].textContent));
+  const before = values();
+  headers[column].click();
+  const ascending = values();
+  headers[column].click();
+  return JSON.stringify({before, ascending, descending: values(), sort: headers[column].getAttribute("aria-sort")});
+})()"""
 PAGE_CHECK = """JSON.stringify({
   images: Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.getBoundingClientRect().width]),
   sections: Array.from(document.querySelectorAll("main > section")).map(s => s.id),
   scripts: document.scripts.length,
+  downloads: Array.from(document.querySelectorAll("a.download")).map(a => [a.hidden, a.href.slice(0, 26), a.download]),
   height: document.documentElement.scrollHeight,
   shown: document.body.innerText.includes(XSS),
 })""".replace("XSS", json.dumps(XSS))
@@ -315,11 +360,24 @@ def test_report_renders_in_headless_chromium(rich_report: tuple[str, Path], tmp_
         browser.wait_for("Page.loadEventFired")
         result = browser.send("Runtime.evaluate", session, expression=PAGE_CHECK, returnByValue=True)
         page = json.loads(result["result"]["value"])
+        sorted_ = json.loads(browser.send("Runtime.evaluate", session, expression=SORT_CHECK,
+                                          returnByValue=True)["result"]["value"])
     finally:
         browser.close()
     assert page["sections"][: len(SECTIONS)] == SECTIONS
-    assert page["scripts"] == 0 and page["shown"], "the script-like name must show as text"
-    assert len(page["images"]) == 7  # effects 2, interactions, convergence, statistics, speed, plugin
+    assert page["scripts"] == 1 and page["shown"], "only the page's own script runs; the script-like name is text"
+    # The aggregates' profiles, effects 2, interactions, convergence, statistics, speed, the plugin's figure.
+    assert len(page["images"]) == 8
+    # Every figure offers its SVG: the script fills in the link from the shown SVG (and shows the link).
+    assert len(page["downloads"]) == 8
+    assert all(not hidden and href == "data:image/svg+xml;base64," and name.endswith(".svg")
+               for hidden, href, name in page["downloads"]), page["downloads"]
+    # A click on a heading sorts by that column (numbers as numbers), a second click reverses it.
+    # (The failed trial ran 3 epochs, not 4: a configuration of its own without a mean, which sorts last.)
+    before = sorted_["before"]
+    assert before[-1] is None and before[:-1] == sorted(before[:-1], reverse=True)  # the leaderboard's order
+    assert sorted_["ascending"] == [*sorted(before[:-1]), None] and sorted_["descending"] == before
+    assert sorted_["sort"] == "descending"
     assert all(complete and natural > 0 and shown > 0 for complete, natural, shown in page["images"]), page["images"]
     assert page["height"] > 3000
     errors = [e["params"] for e in browser.events
@@ -331,7 +389,8 @@ def test_report_renders_in_headless_chromium(rich_report: tuple[str, Path], tmp_
 
 # -- fair comparisons: the tuning protocol, time-to-target and performance profiles ----------------
 
-FAIR_SECTIONS = [*SECTIONS, "tuning", "time-to-target", "performance-profile", "micro"]
+FAIR_SECTIONS = ["leaderboard", "aggregates", "comparisons", "statistics", "effects", "interactions", "convergence",
+                 "learning-rate", "speed", "robustness", "tuning", "time-to-target", "performance-profile", "overview"]
 TUNING_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]  # budget 5, log-spaced over the declared range 1e-4 .. 1
 # Final validation (and test) metric per task, optimizer and protocol; the tuned learning rate.
 FAIR_PLAN = {("spirals", "adam"): (0.85, 0.92, 1e-2), ("spirals", "sgd"): (0.7, 0.9, 1e-1),
@@ -405,7 +464,8 @@ def fair_report(tmp_path_factory: pytest.TempPathFactory, protocol_result: Calla
 def test_fair_comparison_sections_and_box(fair_report: str) -> None:
     page = Rows()
     page.feed(fair_report)
-    assert list(page.sections) == FAIR_SECTIONS and page.dangerous == []
+    assert list(page.sections) == FAIR_SECTIONS, list(page.sections)
+    assert page.dangerous == []
     assert fair_report.index('href="#fair-comparison"') < fair_report.index('href="#overview"')
     assert fair_report.index('<aside id="fair-comparison"') < fair_report.index('<section id="overview"')
     box = " ".join(page.aside.split())
@@ -440,8 +500,9 @@ def test_fair_comparison_box_says_so_when_all_is_fair_and_escapes_names(
         page = Rows()
         page.feed(build_report(store, ["run-1"], BUILTINS()).html)
     assert " ".join(page.aside.split()).startswith("Fair comparison Nothing to warn about: every ranking compares")
-    assert page.sections["tuning"]["notes"] == ["no configuration was tuned (tune with --tune lr --budget N)"]
-    assert page.sections["time-to-target"]["notes"][0].startswith("no task has a target validation metric")
+    left_out = page.left_out_sections()
+    assert left_out["Tuned against default"] == "no configuration was tuned (tune with --tune lr --budget N)"
+    assert left_out["Time to target"].startswith("no task has a target validation metric")
     unfair = [protocol_result(activation=a, seed=s) for a in ("relu", XSS) for s in range(2)]
     with store_writer(tmp_path / "unfair.db", unfair) as store:
         html = build_report(store, ["run-1"], BUILTINS()).html
@@ -454,8 +515,8 @@ def test_fair_comparison_box_says_so_when_all_is_fair_and_escapes_names(
 def test_micro_benchmarks_get_a_table_and_a_plot_per_kind(tmp_path: Path, trial_result: Callable[..., Any],
                                                           store_writer: Callable[..., Any]) -> None:
     with store_writer(tmp_path / "micro.db", [trial_result(seed=0, metric=0.8)]) as store:
-        assert "no micro-benchmarks are stored" in " ".join(
-            outline(build_report(store, ["run-1"], BUILTINS()).html).sections["micro"]["notes"])
+        assert "no micro-benchmarks are stored" in outline(
+            build_report(store, ["run-1"], BUILTINS()).html).left_out_sections()["Component micro-benchmarks"]
         rows = [{"kind": "activation", "name": name, "plugin": "builtin", "device": "cpu", "shape": "256x256",
                  "size": 65536, "status": "ok", "rounds": 100, "iterations": 1, "median": t, "iqr": t / 10,
                  "mean": t, "min": t, "max": t, "stddev": 0.0, "ops": 1 / t}

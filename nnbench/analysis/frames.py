@@ -32,7 +32,7 @@ ANALYSIS_COLUMNS = frozenset({
     "budget", "config", "difference", "epoch", "epoch_time", "example", "failed", "fraction", "lr_key", "ok",
     "ok_metric", "reached", "reason", "score", "selected", "space", "target", "time", "tuned", "tuned_better",
     "tuning_time", "tuning_trials", "values", "label", "rank", "mean", "std", "ci_low", "ci_high", "seeds", "trials",
-    "median_time", "median_epoch", "metric_rank", "level", "configuration"})
+    "median_time", "median_epoch", "metric_rank", "level", "configuration", "side", "iqm"})
 """Columns the analysis adds to frames of trials: never axes."""
 KNOWN_COLUMNS = frozenset(TRIAL_COLUMNS) | set(DERIVED_AXES) | ANALYSIS_COLUMNS
 AXIS_DEFAULTS: dict[str, object] = {**{ax.name: ax.default[0] for ax in TRIAL_AXES if ax.role == "config"},
@@ -201,16 +201,29 @@ def status_counts(trials: pd.DataFrame, skipped: pd.DataFrame) -> pd.DataFrame:
 # -- leaderboard -----------------------------------------------------------------------------------
 
 
+def grouped_iqm(frame: pd.DataFrame, keys: list[str], value: str) -> pd.Series:
+    """Per group of ``keys``: the interquartile mean of the finite ``value``s, the mean of what is left
+    after cutting ``int(n / 4)`` values from each end (``scipy.stats.trim_mean(x, 0.25)``, rliable's IQM),
+    computed for every group at once."""
+    finite = frame[np.isfinite(frame[value].astype(float))]
+    ordered = finite.sort_values(value, kind="stable")
+    groups = ordered.groupby(keys, dropna=False, sort=False)
+    rank, size = groups.cumcount(), groups[value].transform("size")
+    cut = (size * 0.25).astype(int)
+    middle = ordered[(rank >= cut) & (rank < size - cut)]
+    return middle.groupby(keys, dropna=False, sort=False)[value].mean().rename("iqm")
+
+
 def leaderboard(trials: pd.DataFrame) -> pd.DataFrame:
     """Configurations ranked per task by the task's metric on held-out data.
 
-    ``mean``, ``std`` and the 95% t-interval ``ci_low``..``ci_high`` are over the seeds that ended
-    ``ok`` (``seeds`` counts them, ``failed`` counts the rest); ``train_time`` is the mean training
-    time of a trial in seconds. Rank 1 is the best: highest accuracy, lowest RMSE.
+    ``mean``, ``std``, the interquartile mean ``iqm`` and the 95% t-interval ``ci_low``..``ci_high`` are
+    over the seeds that ended ``ok`` (``seeds`` counts them, ``failed`` counts the rest); ``train_time``
+    is the mean training time of a trial in seconds. Rank 1 is the best: highest accuracy, lowest RMSE.
     """
     trials = tidy(trials)
     axes = config_axes(trials)
-    columns = ["task", "rank", *axes, "metric_name", "mean", "std", "ci_low", "ci_high", "seeds",
+    columns = ["task", "rank", *axes, "metric_name", "mean", "std", "iqm", "ci_low", "ci_high", "seeds",
                "failed", "train_time", "n_params"]
     if trials.empty:
         return pd.DataFrame(columns=columns)
@@ -226,6 +239,8 @@ def leaderboard(trials: pd.DataFrame) -> pd.DataFrame:
         train_time=("train_time", "mean"),
         n_params=("n_params", "first"),
     ).reset_index()
+    board = board.merge(grouped_iqm(frame.assign(ok_metric=frame["ok_metric"].astype(float)), ["task", *axes],
+                                    "ok_metric").reset_index(), on=["task", *axes], how="left")
     board["failed"] = board.pop("trials") - board["seeds"]
     board["ci_low"], board["ci_high"] = t_interval(board["mean"], board["std"], board["seeds"])
     ranked = []

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from nnbench.cli import STORE_OPTION, current_session, friendly_errors
+from nnbench.cli.compare import rope_option
 from nnbench.contract.errors import NNBenchError
 
 
@@ -16,16 +17,19 @@ from nnbench.contract.errors import NNBenchError
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write (default: reports/<run>/index.html, or reports/combined-<runs>.html).")
 @click.option("--all", "all_runs", is_flag=True, help="Report on every run in the store.")
+@rope_option
 @friendly_errors
-def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bool) -> None:
+def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bool, rope: str | None) -> None:
     """Build the HTML report of RUNS (default: the latest run) from the store.
 
     Several runs are combined into one report (last week's baselines plus today's new optimizer);
     a unique prefix of a run id is enough.
     """
+    from nnbench.analysis.rope import parse_rope
     from nnbench.reporting import build_report
     from nnbench.storage.store import ResultStore, StoreError
 
+    given = parse_rope(rope).to_dict()  # a bad --rope is an error before anything is read
     with ResultStore(store, readonly=True) as results:
         run_ids = results.run_ids() if all_runs else results.resolve_runs(list(runs))
         if not run_ids:
@@ -33,7 +37,7 @@ def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bo
         if output is None:
             name = run_ids[0] if len(run_ids) == 1 else f"combined-{run_ids[0]}-{len(run_ids)}-runs"
             output = Path("reports") / name / "index.html"
-        path = build_report(results, run_ids, current_session().pm).save(output)
+        path = build_report(results, run_ids, current_session().pm, given).save(output)
     click.echo(f"report: {path}")
 
 

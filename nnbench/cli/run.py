@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from nnbench.cli import STORE_SETTINGS, current_session, friendly_errors
+from nnbench.cli.compare import ROPE_HELP
 from nnbench.progress import ConsoleProgress, print_plan
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def run_options() -> list[click.Option]:
         click.Option(["--report-dir"], type=click.Path(file_okay=False, path_type=Path), default="reports",
                      show_default=True, help="Where the run's report goes (REPORT_DIR/<run>/index.html)."),
         click.Option(["--no-report"], is_flag=True, help="Do not write an HTML report at the end."),
+        click.Option(["--rope"], metavar="WIDTH|KEY=WIDTH,...", help=ROPE_HELP),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
     ]
 
@@ -76,9 +78,11 @@ default grid's value. Trials already in the store are not trained again (resume)
 def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force: bool, dry_run: bool,
          workers: int, threads: int, executor: str, timeout: float | None, max_failures: int | None,
          fail_fast: bool, no_vectorize: bool, download: bool, report_dir: Path, no_report: bool, quiet: bool,
-         **values: Any) -> None:
+         rope: str | None, **values: Any) -> None:
+    from nnbench.analysis.rope import parse_rope
     from nnbench.session import RunOptions
 
+    given = parse_rope(rope).to_dict()  # a bad --rope is an error before anything is trained
     session = current_session()
     executor_keys = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
     extra = {k: values.pop(k) for k in list(values) if k in executor_keys}
@@ -91,7 +95,7 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
         print_plan(session.dry_run(grid, store, force), click.echo, list_trials=True)
         return
     progress = ConsoleProgress(session.domain, session.pm, click.echo, bar=not quiet,
-                               report_dir=None if no_report else report_dir)
+                               report_dir=None if no_report else report_dir, rope=given)
     try:
         outcome = session.run(grid, store, options, force=force, observer=progress)
     except KeyboardInterrupt:

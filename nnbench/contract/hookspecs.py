@@ -10,7 +10,7 @@ values are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -191,7 +191,8 @@ def after_run(run_id: str, results: list[TrialResult]) -> None:
 
 @hookspec
 def report_sections(  # type: ignore[empty-body]
-    trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame, skipped: pd.DataFrame, micro: pd.DataFrame
+    trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame, skipped: pd.DataFrame, micro: pd.DataFrame,
+    rope: Mapping[str, float],
 ) -> list[ReportSection]:
     """Add sections to the HTML report; called once per report built, plugin by plugin in the order
     they were loaded (the built-in sections come first, through this hook too).
@@ -206,6 +207,9 @@ def report_sections(  # type: ignore[empty-body]
     :param runs: the reported runs, with their ``grid`` and ``environment`` as JSON text.
     :param skipped: the combinations those runs skipped (``run_id``, ``combination`` as JSON, ``reason``).
     :param micro: every micro-benchmark row of the store (``nnbench micro``).
+    :param rope: the half-widths of practical equivalence the user gave (``--rope``), by task name,
+        metric name or ``*`` for every task; empty when the defaults apply
+        (``nnbench.analysis.rope.parse_rope(rope)`` reads it with the defaults).
     :return: a list of :class:`nnbench.reporting.ReportSection` (title, plain text, optional
         DataFrame and optional matplotlib figure), shown in order.
     """

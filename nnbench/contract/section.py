@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Heading:
+    """A sub-heading; ``anchor``, when given, is its id in the page (for links to it)."""
+
     text: str
     kind: str = "heading"
+    anchor: str = ""
 
 
 @dataclass
@@ -40,26 +43,34 @@ class Table:
     numeric: list[bool]
     caption: str = ""
     kind: str = "table"
+    sort_keys: list[list[str]] = field(default_factory=list)
+    """Per row, what each cell sorts by when a reader sorts the table (``""``: its text); empty: the texts."""
 
 
 @dataclass
 class Image:
-    """A figure as a ``data:image/png;base64,...`` URI, shown ``width`` CSS pixels wide."""
+    """A figure as a ``data:image/png;base64,...`` or ``data:image/svg+xml;base64,...`` URI, shown
+    ``width`` CSS pixels wide. ``svg`` is the figure as an SVG data URI to download, when ``uri`` is a
+    PNG; ``name`` the downloaded file's name (without ``.svg``)."""
 
     uri: str
     alt: str
     width: int
     caption: str = ""
     kind: str = "image"
+    svg: str = ""
+    name: str = ""
 
 
 @dataclass
 class Finding:
-    """One item of a callout: ``severity`` is ``warning`` or ``note``."""
+    """One item of a callout: ``severity`` is ``warning``, ``note`` or ``verdict``; ``link`` is the
+    anchor (``#...``) of its evidence in the page, if any."""
 
     severity: str
     text: str
     kind: str = "finding"
+    link: str = ""
 
 
 Block = Heading | Paragraph | Note | Table | Image | Finding
@@ -75,7 +86,8 @@ class ReportSection:
     :param title: the section heading.
     :param text: plain text; a blank line starts a new paragraph.
     :param table: a table to show (its index is dropped; the first 200 rows are shown).
-    :param figure: a matplotlib figure, embedded as a PNG image and closed after rendering.
+    :param figure: a matplotlib figure, embedded as an SVG image (a PNG when the SVG is large) and closed
+        after rendering.
     :param blocks: further content, after the text, table and figure: headings, paragraphs, notes,
         tables, images and (in a callout) findings.
     :param anchor: the section's id in the page (made from the title when empty).

@@ -84,7 +84,10 @@ class Task:
     ``prepare(download)``, when given, is called once before a run trains the task: it fetches
     data when ``download`` is true and otherwise raises :class:`NNBenchError` saying what is
     missing and how to get it. ``target`` is the validation metric that counts as solved, for
-    time-to-target (accuracy to reach, or RMSE to get under).
+    time-to-target (accuracy to reach, or RMSE to get under). ``reference`` is the metric of a trivial
+    and of a perfect model, ``(trivial, perfect)``, on which scores are put on one scale across tasks
+    (default: chance accuracy and 1 for classes; none for regression, whose tasks are scaled between
+    the worst and best configurations reported).
     """
 
     name: str
@@ -99,6 +102,7 @@ class Task:
     default_loss: str = ""
     prepare: Callable[[bool], None] | None = None
     target: float | None = None
+    reference: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -118,6 +122,13 @@ class Task:
     @property
     def higher_is_better(self) -> bool:
         return self.kind != "regression"
+
+    @property
+    def reference_scores(self) -> tuple[float, float] | None:
+        """``reference``, or chance accuracy and 1 for a classification task."""
+        if self.reference is not None:
+            return (float(self.reference[0]), float(self.reference[1]))
+        return None if self.kind == "regression" else (1.0 / self.num_classes, 1.0)
 
     @property
     def all_views(self) -> tuple[Modality, ...]:

@@ -1,15 +1,16 @@
 """The HTML comparison report: one self-contained page built from one or more stored runs.
 
 ``build_report(store, run_ids)`` reads the runs, computes every section's frame with
-:mod:`nnbench.analysis.frames`, draws the figures with seaborn and renders one HTML page with jinja2. The
-page loads nothing from the network and runs no script. Plugins add sections through the
-``report_sections`` hook by returning :class:`ReportSection` objects. Importing this package is
-cheap: plotting libraries load when a report is built.
+:mod:`nnbench.analysis`, draws the figures with seaborn and renders one HTML page with jinja2. The page
+opens on its findings, loads nothing from the network and runs no script but its own (sorting tables,
+offering SVG downloads). Built-in sections with nothing to show are left out and named in one line.
+Plugins add sections through the ``report_sections`` hook by returning :class:`ReportSection` objects.
+Importing this package is cheap: plotting libraries load when a report is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -53,11 +54,14 @@ class Report:
         return path
 
 
-def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: PluginManager | None = None) -> Report:
+def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: PluginManager | None = None,
+                 rope: Mapping[str, float] | None = None) -> Report:
     """Build the report of ``run_ids`` (ids as stored; see ``ResultStore.resolve_runs``).
 
     :param plugin_manager: whose ``report_sections`` hook makes the sections (the built-in ones
         included); ``None`` loads the plugins the way ``nnbench`` does (``make_plugin_manager()``).
+    :param rope: half-widths of practical equivalence by task, metric or ``*``
+        (``nnbench.analysis.rope.parse_rope(...).to_dict()``); ``None``: each metric's default.
     """
     from nnbench.analysis import frames as analysis
     from nnbench.loading.plugins import make_plugin_manager
@@ -67,16 +71,16 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     run_ids = list(run_ids)
     trials = analysis.with_variants(store.trials(run_ids))
     arguments = {"trials": trials, "epochs": store.epochs(run_ids), "runs": store.runs(run_ids),
-                 "skipped": store.skipped(run_ids), "micro": store.micro()}
+                 "skipped": store.skipped(run_ids), "micro": store.micro(), "rope": dict(rope or {})}
     pm = plugin_manager or make_plugin_manager()
-    built = report_sections(pm, arguments)
+    shown, left_out = page.leave_out_empty(report_sections(pm, arguments))
     title = "nnbench report: " + (", ".join(run_ids) if len(run_ids) <= 3 else f"{len(run_ids)} runs")
     tasks = ", ".join(dict.fromkeys(trials["task"])) or "no tasks"
     subtitle = f"{len(trials):,} trials on {tasks}; stored in {store.path}"
-    return Report(page.render(title, subtitle, built))
+    return Report(page.render(title, subtitle, shown, left_out))
 
 
 def write_run_report(store: ResultStore, run_ids: Sequence[str], out_dir: Path,
-                     plugin_manager: PluginManager | None = None) -> Path:
+                     plugin_manager: PluginManager | None = None, rope: Mapping[str, float] | None = None) -> Path:
     """Build the report of ``run_ids`` and write it to ``out_dir/index.html``; return that path."""
-    return build_report(store, run_ids, plugin_manager).save(Path(out_dir) / "index.html")
+    return build_report(store, run_ids, plugin_manager, rope).save(Path(out_dir) / "index.html")

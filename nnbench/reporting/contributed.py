@@ -19,9 +19,10 @@ from nnbench.reporting.html import paragraphs, table
 PLUGIN_TABLE_ROWS = 200
 BLOCK_TYPES = (Heading, Paragraph, Note, Table, Image, Finding)
 IMAGE_URI = re.compile(r"data:image/(png|svg\+xml);base64,[A-Za-z0-9+/=]*")
+SVG_URI = re.compile(r"data:image/svg\+xml;base64,[A-Za-z0-9+/=]*")
 
 
-def report_sections(pm: pluggy.PluginManager, arguments: dict[str, pd.DataFrame]) -> list[ReportSection]:
+def report_sections(pm: pluggy.PluginManager, arguments: dict[str, Any]) -> list[ReportSection]:
     """Call every ``report_sections`` implementation with the ``arguments`` it asks for; a plugin that
     raises or returns something other than a list of :class:`ReportSection` gets a note (and a
     warning) instead of its sections. Sections of third-party plugins say which plugin added them."""
@@ -66,6 +67,8 @@ def _checked(item: Any, plugin: str | None, position: int) -> ReportSection:
                             f"{', '.join(t.__name__ for t in BLOCK_TYPES)}")
         if isinstance(block, Image) and not IMAGE_URI.fullmatch(block.uri):
             raise TypeError("an Image block's uri must be a base64 data: URI of a PNG or SVG image")
+        if isinstance(block, Image) and block.svg and not SVG_URI.fullmatch(block.svg):
+            raise TypeError("an Image block's svg must be a base64 data: URI of an SVG image")
         blocks.append(block)
     # A plugin's section is numbered, so that its anchor can never clash with another section's.
     anchor = f"plugin-{position}" if plugin else item.anchor or re.sub(r"[^a-z0-9]+", "-", str(item.title).lower())

@@ -1,4 +1,4 @@
-"""The report's fair-comparison parts: the box of honesty warnings above every section, tuned against
+"""The report's fair-comparison parts: the box of honesty warnings under the leaderboard, tuned against
 default, time-to-target rankings and performance profiles (frames from :mod:`nnbench.analysis.fairness`)."""
 
 from __future__ import annotations
@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from nnbench.analysis import fairness
+from nnbench.analysis import fairness, intervals
 from nnbench.analysis import frames as analysis
 from nnbench.contract.section import Finding, Heading, Note, Paragraph, ReportSection
 from nnbench.reporting import plots
@@ -22,11 +23,11 @@ CLEAR = ("Nothing to warn about: every ranking compares configurations with equa
 
 def fair_comparison(data: ReportData) -> ReportSection:
     """The box at the top of the report: every honesty warning, or one line saying there is none."""
-    warnings = fairness.honesty_warnings(data.trials, data.runs)
+    warnings = data.warnings
     if not len(warnings):
         clear = CLEAR if len(data.main) else "No trials were stored, so nothing was compared."
         return ReportSection("Fair comparison", blocks=[Paragraph(clear)], anchor="fair-comparison", style="callout")
-    intro = Paragraph("Read the rankings below with these in mind: each line names the task and the "
+    intro = Paragraph("Read the findings and rankings with these in mind: each line names the task and the "
                       "configurations concerned.")
     items = [Finding(severity, text) for severity, text in zip(warnings["severity"], warnings["warning"], strict=True)]
     return ReportSection("Fair comparison", blocks=[intro, *items], anchor="fair-comparison", style="callout")
@@ -139,6 +140,12 @@ def performance_profile(data: ReportData) -> ReportSection:
         return section
     ratios = fairness.profile_ratios(times)
     profile = fairness.performance_profile(times)
+    per_trial = fairness.time_to_target(data.main, data.epochs, targets)
+    tuned = dict(zip(data.main["trial_id"], fairness.tuning_info(analysis.tidy(data.main))["tuned"], strict=True))
+    per_trial = per_trial.assign(tuned=per_trial["trial_id"].map(tuned).fillna(""), median_time=per_trial["time"])
+    taus = np.unique(profile["tau"].to_numpy(float))
+    bands = intervals.time_profile_bands(fairness.profile_times(per_trial), taus)
+    profile = profile.merge(bands, on=["configuration", "tau"], how="left")
     tasks = ratios["task"].nunique()
     section.blocks.append(Paragraph(
         f"One curve per configuration over {plural(tasks, 'task')}: "
@@ -147,7 +154,9 @@ def performance_profile(data: ReportData) -> ReportSection:
         "the fastest; where a curve ends on the right is the fraction of tasks it solved at all. Higher and "
         "further left is better. A configuration is named by its axes other than the task; a tuned "
         "configuration's learning rate is chosen per task and reads 'tuned'; when each task used its own loss, "
-        "the loss is left out of the name. A configuration not trained on a task counts as not reaching it."))
+        "the loss is left out of the name. A configuration not trained on a task counts as not reaching it. "
+        "Bands: 95% stratified bootstrap (each configuration's seeds resampled within each task, the medians, "
+        "ratios and profile recomputed)."))
     lines = min(12, profile["configuration"].nunique())
     more = (f" The {lines} configurations best at τ = 1 are drawn; the table lists all."
             if profile["configuration"].nunique() > lines else "")

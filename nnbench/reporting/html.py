@@ -2,13 +2,17 @@
 
 Sections are lists of blocks: headings, paragraphs, notes (a section's data is absent), tables and
 images. Every string reaches the page through jinja2's autoescaping, and the page's
-Content-Security-Policy forbids scripts and every fetch except inline ``data:`` images.
+Content-Security-Policy forbids every fetch except inline ``data:`` images and every script but one:
+:data:`PAGE_SCRIPT`, allowed by its SHA-256 hash, which sorts tables by a clicked column and offers each
+shown SVG figure for download. Without it (scripts off, print) the page reads the same.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +20,7 @@ import jinja2
 import pandas as pd
 
 from nnbench import __version__
-from nnbench.contract.section import Block, Paragraph, ReportSection, Table
+from nnbench.contract.section import Block, Note, Paragraph, ReportSection, Table
 
 Formatter = Callable[[Any], str]
 
@@ -52,7 +56,32 @@ def table(frame: pd.DataFrame, formats: Mapping[str, Formatter] | None = None,
     rows = [[default_format(v) if missing(v) else formats.get(c, default_format)(v)
              for c, v in zip(columns, row, strict=True)] for row in shown.itertuples(index=False)]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) for c in columns]
-    return Table([headers.get(c, c) for c in columns], rows, numeric, caption)
+    # A formatted number ("1 min 02 s", "< 0.0001") sorts by its value; a missing one sorts last.
+    keys = [[sort_key(v) if number else "" for v, number in zip(row, numeric, strict=True)]
+            for row in shown.itertuples(index=False)] if any(numeric) else []
+    return Table([headers.get(c, c) for c in columns], rows, numeric, caption, sort_keys=keys)
+
+
+def sort_key(value: Any) -> str:
+    """What a numeric cell sorts by in the browser: its value (``inf`` sorts after every number), or
+    ``none`` when it is missing."""
+    if missing(value):
+        return "none"
+    number = float(value)
+    return "inf" if number == math.inf else "-inf" if number == -math.inf else repr(number)
+
+
+def leave_out_empty(sections: list[ReportSection]) -> tuple[list[ReportSection], list[tuple[str, str]]]:
+    """The built-in sections with something to show, and ``(title, reason)`` of those whose every block
+    is a note (the reasons are the notes). A plugin's section is always shown: its note may be an error."""
+    shown, left_out = [], []
+    for section in sections:
+        notes = [block.text for block in section.blocks if isinstance(block, Note)]
+        if section.anchor.startswith("plugin-") or len(notes) < len(section.blocks) or not notes:
+            shown.append(section)
+        else:
+            left_out.append((section.title, "; ".join(notes)))
+    return shown, left_out
 
 
 def paragraphs(text: str) -> list[Paragraph]:
@@ -69,8 +98,55 @@ _environment = jinja2.Environment(
 )
 
 
-def render(title: str, subtitle: str, sections: list[ReportSection]) -> str:
-    """The whole report as one HTML document; each section's content is in its ``blocks``."""
+PAGE_SCRIPT = """(function () {
+  "use strict";
+  function key(row, column) {
+    var cell = row.cells[column], value = cell ? cell.getAttribute("data-v") : null;
+    if (value === null) { return cell ? cell.textContent.trim() : null; }
+    return value === "none" ? null : parseFloat(value);
+  }
+  function compare(a, b) {
+    if (typeof a === "number" && typeof b === "number") { return a === b ? 0 : (a < b ? -1 : 1); }
+    return String(a).localeCompare(String(b), undefined, {numeric: true});
+  }
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    var headers = table.tHead ? Array.prototype.slice.call(table.tHead.rows[0].cells) : [];
+    headers.forEach(function (th, column) {
+      function sort() {
+        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        var ascending = th.getAttribute("aria-sort") !== "ascending";
+        headers.forEach(function (other) { other.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        rows.sort(function (a, b) {
+          var x = key(a, column), y = key(b, column);
+          if (x === null || y === null) { return x === y ? 0 : (x === null ? 1 : -1); }
+          return ascending ? compare(x, y) : compare(y, x);
+        });
+        rows.forEach(function (row) { body.appendChild(row); });
+      }
+      th.tabIndex = 0;
+      th.title = "Sort by this column";
+      th.addEventListener("click", sort);
+      th.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sort(); }
+      });
+    });
+  });
+  document.querySelectorAll("a.download[data-image]").forEach(function (link) {
+    link.href = link.closest("figure").querySelector("img").src;
+    link.hidden = false;
+  });
+})();"""
+"""The page's one script: sorting and SVG downloads. It reads the page and never writes markup from text."""
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(PAGE_SCRIPT.encode()).digest()).decode("ascii")
+CONTENT_POLICY = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'"
+
+
+def render(title: str, subtitle: str, sections: list[ReportSection],
+           left_out: Sequence[tuple[str, str]] = ()) -> str:
+    """The whole report as one HTML document; each section's content is in its ``blocks``.
+    ``left_out`` lists the sections that had nothing to show, with the reason, for one line."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return _environment.get_template("report.html").render(
-        title=title, subtitle=subtitle, sections=sections, generated=generated, version=__version__)
+        title=title, subtitle=subtitle, sections=sections, generated=generated, version=__version__,
+        left_out=list(left_out), script=PAGE_SCRIPT, policy=CONTENT_POLICY)

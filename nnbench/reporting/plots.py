@@ -1,7 +1,8 @@
 """The report's figures (seaborn on matplotlib's Agg canvas), drawn from the analysis layer's frames.
 
 Figures are made without pyplot, so building a report never changes the backend of the process
-(a notebook keeps its own); each is encoded as a PNG data URI and released at once. Sizes grow
+(a notebook keeps its own); each is encoded as an SVG data URI (a PNG too when the SVG is large) and
+released at once. Sizes grow
 with the number of levels and tasks so that 20 levels on an axis stay legible.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 import sys
 import textwrap
 import warnings
@@ -22,6 +24,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
@@ -30,6 +33,10 @@ from nnbench.contract.section import Image
 
 PALETTE = "colorblind"
 DPI = 150
+STRIP_POINTS = 600
+"""An effect panel draws every trial as a dot up to this many trials."""
+SVG_SHOWN_LIMIT = 200_000
+"""An SVG larger than this many bytes is shown as a PNG (and still downloadable as SVG)."""
 SCREEN_DPI = 96  # CSS pixels per inch: a figure shows at its size in inches
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
       "xtick.labelsize": 8, "ytick.labelsize": 8}
@@ -46,16 +53,30 @@ def style() -> Iterator[None]:
 
 
 def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
-    """Encode ``figure`` as an inline PNG and release it (pyplot-managed plugin figures too)."""
-    buffer = io.BytesIO()
-    FigureCanvasAgg(figure)  # attach the Agg canvas; the process's backend stays as it is
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    """Encode ``figure`` as an inline image and release it (pyplot-managed plugin figures too).
+
+    Every figure is drawn as SVG (text kept as text), which is what a reader downloads. A small SVG is
+    also what the page shows; a large one (thousands of points) is shown as a PNG instead, and the SVG
+    is kept only for the download.
+    """
+    FigureCanvasSVG(figure)  # attach a canvas; the process's backend stays as it is
+    with mpl.rc_context({"svg.fonttype": "none"}):
+        vector = io.BytesIO()
+        figure.savefig(vector, format="svg", metadata={"Date": None, "Creator": None})
+    svg = "data:image/svg+xml;base64," + base64.b64encode(vector.getvalue()).decode("ascii")
     width = round(figure.get_figwidth() * SCREEN_DPI)
+    raster = ""
+    if len(vector.getvalue()) > SVG_SHOWN_LIMIT:
+        buffer = io.BytesIO()
+        FigureCanvasAgg(figure)
+        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+        raster = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close(figure)
     figure.clear()
-    uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    return Image(uri, alt, width, caption)
+    name = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-")[:80].rstrip("-") or "figure"
+    return Image(raster, alt, width, caption, svg=svg, name=name) if raster else Image(svg, alt, width, caption,
+                                                                                        name=name)
 
 
 def thousands(value: float, _position: object = None) -> str:
@@ -109,8 +130,9 @@ def per_task(frame: pd.DataFrame, width: float, height: float, draw: Callable[[A
 
 
 def effect(trials: pd.DataFrame, summary: pd.DataFrame, axis: str) -> Figure:
-    """The metric of every ``ok`` trial per level of ``axis`` (box and points) with the mean and its
-    95% interval, one panel per task. Levels run down the y axis so long names stay readable."""
+    """The metric of every ``ok`` trial per level of ``axis`` (box, and points up to :data:`STRIP_POINTS`
+    per panel) with the mean and its 95% interval, one panel per task. Levels run down the y axis so long
+    names stay readable."""
     levels = list(dict.fromkeys(summary["level"]))
     if axis == "lr":
         levels.sort()
@@ -122,8 +144,9 @@ def effect(trials: pd.DataFrame, summary: pd.DataFrame, axis: str) -> Figure:
         stats = summary[summary["task"] == task].set_index("level").reindex(levels)
         sns.boxplot(data=points, x="metric", y="label", order=labels, ax=ax, color=colour, fill=False,
                     fliersize=0, width=0.5, linewidth=1)
-        sns.stripplot(data=points, x="metric", y="label", order=labels, ax=ax, color=colour, size=3,
-                      alpha=0.45, jitter=0.15)
+        if len(points) <= STRIP_POINTS:  # past that, dots only hide the boxes (and weigh down the page)
+            sns.stripplot(data=points, x="metric", y="label", order=labels, ax=ax, color=colour, size=3,
+                          alpha=0.45, jitter=0.15)
         err = np.vstack([stats["mean"] - stats["ci_low"], stats["ci_high"] - stats["mean"]])
         # Just under each box, so the interval's caps are not mistaken for the box's whiskers.
         ax.errorbar(stats["mean"], np.arange(len(levels)) + 0.36, xerr=np.nan_to_num(err), fmt="D",
@@ -240,7 +263,8 @@ def lr_sensitivity(frame: pd.DataFrame, split: str = "test") -> Figure:
 
 def performance_profile(profile: pd.DataFrame, max_lines: int = 12) -> Figure:
     """Dolan–Moré performance profiles: the fraction of tasks on which each configuration reached the
-    target within a factor tau of the fastest, against tau (log scale), as steps. Only the first
+    target within a factor tau of the fastest, against tau (log scale), as steps, with bands where
+    ``profile`` has ``low`` and ``high``. Only the first
     ``max_lines`` configurations of ``profile`` (it lists the best first) are drawn; past the
     palette's ten colours the line style changes."""
     configurations = list(dict.fromkeys(profile["configuration"]))[:max_lines]
@@ -253,6 +277,9 @@ def performance_profile(profile: pd.DataFrame, max_lines: int = 12) -> Figure:
             curve = profile[profile["configuration"] == name]
             ax.step(curve["tau"], curve["rho"], where="post", color=colours[i % 10], linestyle=styles[i // 10 % 3],
                     linewidth=1.6, label=wrap(name, 40))
+            if "low" in curve and curve["low"].notna().any():  # the bootstrap band
+                ax.fill_between(curve["tau"], curve["low"], curve["high"], step="post", color=colours[i % 10],
+                                alpha=0.12, linewidth=0)
         ax.set_xscale("log")
         top = profile["tau"].max()
         # Ticks at round factors (1, 1.5, 2, 3, ...): the log axis's own would label 2 as 2×10⁰.
@@ -264,6 +291,27 @@ def performance_profile(profile: pd.DataFrame, max_lines: int = 12) -> Figure:
         ax.set(title="Performance profile: time to reach the target", ylabel="fraction of tasks",
                xlabel="τ: within a factor τ of the fastest configuration's wall time (log scale)")
         ax.legend(title="configuration (best first)", loc="upper left", bbox_to_anchor=(1.02, 1))
+    return figure
+
+
+def score_profile(profile: pd.DataFrame) -> Figure:
+    """Performance profiles of normalized scores: per configuration, the fraction of runs above each
+    threshold (averaged over tasks), with its bootstrap band; best IQM first in the legend."""
+    configurations = list(dict.fromkeys(profile["configuration"]))
+    colours = sns.color_palette(PALETTE, 10)
+    with style():
+        figure = Figure(figsize=(8.6, 3.4), layout="constrained")
+        ax = figure.subplots()
+        for i, name in enumerate(configurations):
+            curve = profile[profile["configuration"] == name]
+            colour = colours[i % 10]
+            ax.plot(curve["tau"], curve["fraction"], color=colour, linewidth=1.5, label=wrap(name, 40),
+                    linestyle="-" if i < 10 else "--")
+            ax.fill_between(curve["tau"], curve["low"], curve["high"], color=colour, alpha=0.15, linewidth=0)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set(xlabel="normalized score τ (0: trivial or worst, 1: perfect or best)",
+               ylabel="fraction of runs > τ", title="Performance profiles across tasks")
+        ax.legend(title="configuration (best IQM first)", loc="upper left", bbox_to_anchor=(1.02, 1))
     return figure
 
 

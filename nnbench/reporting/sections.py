@@ -1,19 +1,23 @@
 """The report's built-in sections: each turns one analysis frame into headings, tables and figures.
 
-A section whose data is absent says so in a note instead of disappearing.
+A section whose data is absent says so in a note; a section of notes only is left out of the page and
+named, with its notes, in one line under the table of contents.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import pandas as pd
 
-from nnbench.analysis import fairness
+from nnbench.analysis import fairness, verdicts
 from nnbench.analysis import frames as analysis
+from nnbench.analysis.pairwise import AxisComparison
+from nnbench.analysis.rope import Rope, parse_rope
 from nnbench.contract.section import Heading, Note, Paragraph, ReportSection
 from nnbench.reporting import plots
 from nnbench.reporting.html import new_section, table
@@ -31,6 +35,22 @@ class ReportData:
     trials: pd.DataFrame
     epochs: pd.DataFrame
     skipped: pd.DataFrame
+    rope_given: Mapping[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def rope(self) -> Rope:
+        """The region of practical equivalence the comparisons use (``--rope``, else the defaults)."""
+        return parse_rope(dict(self.rope_given))
+
+    @cached_property
+    def warnings(self) -> pd.DataFrame:
+        """The honesty warnings (:func:`nnbench.analysis.fairness.honesty_warnings`), shared by two sections."""
+        return fairness.honesty_warnings(self.trials, self.runs)
+
+    @cached_property
+    def comparisons(self) -> list[AxisComparison]:
+        """The pairwise evidence of every varied axis, shared by the findings and their evidence."""
+        return verdicts.axis_comparisons(self.main, self.rope)
 
     @cached_property
     def main(self) -> pd.DataFrame:
@@ -131,9 +151,9 @@ def leaderboard(data: ReportData) -> ReportSection:
         section.blocks.append(Note("no trials were stored for these runs"))
         return section
     section.blocks.append(Paragraph(
-        "Configurations ranked by the task's metric on held-out data. Mean and standard deviation are "
-        "over the seeds that finished ok; the 95% confidence interval of the mean uses the "
-        "t-distribution. Time is the mean training time of one trial."))
+        "Ranked by the task's metric on test data, over the seeds that finished ok: mean, standard deviation, "
+        "interquartile mean (IQM: the middle half of the seeds) and the mean's 95% t-interval; time per trial. "
+        "Click a column's heading to sort."))
     for task, part in board.groupby("task", sort=False):
         name = part["metric_name"].iloc[0]
         axes = analysis.varying(part) or ["arch", "activation", "loss", "optimizer", "lr"]
@@ -143,9 +163,9 @@ def leaderboard(data: ReportData) -> ReportSection:
             lr=part["lr"].map(lambda v: analysis.format_level("lr", v)))
         section.blocks.append(Heading(f"{task}: test {name}, {plots.direction(name)}"))
         section.blocks.append(table(
-            shown[["rank", *axes, "mean", "std", "ci", "seeds", "train_time", "n_params"]],
-            {"mean": metric, "std": metric, "train_time": duration, "n_params": count},
-            {"mean": f"mean {name}", "std": "std", "ci": "95% CI", "seeds": "seeds ok",
+            shown[["rank", *axes, "mean", "std", "iqm", "ci", "seeds", "train_time", "n_params"]],
+            {"mean": metric, "std": metric, "iqm": metric, "train_time": duration, "n_params": count},
+            {"mean": f"mean {name}", "std": "std", "iqm": "IQM", "ci": "95% CI", "seeds": "seeds ok",
              "train_time": "time / trial", "n_params": "parameters"},
             limit=LEADERBOARD_ROWS))
     return section
@@ -159,28 +179,30 @@ def effects(data: ReportData) -> ReportSection:
     varied = analysis.varying_axes(data.main)
     section.blocks.append(Paragraph(
         "The held-out metric of every trial that finished ok, per level of one axis, pooled over seeds "
-        "and the other axes: boxes show quartiles, dots single trials, diamonds the mean with its 95% "
-        "confidence interval."))
-    for axis in analysis.effect_axes(data.main):
+        "and the other axes: boxes show quartiles, dots single trials (when a panel has at most "
+        f"{plots.STRIP_POINTS}), diamonds the mean with its 95% confidence interval."))
+    for axis in varied:
         section.blocks.append(Heading(axis))
-        if axis not in varied:
-            section.blocks.append(Note(_not_varied(data.main, axis)))
-            continue
         summary = analysis.level_summary(data.main, axis)
         section.blocks.append(plots.to_image(
             plots.effect(data.ok, summary, axis), f"test metric per {axis}, one panel per task"))
+    still = [axis for axis in analysis.effect_axes(data.main) if axis not in varied]
+    if still:
+        section.blocks.append(Note("not varied, so no effect to show: "
+                                   + ", ".join(_not_varied(data.main, axis) for axis in still)))
+    if not varied:
+        section.blocks[:] = [block for block in section.blocks if isinstance(block, Note)]
     return section
 
 
 def _not_varied(trials: pd.DataFrame, axis: str) -> str:
+    """Why ``axis`` has no effect to show, in a few words: ``arch (only fnn)``."""
     levels = list(dict.fromkeys(analysis.tidy(trials)[axis]))
     if len(levels) <= 1:
-        shown = analysis.format_level(axis, levels[0]) if levels else "none"
-        return f"only one {axis} was trained ({shown}), so there is no {axis} effect to show"
+        return f"{axis} (only {analysis.format_level(axis, levels[0]) if levels else 'none'})"
     if axis == "lr":
-        return "the learning rate was not swept: each optimizer ran at its own learning rate"
-    return (f"the {axis} never changed with the other axes held fixed (each task used its own), so it has no "
-            "effect to show")
+        return "lr (each optimizer at its own learning rate)"
+    return f"{axis} (never changed with the other axes held fixed: each task used its own)"
 
 
 def interactions(data: ReportData) -> ReportSection:
