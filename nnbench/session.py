@@ -10,9 +10,11 @@ commits each one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +26,13 @@ from nnbench.contract.trial import Skipped, Trial, TrialResult
 from nnbench.execution.environment import environment
 from nnbench.execution.executors import ExecutorOptions, GridStopped
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
-from nnbench.loading.plugins import BUILTIN_PLUGINS, PluginManager, make_plugin_manager
+from nnbench.loading.plugins import (
+    BUILTIN_PLUGINS,
+    LifecycleHooks,
+    PluginManager,
+    make_plugin_manager,
+    watch_interrupts,
+)
 from nnbench.planning.csvtask import register_csv_tasks
 from nnbench.planning.grid import GridSpec, expand_grid
 from nnbench.planning.gridfile import build_grid, load_grid_file
@@ -36,9 +44,10 @@ from nnbench.planning.tuning import (
     select_best,
     tuning_trials,
 )
-from nnbench.storage.store import ResultStore
+from nnbench.storage.store import ResultStore, StoreError
 
 COUNTED_AS_FAILURES = ("failed", "timeout")
+WAIT_SECONDS = 0.5  # how often a run looks again at trials another run is training
 
 
 @dataclass
@@ -261,18 +270,23 @@ class Session:
     ) -> RunOutcome:
         """Train ``plan.todo`` with the chosen executor, storing each result as soon as it arrives.
 
-        Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
-        trial stays stored and the next run of the same grid resumes from there.
+        Each unit is claimed in the store just before it trains, so a trial that another live run
+        on the same store is training is not trained twice: this run waits for it and covers its
+        result (or trains it after all, should that run end without storing it). Ctrl-C
+        (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished trial
+        stays stored and the next run of the same grid resumes from there. A lifecycle hook that
+        raises is named once and disabled; the run goes on.
         """
         options = options or RunOptions()
         options.validate()
         from nnbench.training.ensemble import group_by_seed
 
+        hooks = LifecycleHooks(self.pm)  # warns with a PluginHookWarning: one line on the command line
         spec = self.catalogue.executors.get(options.executor_name())
         executor = spec.factory(ExecutorOptions(
             workers=options.workers, threads=options.threads, timeout=options.timeout, vectorize=options.vectorize,
             extra={o.name: options.extra.get(o.name) for o in spec.options}, extra_plugins=self._extra_plugins(),
-            catalogue=self.catalogue, on_epoch=self._after_epoch,
+            catalogue=self.catalogue, on_epoch=lambda trial, record: hooks("after_epoch", trial=trial, record=record),
         ))
         self.prepare_tasks(plan.todo, options.download)
         outcome = RunOutcome(new_run_id(), store.path, plan)
@@ -283,29 +297,38 @@ class Session:
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
                                     options.threads), len(plan.trials), plan.skipped)
         store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
-        self.pm.hook.before_run(run_id=outcome.run_id, trials=plan.todo)
-        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log)
+        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, hooks)
+        sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
 
         def train(trials: list[Trial]) -> None:
             executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
+            while sink.elsewhere:
+                train_free(sink.settle_elsewhere())
+
+        def train_free(trials: list[Trial]) -> None:
+            if trials:
+                executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
 
         try:
-            train(plan.todo)
-            if plan.grid.tune:
-                finals = self._final_trials(plan, store)
-                todo, reused = self._split_stored(finals, store, force=False)
-                store.link_trials(outcome.run_id, [t.trial_id for t in reused])
-                sink.log(f"tuning done: {len(finals)} final trials of the best settings, {len(todo)} to train")
-                train(todo)
+            with watch_interrupts():
+                hooks("before_run", run_id=outcome.run_id, trials=plan.todo)
+                train(plan.todo)
+                if plan.grid.tune:
+                    finals = self._final_trials(plan, store)
+                    todo, reused = self._split_stored(finals, store, force=False)
+                    store.link_trials(outcome.run_id, [t.trial_id for t in reused])
+                    sink.log(f"tuning done: {len(finals)} final trials of the best settings, {len(todo)} to train")
+                    train(todo)
             outcome.status = "finished"
         except GridStopped:
             outcome.status = "stopped"
         except BaseException as exc:  # Ctrl-C, a broken executor: stored trials stay, the run says why it ended
             outcome.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_run(outcome.run_id, outcome.status)
+            with contextlib.suppress(StoreError):  # unwritable: the run reads as interrupted once this process ends
+                store.finish_run(outcome.run_id, outcome.status)
             raise
         store.finish_run(outcome.run_id, outcome.status)
-        self.pm.hook.after_run(run_id=outcome.run_id, results=outcome.results)
+        hooks("after_run", run_id=outcome.run_id, results=outcome.results)
         return outcome
 
     def _final_trials(self, plan: Plan, store: ResultStore) -> list[Trial]:
@@ -322,9 +345,6 @@ class Session:
             if best is not None:
                 finals += final_trials(best, plan.grid.seeds)
         return finals
-
-    def _after_epoch(self, trial: Trial, record: Any) -> None:
-        self.pm.hook.after_epoch(trial=trial, record=record)
 
     def check_options(self, options: RunOptions) -> None:
         """Every problem with ``options`` (an unknown executor included) before anything starts."""
@@ -371,20 +391,62 @@ class Session:
 
 
 class _StoringSink:
-    """Commits each result, calls ``after_trial``, and stops the grid past the failure budget."""
+    """Claims each unit before it trains, commits each result, calls ``after_trial``, and stops the
+    grid past the failure budget. Trials that another live run is training wait in ``elsewhere``."""
 
     def __init__(self, session: Session, store: ResultStore, outcome: RunOutcome, max_failures: int | None,
-                 on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None) -> None:
+                 on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None,
+                 hooks: LifecycleHooks | None = None) -> None:
         self.session, self.store, self.outcome = session, store, outcome
         self.max_failures, self.on_result, self.on_log = max_failures, on_result, on_log
+        self.hooks = hooks or LifecycleHooks(session.pm)
         self.failures = 0
+        self.replacing: dict[str, str] = {}  # finished trials this run retrains (--force), as stored
+        self.elsewhere: dict[str, Trial] = {}
+
+    def claim(self, trials: Sequence[Trial]) -> list[Trial]:
+        """The trials of a unit this run may train now; those another live run trains are set aside,
+        and those another run stored since this one planned are covered as reused."""
+        mine = self.store.claim(self.outcome.run_id, trials, self.replacing)
+        if len(mine) < len(trials):
+            chosen = {t.trial_id for t in mine}
+            rest = [t for t in trials if t.trial_id not in chosen]
+            busy = self.store.claimed_elsewhere(self.outcome.run_id, [t.trial_id for t in rest])
+            self._cover([t for t in rest if t.trial_id not in busy])
+            if busy and not self.elsewhere:
+                self.log(f"{len(busy)} trials are being trained by another run on {self.store.path}; this run "
+                         "trains the others and then waits for them")
+            self.elsewhere.update({t.trial_id: t for t in rest if t.trial_id in busy})
+        return mine
+
+    def settle_elsewhere(self) -> list[Trial]:
+        """Wait until some trial that another run was training is stored (covered here as reused) or
+        released (returned, to be trained by this run)."""
+        while True:
+            waiting = list(self.elsewhere.values())
+            busy = self.store.claimed_elsewhere(self.outcome.run_id, [t.trial_id for t in waiting])
+            done = self.store.finished_at(t.trial_id for t in waiting if t.trial_id not in busy)
+            settled = [t for t in waiting if t.trial_id not in busy]
+            if settled:
+                for trial in settled:
+                    del self.elsewhere[trial.trial_id]
+                self._cover([t for t in settled if t.trial_id in done and self.replacing.get(t.trial_id)
+                             != done[t.trial_id]])
+                return [t for t in settled if t.trial_id not in done
+                        or self.replacing.get(t.trial_id) == done[t.trial_id]]
+            time.sleep(WAIT_SECONDS)
+
+    def _cover(self, trials: list[Trial]) -> None:
+        if trials:
+            self.store.link_trials(self.outcome.run_id, [t.trial_id for t in trials])
+            self.outcome.plan.reused.extend(trials)
 
     def result(self, result: TrialResult) -> None:
         if not result.metric_name:
             result.metric_name = self.session.catalogue.tasks.get(result.trial.task).metric
         self.store.save_result(self.outcome.run_id, result)
         self.outcome.results.append(result)
-        self.session.pm.hook.after_trial(trial=result.trial, result=result)
+        self.hooks("after_trial", trial=result.trial, result=result)
         if self.on_result:
             self.on_result(result)
         self.failures += result.status in COUNTED_AS_FAILURES

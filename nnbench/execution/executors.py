@@ -10,6 +10,7 @@ in: ``inline`` (this process), ``processes`` (local worker processes, one pool p
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 from nnbench.execution.messages import describe_exit, failed_result, pack_plugins, result_from_dict
+from nnbench.loading.plugins import PluginHookWarning
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -27,7 +29,13 @@ if TYPE_CHECKING:
 
 
 class ResultSink(Protocol):
-    """Where executors deliver results; raising :class:`GridStopped` from ``result`` stops the grid."""
+    """Where executors deliver results; raising :class:`GridStopped` from ``result`` stops the grid.
+
+    An executor calls ``claim(unit)`` immediately before it starts training a unit and trains only the
+    trials it returns (another run on the same store may be training the others).
+    """
+
+    def claim(self, trials: Sequence[Trial]) -> list[Trial]: ...
 
     def result(self, result: TrialResult) -> None: ...
 
@@ -86,6 +94,9 @@ class InlineExecutor:
         torch.set_num_threads(self.options.threads)
         try:
             for unit in units:
+                unit = sink.claim(unit)
+                if not unit:
+                    continue
                 for result in train_group(list(unit), self.catalogue, self.options.on_epoch, self.options.vectorize,
                                           sink.log):
                     sink.result(result)
@@ -150,7 +161,9 @@ class ProcessExecutor:
             while any(queues.values()) or any(w.unit for w in workers):
                 for worker in workers:
                     if worker.ready and worker.unit is None and queues[worker.device]:
-                        self._assign(worker, queues[worker.device].popleft())
+                        unit = sink.claim(queues[worker.device].popleft())
+                        if unit:
+                            self._assign(worker, unit)
                 self._poll(workers, sink)
                 for i, worker in enumerate(workers):
                     if self._ended(worker, sink) and queues[worker.device]:
@@ -184,6 +197,8 @@ class ProcessExecutor:
             worker.ready = True
         elif kind == "log":
             sink.log(message[1])
+        elif kind == "warning":  # a plugin's lifecycle hook raised in the worker
+            warnings.warn(message[1], PluginHookWarning, stacklevel=2)
         elif kind == "result":
             result = result_from_dict(message[1])
             worker.remaining.pop(result.trial.trial_id, None)

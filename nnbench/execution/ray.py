@@ -32,8 +32,8 @@ def _train_remote(configs: list[dict[str, Any]], plugins: list[bytes], vectorize
     key = hash(tuple(plugins))
     if key not in _WORKER_CATALOGUES:
         _WORKER_CATALOGUES[key] = load_catalogue(plugins)
-    pm, catalogue = _WORKER_CATALOGUES[key]
-    return train_unit(configs, pm, catalogue, vectorize)
+    hooks, catalogue = _WORKER_CATALOGUES[key]
+    return train_unit(configs, hooks, catalogue, vectorize)
 
 
 class RayExecutor:
@@ -78,7 +78,9 @@ class RayExecutor:
         try:
             while queue or pending:
                 while queue and len(pending) < window:
-                    unit = queue.pop(0)
+                    unit = sink.claim(queue.pop(0))
+                    if not unit:
+                        continue
                     gpu = unit[0].device.startswith("cuda")
                     options = ({"num_gpus": 1, "num_cpus": 0, "max_calls": 0} if gpu
                                else {"num_cpus": self.options.threads})
