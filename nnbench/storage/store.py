@@ -161,7 +161,14 @@ class ResultStore:
                 self._check_columns()
                 return
             self._db = self._connect()
-            self._open_for_writing()
+            try:
+                self._open_for_writing()
+            except StoreError:
+                reason = _unwritable(self.path)
+                if reason:
+                    raise StoreError(f"cannot write to store {self.path}: it is read-only ({reason}); make the "
+                                     "file and its folder writable, or give another --store") from None
+                raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot use {self.path} as a results store: {exc}; give a writable path (--store) to a "
@@ -418,7 +425,10 @@ class ResultStore:
         alone holds every committed trial), and make sure the file is still the one this store
         opened: a store deleted or replaced while a run writes it is written back from the open
         connection, which still holds every row, and the run stops."""
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.OperationalError as exc:  # committed, in the log; but the disk will not take more
+            raise write_error(self.path, exc) from None
         if _identity(self.path) == self._identity:
             return
         target = self.path if not self.path.exists() else self.path.with_name(
@@ -558,6 +568,20 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
     """``ids`` in pieces small enough for one SQL statement's parameters."""
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why this process cannot write ``path`` or create files next to it (the store's log), or ``None``."""
+    import tempfile
+
+    try:
+        if path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        return f"{exc.filename or path}: {exc.strerror or exc}"
+    return None
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
