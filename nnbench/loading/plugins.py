@@ -108,6 +108,15 @@ def user_interrupted(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt) and (_watch.typed or not _watch.certain)
 
 
+def plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:
+    """The name ``plugin`` is registered under, or (where pluggy named it by its id, as for plugins
+    sent to a worker process) its module's or class's name."""
+    name = pm.get_name(plugin)
+    if name and not name.isdigit():
+        return name
+    return str(getattr(plugin, "__name__", None) or type(plugin).__name__)
+
+
 def describe_fault(exc: BaseException) -> str:
     """``ValueError: bad value``, or what a ``SystemExit`` means."""
     if isinstance(exc, SystemExit):
@@ -253,6 +262,6 @@ class LifecycleHooks:
                 if user_interrupted(exc):
                     raise
                 self.disabled.add(key)
-                name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
+                name = plugin_name(self.pm, impl.plugin)
                 self.warn(f"plugin {name!r} raised in {hook_name} ({describe_fault(exc)}); its {hook_name} "
                           "hook is disabled for the rest of this run, and the run goes on")
