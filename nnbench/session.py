@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +49,7 @@ from nnbench.planning.tuning import (
 from nnbench.storage.store import ResultStore, StoreError
 
 COUNTED_AS_FAILURES = ("failed", "timeout")
+MAX_THREADS_PER_CORE = 4  # past this, torch's thread pool only costs (and 100,000 threads cannot start)
 WAIT_SECONDS = 0.5  # how often a run looks again at trials another run is training
 
 
@@ -84,10 +87,13 @@ class RunOptions:
     def validate(self) -> None:
         if self.workers < 1:
             raise NNBenchError(f"--workers must be >= 1, not {self.workers}")
-        if self.threads < 1:
-            raise NNBenchError(f"--threads must be >= 1, not {self.threads}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise NNBenchError(f"--timeout must be a number of seconds > 0, not {self.timeout}")
+        cores = os.cpu_count() or 1
+        if self.threads < 1 or self.threads > MAX_THREADS_PER_CORE * cores:
+            raise NNBenchError(f"--threads must be between 1 and {MAX_THREADS_PER_CORE * cores} "
+                               f"({MAX_THREADS_PER_CORE} per core of the {cores} here), not {self.threads}; use "
+                               "--workers for more cores")
+        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise NNBenchError(f"--timeout must be a finite number of seconds > 0, not {self.timeout}")
         if self.max_failures is not None and self.max_failures < 0:
             raise NNBenchError(f"--max-failures must be >= 0, not {self.max_failures}")
 
@@ -112,28 +118,36 @@ class RunOutcome:
 
 def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
                     overrides: Mapping[str, Mapping[str, Any]]) -> None:
-    """Build once each model and optimizer whose hyper-parameters the user overrode, so a bad value
-    is one clear error before anything is stored rather than a column of failed trials. Components
-    left at their defaults are not run here: a plugin that crashes or hangs must do so in a worker."""
+    """Build once each model, optimizer, schedule and loss-stage component whose hyper-parameters the
+    user overrode (a schedule is stepped, a criterion evaluated), so a bad value is one clear error
+    before anything is stored rather than a column of failed trials. Components left at their
+    defaults are not run here: a plugin that crashes or hangs must do so in a worker."""
     import torch
 
-    from nnbench.training.trainer import build_model, choose_view
+    from nnbench.training.trainer import build_model, choose_view, make_schedule
 
     models: dict[str, Trial] = {}
     optimizers: dict[str, Trial] = {}
+    schedules: dict[str, Trial] = {}
     for trial in trials:
         overridden = [axis for axis in ("arch", *trial.components)
                       if trial.value(axis) in overrides.get(axis, {})]
-        if overridden and any(catalogue.domain.kind(a).stage in ("core", "build", "model") for a in overridden):
+        if overridden and any(catalogue.domain.kind(a).stage in ("core", "build", "model", "loss")
+                              for a in overridden):
             models.setdefault(json.dumps([trial.task, trial.arch, trial.activation, trial.loss,
                                           trial.components, trial.params], sort_keys=True, default=str), trial)
         if trial.optimizer in overrides.get("optimizer", {}):
             optimizers.setdefault(json.dumps([trial.optimizer, trial.params.get("optimizer")], sort_keys=True,
                                              default=str), trial)
+        if trial.schedule in overrides.get("schedule", {}):
+            schedules.setdefault(json.dumps([trial.schedule, trial.params.get("schedule")], sort_keys=True,
+                                            default=str), trial)
     for trial in models.values():
         task = catalogue.tasks.get(trial.task)
         try:
-            build_model(trial, catalogue, task, choose_view(task, catalogue.architectures.get(trial.arch).modalities))
+            view = choose_view(task, catalogue.architectures.get(trial.arch).modalities)
+            model = build_model(trial, catalogue, task, view)
+            _check_training_criterion(trial, catalogue, task, view, model)
         except Exception as exc:
             given = "".join(f" and {k} {v!r} with {dict(trial.params.get(k, {}))}" for k, v in trial.components.items())
             raise NNBenchError(
@@ -149,6 +163,40 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
                 f"optimizer {trial.optimizer!r} rejects its hyper-parameters "
                 f"{dict(trial.params.get('optimizer', {}))}: {type(exc).__name__}: {exc}"
             ) from None
+    for trial in schedules.values():
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=trial.lr)
+        try:
+            schedule = make_schedule(trial, catalogue, probe, 10)
+            for _ in range(10):  # a bad value often shows only once the rate is computed
+                probe.step()
+                if schedule is not None:
+                    schedule.step()
+            rates = [group["lr"] for group in probe.param_groups]
+            if not all(isinstance(r, int | float) and math.isfinite(r) and r >= 0 for r in rates):
+                raise ValueError(f"it set the learning rate to {rates[0]!r}")
+        except Exception as exc:
+            raise NNBenchError(
+                f"schedule {trial.schedule!r} rejects its hyper-parameters "
+                f"{dict(trial.params.get('schedule', {}))}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def _check_training_criterion(trial: Trial, catalogue: Catalogue, task: Any, view: Any, model: Any) -> None:
+    """Evaluate the training criterion (loss-stage components included) once on a tiny batch."""
+    import torch
+
+    from nnbench.training.stages import training_criterion
+    from nnbench.training.trainer import to_view
+
+    if not any(catalogue.domain.kind(kind).stage == "loss" for kind in trial.components):
+        return
+    loss = catalogue.losses.get(trial.loss)
+    x = to_view(torch.zeros(2, *task.input_shape), task.modality, view)
+    y = torch.zeros(2, dtype=torch.int64) if task.kind != "regression" else torch.zeros(2, task.output_dim)
+    criterion = training_criterion(loss.factory(), model, trial, catalogue)
+    value = criterion(model(x), loss.encode_target(y, task))
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1 and torch.isfinite(value).all()):
+        raise ValueError(f"the training criterion returned {value!r}, not a finite scalar")
 
 
 def new_run_id() -> str:

@@ -23,6 +23,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from nnbench.analysis.frames import RankTest, format_level, higher_is_better
@@ -32,7 +33,9 @@ PALETTE = "colorblind"
 DPI = 150
 SCREEN_DPI = 96  # CSS pixels per inch: a figure shows at its size in inches
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-      "xtick.labelsize": 8, "ytick.labelsize": 8}
+      "xtick.labelsize": 8, "ytick.labelsize": 8,
+      # Names come from users, plugins and files: `$` is a dollar sign, never the start of mathtext.
+      "text.parse_math": False}
 
 
 @contextmanager
@@ -49,13 +52,22 @@ def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
     """Encode ``figure`` as an inline PNG and release it (pyplot-managed plugin figures too)."""
     buffer = io.BytesIO()
     FigureCanvasAgg(figure)  # attach the Agg canvas; the process's backend stays as it is
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    as_plain_text(figure)
+    with mpl.rc_context({"text.parse_math": False}):  # tick labels made while drawing are plain text too
+        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     width = round(figure.get_figwidth() * SCREEN_DPI)
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close(figure)
     figure.clear()
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     return Image(uri, alt, width, caption)
+
+
+def as_plain_text(figure: Figure) -> None:
+    """Show every text of ``figure`` as written: a name holding ``$`` (``cost_in_$.csv``) is not
+    mathtext, so it neither fails to parse nor renders as a formula."""
+    for text in figure.findobj(Text):
+        text.set_parse_math(False)
 
 
 def thousands(value: float, _position: object = None) -> str:
