@@ -69,3 +69,8 @@ def test_a_result_summary_is_flat_plain_data() -> None:
     summary = result.summary()
     assert "trial" not in summary and "curve" not in summary
     assert summary["status"] == "ok" and summary["metric"] == 0.9 and summary["n_params"] == 10
+
+
+def test_a_config_without_parameters_reads_as_none() -> None:
+    config = {k: v for k, v in BASE.config().items() if k != "params"}
+    assert Trial.from_config(config).params == {}

@@ -126,12 +126,13 @@ def test_one_name_is_searched_on_an_even_grid_of_its_scale(search: SearchRange, 
 
 
 def test_random_search_draws_log_ranges_on_a_log_scale() -> None:
-    space = {"lr": SearchRange(1e-6, 1.0), "momentum": SearchRange(0.0, 1.0, log=False)}
+    space = {"lr": SearchRange(1e-6, 1.0), "momentum": SearchRange(0.1, 0.3, log=False)}
     points = search_points(space, 400, "scale")
     assert len(points) == 400 and all(set(p) == {"lr", "momentum"} for p in points)
     below = sum(p["lr"] < 1e-3 for p in points) / len(points)
     assert 0.35 < below < 0.65  # half the log range lies below 1e-3; a linear draw would put ~0.1% there
-    assert 0.35 < sum(p["momentum"] < 0.5 for p in points) / len(points) < 0.65
+    assert all(1e-6 <= p["lr"] <= 1.0 and 0.1 <= p["momentum"] <= 0.3 for p in points)
+    assert 0.35 < sum(p["momentum"] < 0.2 for p in points) / len(points) < 0.65
 
 
 def test_tuning_trials_record_their_protocol(catalogue: Any) -> None:
@@ -172,8 +173,17 @@ def test_the_configuration_key_ignores_only_the_seed_and_the_tuned_values(catalo
 
 
 def test_only_optimizers_of_the_grid_count_as_tunable(catalogue: Any) -> None:
-    grid = build_grid(None, task="moons", arch="fnn", activation="relu", optimizer="adam", seeds=1, epochs=1,
-                      tune="momentum", budget=2)
-    with pytest.raises(GridError, match="no optimizer of the grid declares 'momentum' as tunable; tunable here: "
-                                        "lr"):
+    grid = build_grid(None, task="moons", arch="fnn", activation="relu", optimizer="adam,momentum", seeds=1,
+                      epochs=1, tune="betas", budget=2)
+    with pytest.raises(GridError, match="no optimizer of the grid declares 'betas' as tunable; tunable here: "
+                                        "lr, momentum$"):
         check_tunable(grid, catalogue)
+
+
+def test_one_seed_still_gets_its_tuning_and_keeps_the_untuned_hyper_parameters(catalogue: Any) -> None:
+    _, defaults, tuning = tuned_grid(catalogue, task="moons", activation="relu", optimizer="momentum", seeds=1,
+                                     budget=3)
+    assert len(defaults) == 1 and len(tuning) == 3
+    kept = defaults[0].params["optimizer"]
+    assert kept and all(t.params["optimizer"] == kept for t in tuning)  # only the learning rate was tuned
+    assert all(t.params["optimizer"] == kept for t in final_trials(tuning[0], 1))
