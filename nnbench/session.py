@@ -10,9 +10,13 @@ commits each one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
+import os
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +28,13 @@ from nnbench.contract.trial import Skipped, Trial, TrialResult
 from nnbench.execution.environment import environment
 from nnbench.execution.executors import ExecutorOptions, GridStopped
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
-from nnbench.loading.plugins import BUILTIN_PLUGINS, PluginManager, make_plugin_manager
+from nnbench.loading.plugins import (
+    BUILTIN_PLUGINS,
+    LifecycleHooks,
+    PluginManager,
+    make_plugin_manager,
+    watch_interrupts,
+)
 from nnbench.planning.csvtask import register_csv_tasks
 from nnbench.planning.grid import GridSpec, expand_grid
 from nnbench.planning.gridfile import build_grid, load_grid_file
@@ -38,9 +48,11 @@ from nnbench.planning.tuning import (
     select_best,
     tuning_trials,
 )
-from nnbench.storage.store import ResultStore
+from nnbench.storage.store import ResultStore, StoreError
 
 COUNTED_AS_FAILURES = ("failed", "timeout")
+MAX_THREADS_PER_CORE = 4  # past this, torch's thread pool only costs (and 100,000 threads cannot start)
+WAIT_SECONDS = 0.5  # how often a run looks again at trials another run is training
 
 
 @dataclass
@@ -78,10 +90,13 @@ class RunOptions:
     def validate(self) -> None:
         if self.workers < 1:
             raise NNBenchError(f"--workers must be >= 1, not {self.workers}")
-        if self.threads < 1:
-            raise NNBenchError(f"--threads must be >= 1, not {self.threads}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise NNBenchError(f"--timeout must be a number of seconds > 0, not {self.timeout}")
+        cores = os.cpu_count() or 1
+        if self.threads < 1 or self.threads > MAX_THREADS_PER_CORE * cores:
+            raise NNBenchError(f"--threads must be between 1 and {MAX_THREADS_PER_CORE * cores} "
+                               f"({MAX_THREADS_PER_CORE} per core of the {cores} here), not {self.threads}; use "
+                               "--workers for more cores")
+        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise NNBenchError(f"--timeout must be a finite number of seconds > 0, not {self.timeout}")
         if self.max_failures is not None and self.max_failures < 0:
             raise NNBenchError(f"--max-failures must be >= 0, not {self.max_failures}")
 
@@ -106,29 +121,37 @@ class RunOutcome:
 
 def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
                     overrides: Mapping[str, Mapping[str, Any]]) -> None:
-    """Build once each model and optimizer whose hyper-parameters the user overrode, so a bad value
-    is one clear error before anything is stored rather than a column of failed trials. Components
-    left at their defaults are not run here: a plugin that crashes or hangs must do so in a worker."""
+    """Build once each model, optimizer, schedule and loss-stage component whose hyper-parameters the
+    user overrode (a schedule is stepped, a criterion evaluated), so a bad value is one clear error
+    before anything is stored rather than a column of failed trials. Components left at their
+    defaults are not run here: a plugin that crashes or hangs must do so in a worker."""
     import torch
 
-    from nnbench.training.trainer import build_model, choose_view
+    from nnbench.training.trainer import build_model, choose_view, make_schedule
 
     models: dict[str, Trial] = {}
     optimizers: dict[str, Trial] = {}
+    schedules: dict[str, Trial] = {}
     for trial in trials:
         overridden = [axis for axis in ("arch", *trial.components)
                       if trial.value(axis) in overrides.get(axis, {})]
-        if overridden and any(catalogue.domain.kind(a).stage in ("core", "build", "model") for a in overridden):
+        if overridden and any(catalogue.domain.kind(a).stage in ("core", "build", "model", "loss")
+                              for a in overridden):
             models.setdefault(json.dumps([trial.task, trial.arch, trial.activation, trial.loss,
                                           trial.components, trial.params], sort_keys=True, default=str), trial)
         given_as_object = catalogue.optimizers.plugin_of(trial.optimizer) == OBJECTS_PLUGIN
         if trial.optimizer in overrides.get("optimizer", {}) or given_as_object:
             optimizers.setdefault(json.dumps([trial.optimizer, trial.params.get("optimizer")], sort_keys=True,
                                              default=str), trial)
+        if trial.schedule in overrides.get("schedule", {}):
+            schedules.setdefault(json.dumps([trial.schedule, trial.params.get("schedule")], sort_keys=True,
+                                            default=str), trial)
     for trial in models.values():
         task = catalogue.tasks.get(trial.task)
         try:
-            build_model(trial, catalogue, task, choose_view(task, catalogue.architectures.get(trial.arch).modalities))
+            view = choose_view(task, catalogue.architectures.get(trial.arch).modalities)
+            model = build_model(trial, catalogue, task, view)
+            _check_training_criterion(trial, catalogue, task, view, model)
         except Exception as exc:
             given = "".join(f" and {k} {v!r} with {dict(trial.params.get(k, {}))}" for k, v in trial.components.items())
             raise NNBenchError(
@@ -144,6 +167,40 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
                 f"optimizer {trial.optimizer!r} rejects its hyper-parameters "
                 f"{dict(trial.params.get('optimizer', {}))}: {type(exc).__name__}: {exc}"
             ) from None
+    for trial in schedules.values():
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=trial.lr)
+        try:
+            schedule = make_schedule(trial, catalogue, probe, 10)
+            for _ in range(10):  # a bad value often shows only once the rate is computed
+                probe.step()
+                if schedule is not None:
+                    schedule.step()
+            rates = [group["lr"] for group in probe.param_groups]
+            if not all(isinstance(r, int | float) and math.isfinite(r) and r >= 0 for r in rates):
+                raise ValueError(f"it set the learning rate to {rates[0]!r}")
+        except Exception as exc:
+            raise NNBenchError(
+                f"schedule {trial.schedule!r} rejects its hyper-parameters "
+                f"{dict(trial.params.get('schedule', {}))}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def _check_training_criterion(trial: Trial, catalogue: Catalogue, task: Any, view: Any, model: Any) -> None:
+    """Evaluate the training criterion (loss-stage components included) once on a tiny batch."""
+    import torch
+
+    from nnbench.training.stages import training_criterion
+    from nnbench.training.trainer import to_view
+
+    if not any(catalogue.domain.kind(kind).stage == "loss" for kind in trial.components):
+        return
+    loss = catalogue.losses.get(trial.loss)
+    x = to_view(torch.zeros(2, *task.input_shape), task.modality, view)
+    y = torch.zeros(2, dtype=torch.int64) if task.kind != "regression" else torch.zeros(2, task.output_dim)
+    criterion = training_criterion(loss.factory(), model, trial, catalogue)
+    value = criterion(model(x), loss.encode_target(y, task))
+    if not (isinstance(value, torch.Tensor) and value.numel() == 1 and torch.isfinite(value).all()):
+        raise ValueError(f"the training criterion returned {value!r}, not a finite scalar")
 
 
 def check_object_architectures(trials: Sequence[Trial], catalogue: Catalogue) -> None:
@@ -326,18 +383,23 @@ class Session:
     ) -> RunOutcome:
         """Train ``plan.todo`` with the chosen executor, storing each result as soon as it arrives.
 
-        Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
-        trial stays stored and the next run of the same grid resumes from there.
+        Each unit is claimed in the store just before it trains, so a trial that another live run
+        on the same store is training is not trained twice: this run waits for it and covers its
+        result (or trains it after all, should that run end without storing it). Ctrl-C
+        (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished trial
+        stays stored and the next run of the same grid resumes from there. A lifecycle hook that
+        raises is named once and disabled; the run goes on.
         """
         options = options or RunOptions()
         options.validate()
         from nnbench.training.ensemble import group_by_seed
 
+        hooks = LifecycleHooks(self.pm)  # warns with a PluginHookWarning: one line on the command line
         spec = self.catalogue.executors.get(options.executor_name())
         executor = spec.factory(ExecutorOptions(
             workers=options.workers, threads=options.threads, timeout=options.timeout, vectorize=options.vectorize,
             extra={o.name: options.extra.get(o.name) for o in spec.options}, extra_plugins=self._extra_plugins(),
-            catalogue=self.catalogue, on_epoch=self._after_epoch,
+            catalogue=self.catalogue, on_epoch=lambda trial, record: hooks("after_epoch", trial=trial, record=record),
         ))
         self.prepare_tasks(plan.todo, options.download)
         outcome = RunOutcome(new_run_id(), store.path, plan)
@@ -348,29 +410,38 @@ class Session:
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
                                     options.threads), len(plan.trials), plan.skipped)
         store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
-        self.pm.hook.before_run(run_id=outcome.run_id, trials=plan.todo)
-        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, on_start)
+        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, hooks, on_start)
+        sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
 
         def train(trials: list[Trial]) -> None:
             executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
+            while sink.elsewhere:
+                train_free(sink.settle_elsewhere())
+
+        def train_free(trials: list[Trial]) -> None:
+            if trials:
+                executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
 
         try:
-            train(plan.todo)
-            if plan.grid.tune:
-                finals = self._final_trials(plan, store)
-                todo, reused = self._split_stored(finals, store, force=False)
-                store.link_trials(outcome.run_id, [t.trial_id for t in reused])
-                sink.log(f"tuning done: {len(finals)} final trials of the best settings, {len(todo)} to train")
-                train(todo)
+            with watch_interrupts():
+                hooks("before_run", run_id=outcome.run_id, trials=plan.todo)
+                train(plan.todo)
+                if plan.grid.tune:
+                    finals = self._final_trials(plan, store)
+                    todo, reused = self._split_stored(finals, store, force=False)
+                    store.link_trials(outcome.run_id, [t.trial_id for t in reused])
+                    sink.log(f"tuning done: {len(finals)} final trials of the best settings, {len(todo)} to train")
+                    train(todo)
             outcome.status = "finished"
         except GridStopped:
             outcome.status = "stopped"
         except BaseException as exc:  # Ctrl-C, a broken executor: stored trials stay, the run says why it ended
             outcome.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_run(outcome.run_id, outcome.status)
+            with contextlib.suppress(StoreError):  # unwritable: the run reads as interrupted once this process ends
+                store.finish_run(outcome.run_id, outcome.status)
             raise
         store.finish_run(outcome.run_id, outcome.status)
-        self.pm.hook.after_run(run_id=outcome.run_id, results=outcome.results)
+        hooks("after_run", run_id=outcome.run_id, results=outcome.results)
         return outcome
 
     def _references(self, plan: Plan) -> dict[str, list[float]]:
@@ -392,9 +463,6 @@ class Session:
             if best is not None:
                 finals += final_trials(best, plan.grid.seeds)
         return finals
-
-    def _after_epoch(self, trial: Trial, record: Any) -> None:
-        self.pm.hook.after_epoch(trial=trial, record=record)
 
     def check_options(self, options: RunOptions) -> None:
         """Every problem with ``options`` (an unknown executor included) before anything starts."""
@@ -442,27 +510,64 @@ class Session:
 
 
 class _StoringSink:
-    """Commits each result, calls ``after_trial``, and stops the grid past the failure budget."""
+    """Claims each unit before it trains, commits each result, calls ``after_trial``, and stops the
+    grid past the failure budget. Trials that another live run is training wait in ``elsewhere``."""
 
     def __init__(self, session: Session, store: ResultStore, outcome: RunOutcome, max_failures: int | None,
                  on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None,
-                 on_start: Callable[[list[Trial]], None] | None = None) -> None:
+                 hooks: LifecycleHooks | None = None, on_start: Callable[[list[Trial]], None] | None = None) -> None:
         self.session, self.store, self.outcome = session, store, outcome
         self.max_failures, self.on_result, self.on_log, self.on_start = max_failures, on_result, on_log, on_start
+        self.hooks = hooks or LifecycleHooks(session.pm)
         self.failures = 0
+        self.replacing: dict[str, str] = {}  # finished trials this run retrains (--force), as stored
+        self.elsewhere: dict[str, Trial] = {}
 
     def claim(self, trials: Sequence[Trial]) -> list[Trial]:
-        claimed = list(trials)
-        if claimed and self.on_start:
-            self.on_start(claimed)
-        return claimed
+        """The trials of a unit this run may train now; those another live run trains are set aside,
+        and those another run stored since this one planned are covered as reused."""
+        mine = self.store.claim(self.outcome.run_id, trials, self.replacing)
+        if mine and self.on_start:
+            self.on_start(mine)
+        if len(mine) < len(trials):
+            chosen = {t.trial_id for t in mine}
+            rest = [t for t in trials if t.trial_id not in chosen]
+            busy = self.store.claimed_elsewhere(self.outcome.run_id, [t.trial_id for t in rest])
+            self._cover([t for t in rest if t.trial_id not in busy])
+            if busy and not self.elsewhere:
+                self.log(f"{len(busy)} trials are being trained by another run on {self.store.path}; this run "
+                         "trains the others and then waits for them")
+            self.elsewhere.update({t.trial_id: t for t in rest if t.trial_id in busy})
+        return mine
+
+    def settle_elsewhere(self) -> list[Trial]:
+        """Wait until some trial that another run was training is stored (covered here as reused) or
+        released (returned, to be trained by this run)."""
+        while True:
+            waiting = list(self.elsewhere.values())
+            busy = self.store.claimed_elsewhere(self.outcome.run_id, [t.trial_id for t in waiting])
+            done = self.store.finished_at(t.trial_id for t in waiting if t.trial_id not in busy)
+            settled = [t for t in waiting if t.trial_id not in busy]
+            if settled:
+                for trial in settled:
+                    del self.elsewhere[trial.trial_id]
+                self._cover([t for t in settled if t.trial_id in done and self.replacing.get(t.trial_id)
+                             != done[t.trial_id]])
+                return [t for t in settled if t.trial_id not in done
+                        or self.replacing.get(t.trial_id) == done[t.trial_id]]
+            time.sleep(WAIT_SECONDS)
+
+    def _cover(self, trials: list[Trial]) -> None:
+        if trials:
+            self.store.link_trials(self.outcome.run_id, [t.trial_id for t in trials])
+            self.outcome.plan.reused.extend(trials)
 
     def result(self, result: TrialResult) -> None:
         if not result.metric_name:
             result.metric_name = self.session.catalogue.tasks.get(result.trial.task).metric
         self.store.save_result(self.outcome.run_id, result)
         self.outcome.results.append(result)
-        self.session.pm.hook.after_trial(trial=result.trial, result=result)
+        self.hooks("after_trial", trial=result.trial, result=result)
         if self.on_result:
             self.on_result(result)
         self.failures += result.status in COUNTED_AS_FAILURES

@@ -37,3 +37,4 @@ class FaultyArchitectures:
     def register_architectures(self, register: Any) -> None:
         for name, build in (("segfault", _crash), ("exit", _exit), ("hang", _hang), ("raise", _raise)):
             register(Architecture(name, build, ("vector",), f"misbehaves: {name}"))
+

@@ -92,7 +92,7 @@ def test_dry_run_lists_trials_without_training(runner: CliRunner, tmp_path: Path
     (["--batch-size", "0"], "batch size must be an integer >= 1"),
     (["--seeds", "0"], "seeds must be an integer >= 1"),
     (["--loss", "bce", "--task", "iris"], "no combination in the grid is compatible"),
-    (["--device", "cuda:3"], "device 'cuda:3' is not available; devices here: cpu"),
+    (["--device", "cuda:99"], "device 'cuda:99' is not available; devices here: {devices}"),
     (["--store", "missing/folder/r.db"], "folder missing/folder does not exist"),
     (["--set", "arch.fnn.hidden=abc"], "architecture 'fnn' cannot be built for task 'iris'"),
     (["--set", "optimizer.adam.betas=5"], "optimizer 'adam' rejects its hyper-parameters {'betas': 5}"),
@@ -100,11 +100,13 @@ def test_dry_run_lists_trials_without_training(runner: CliRunner, tmp_path: Path
 ])
 def test_bad_input_is_one_clear_line_and_loses_nothing(runner: CliRunner, tmp_path: Path, args: list[str],
                                                        message: str) -> None:
+    from nnbench.session import Session
+
     invoke(runner, "run", *SMALL)
     before = (tmp_path / "nnbench.db").read_bytes()
     result = invoke(runner, "run", *SMALL, *args)
     assert result.exit_code == 1
-    assert message in result.output
+    assert message.replace("{devices}", ", ".join(Session().catalogue.devices)) in result.output  # whatever is here
     assert "Traceback" not in result.output
     with ResultStore(tmp_path / "nnbench.db") as store:
         assert len(store.trials()) == 8
@@ -193,3 +195,49 @@ def test_report_and_export_only_read_the_store(runner: CliRunner, tmp_path: Path
 def test_list_says_when_nothing_matches(runner: CliRunner) -> None:
     result = invoke(runner, "list", "zz*")
     assert result.exit_code == 1 and "no component matches 'zz*'" in result.output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_lifecycle_hooks_that_raise_are_named_once_disabled_and_harm_no_trial(
+        nnbench_plugin: Any, tmp_path: Path, workers: int) -> None:
+    import warnings
+
+    from faulty_hooks import RaisingHooks
+
+    from nnbench.loading.plugins import PluginHookWarning
+
+    hooks = nnbench_plugin(RaisingHooks(), name="raising-hooks")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = nnbench.run(task="moons", arch="fnn", activation="relu,tanh", optimizer="adam", seeds=2, epochs=3,
+                            store=tmp_path / "hooks.db", workers=workers)
+    assert list(frame["status"]) == ["ok"] * 4
+    with ResultStore(tmp_path / "hooks.db", readonly=True) as store:
+        assert list(store.runs()["status"]) == ["finished"]
+    messages = [str(w.message) for w in caught if issubclass(w.category, PluginHookWarning)]
+    for hook in ("before_run", "after_trial", "after_run", "after_epoch"):
+        named = [m for m in messages if f"raised in {hook} " in m]
+        # workers receive in-process plugins under the names they were registered with
+        assert named and "'raising-hooks'" in named[0] and "disabled for the rest of this run" in named[0], messages
+        assert "\n" not in named[0]
+    parent_calls = {"before_run": 1, "after_trial": 1, "after_run": 1}
+    assert {k: hooks.calls[k] for k in parent_calls} == parent_calls  # each called until it raised, not after
+    assert hooks.calls["after_epoch"] == (1 if workers == 1 else 0)  # with workers it runs (and fails) there
+
+
+def test_a_plugin_that_calls_sys_exit_at_import_does_not_stop_list_or_plugins(
+        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    site = tmp_path / "site"
+    (site / "quitter-1.0.dist-info").mkdir(parents=True)
+    (site / "quitter.py").write_text("import sys\nsys.exit('no')\n")
+    (site / "quitter-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: quitter\nVersion: 1.0\n")
+    (site / "quitter-1.0.dist-info" / "entry_points.txt").write_text("[nnbench]\nquitter = quitter\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("NNBENCH_PLUGINS", "quitter")
+    monkeypatch.delitem(sys.modules, "quitter", raising=False)
+    for command in (["list", "optimizers"], ["plugins"]):
+        result = runner.invoke(cli, command, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert "adam" in invoke(runner, "list", "optimizers").output

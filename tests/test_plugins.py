@@ -113,7 +113,7 @@ class FakeEntryPoint:
         self.dist = SimpleNamespace(name=dist, version="1.2.3")
 
     def load(self) -> Any:
-        if isinstance(self._target, Exception):
+        if isinstance(self._target, BaseException):
             raise self._target
         return self._target
 
@@ -190,3 +190,49 @@ def test_naming_a_plugin_that_is_not_installed_warns(fake_entry_points: list[Fak
                                                "installed: fake-dist, swish"):
         catalogue = collect_catalogue(make_plugin_manager())
     assert "swish_test" in catalogue.activations
+
+
+@pytest.mark.parametrize("fault", [SystemExit(2), KeyboardInterrupt(), RuntimeError("boom")],
+                         ids=["sys.exit", "KeyboardInterrupt", "RuntimeError"])
+def test_an_entry_point_that_exits_or_interrupts_while_loading_is_skipped(
+    fake_entry_points: list[FakeEntryPoint], monkeypatch: pytest.MonkeyPatch, fault: BaseException
+) -> None:
+    monkeypatch.delenv("NNBENCH_PLUGINS", raising=False)
+    fake_entry_points += [FakeEntryPoint("quitter", fault, "quitter-dist"), FakeEntryPoint("swish", SwishPlugin())]
+    with pytest.warns(PluginLoadWarning, match="'quitter' .*failed to load and was skipped"):
+        pm = make_plugin_manager()
+    assert "swish_test" in collect_catalogue(pm).activations
+    assert "quitter" not in {info.name for info in pm.describe()}
+
+
+def test_ctrl_c_typed_while_plugins_load_still_stops_nnbench(
+    fake_entry_points: list[FakeEntryPoint], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import time
+
+    class SlowToImport(FakeEntryPoint):
+        def load(self) -> Any:
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C during a slow import
+            time.sleep(5)
+            raise AssertionError("the interrupt should have stopped the import")
+
+    monkeypatch.delenv("NNBENCH_PLUGINS", raising=False)
+    fake_entry_points.append(SlowToImport("slow", None))
+    with pytest.raises(KeyboardInterrupt):
+        make_plugin_manager()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_a_registration_hook_that_calls_sys_exit_is_named_and_skipped() -> None:
+    class Exits:
+        @hookimpl
+        def register_optimizers(self, register: Any) -> None:
+            raise SystemExit(1)
+
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(Exits(), name="exiting-plugin")
+    with pytest.warns(PluginLoadWarning, match=r"'exiting-plugin' raised in register_optimizers .*sys.exit\(1\)"):
+        optimizers = collect_catalogue(pm).optimizers
+    assert "adam" in optimizers

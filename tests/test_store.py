@@ -105,3 +105,101 @@ def test_resolve_runs_by_prefix(tmp_path: Path) -> None:
             store.resolve_runs(["2026"])
 
 
+PREVIOUS_RELEASE_STORE = Path(__file__).parent / "data" / "store-0.1.0.db"
+
+
+def table_counts(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("runs", "trials", "epochs", "run_trials", "skipped", "micro")}
+
+
+def test_a_store_of_schema_version_1_migrates_forward_without_losing_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    path.write_bytes(PREVIOUS_RELEASE_STORE.read_bytes())
+    before = table_counts(path)
+    with ResultStore(path, readonly=True) as old:  # read as it is, unchanged
+        assert old.version == 1 and len(old.trials()) == before["trials"]
+    assert path.read_bytes() == PREVIOUS_RELEASE_STORE.read_bytes()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET status = 'running' WHERE rowid = 1")  # left running by the old release
+    ResultStore(path).close()
+    assert table_counts(path) == before
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        assert db.execute("SELECT status FROM runs WHERE rowid = 1").fetchone()[0] == "interrupted"
+        assert db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("two", "schema version 'two', which is not a number"),
+    (None, "has a meta table but no schema version"),
+])
+def test_a_schema_version_that_is_not_a_number_is_one_clear_error(tmp_path: Path, value: str | None,
+                                                                   message: str) -> None:
+    path = tmp_path / "r.db"
+    ResultStore(path).close()
+    with sqlite3.connect(path) as db:
+        if value is None:
+            db.execute("DELETE FROM meta")
+        else:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (value,))
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match=message):
+            ResultStore(path, readonly=readonly)
+
+
+def test_a_store_missing_a_column_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with ResultStore(path) as store:
+        store.start_run("a", {}, {}, 1, [])
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE trials DROP COLUMN throughput")
+    before = table_counts(path)
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="lacks the column 'throughput' of its 'trials' table"):
+            ResultStore(path, readonly=readonly)
+    assert table_counts(path) == before
+
+
+def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    # BEGIN IMMEDIATE: another writer cannot slip in between a claim's read and its write.
+    with ResultStore(tmp_path / "r.db") as store, store._transaction():
+        other = sqlite3.connect(tmp_path / "r.db", timeout=0, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+
+
+def test_the_main_file_alone_holds_every_committed_trial(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.db") as store:
+        store.start_run("a", {}, {}, 2, [])
+        store.save_result("a", result(0))
+        store.save_result("a", result(1))
+        assert (tmp_path / "r.db-wal").exists()  # still open: the log is there
+        copy = tmp_path / "copy.db"
+        copy.write_bytes((tmp_path / "r.db").read_bytes())  # the file alone, as a user copies it
+        with sqlite3.connect(copy) as db:
+            assert db.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 2
+            assert db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 6
+
+
+def test_non_finite_numbers_never_enter_the_store_and_old_ones_still_read(tmp_path: Path) -> None:
+    import dataclasses
+
+    path = tmp_path / "r.db"
+    with ResultStore(path) as store:
+        store.start_run("a", {}, {}, 1, [])
+        bad = result(0)
+        bad.trial = dataclasses.replace(bad.trial, params={"optimizer": {"momentum": float("inf")}})
+        with pytest.raises(StoreError, match="not finite"):
+            store.save_result("a", bad)
+        with pytest.raises(StoreError, match="not finite"):
+            store.start_run("b", {"timeout": float("nan")}, {}, 1, [])
+        store.save_result("a", result(1))
+    with sqlite3.connect(path) as db:  # what an older release let in
+        db.execute("""UPDATE trials SET params = '{"optimizer": {"momentum": Infinity}, "tuning": {"role": "tune"}}'""")
+        db.execute("""UPDATE runs SET grid = '{"timeout": NaN}'""")
+    with ResultStore(path, readonly=True) as store:
+        trials = store.trials(["a"])
+        assert list(trials["protocol"]) == ["tuning"] and len(store.runs()) == 1

@@ -17,6 +17,9 @@ from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
 from nnbench.training.trainer import to_view, train_trial
 
+# One torch thread, as the executors train: on this project's 2-core machine four times faster than two.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def make_trial(catalogue: Any, **axes: Any) -> Trial:
     base = {"task": "moons", "arch": "fnn", "activation": "relu", "loss": "default", "optimizer": "adam",

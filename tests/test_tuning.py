@@ -109,3 +109,81 @@ def test_each_learning_rate_keeps_its_own_budget_when_only_momentum_is_tuned(cat
         per_config.setdefault(configuration_key(trial), []).append(trial.lr)
     assert sorted(sorted(set(rates)) for rates in per_config.values()) == [[0.01], [0.1]]
     assert all(len(rates) == 2 for rates in per_config.values())
+
+
+@pytest.mark.parametrize(("search", "budget", "expected"), [
+    (SearchRange(1e-3, 1e-1), 1, [1e-2]),  # one point: the middle on the range's (log) scale
+    (SearchRange(0.2, 0.8, log=False), 1, [0.5]),
+    (SearchRange(1e-3, 1e-1), 3, [1e-3, 1e-2, 1e-1]),
+    (SearchRange(0.2, 0.8, log=False), 4, [0.2, 0.4, 0.6, 0.8]),
+])
+def test_one_name_is_searched_on_an_even_grid_of_its_scale(search: SearchRange, budget: int,
+                                                           expected: list[float]) -> None:
+    points = search_points({"lr": search}, budget, "any")
+    assert [p["lr"] for p in points] == pytest.approx(expected)
+    assert all(isinstance(p["lr"], float) for p in points)
+    assert search_points({}, 4, "any") == []
+
+
+def test_random_search_draws_log_ranges_on_a_log_scale() -> None:
+    space = {"lr": SearchRange(1e-6, 1.0), "momentum": SearchRange(0.1, 0.3, log=False)}
+    points = search_points(space, 400, "scale")
+    assert len(points) == 400 and all(set(p) == {"lr", "momentum"} for p in points)
+    below = sum(p["lr"] < 1e-3 for p in points) / len(points)
+    assert 0.35 < below < 0.65  # half the log range lies below 1e-3; a linear draw would put ~0.1% there
+    assert all(1e-6 <= p["lr"] <= 1.0 and 0.1 <= p["momentum"] <= 0.3 for p in points)
+    assert 0.35 < sum(p["momentum"] < 0.2 for p in points) / len(points) < 0.65
+
+
+def test_tuning_trials_record_their_protocol(catalogue: Any) -> None:
+    grid, defaults, tuning = tuned_grid(catalogue, task="moons", activation="relu", optimizer="momentum",
+                                        tune="lr,momentum", budget=3)
+    assert len(defaults) == 3 and len(tuning) == 3  # seeds 1 and 2 of the defaults add no tuning trials
+    space = catalogue.optimizers.get("momentum").tunable
+    for index, trial in enumerate(tuning):
+        role = trial.params["tuning"]
+        assert role == {"role": "tune", "budget": 3, "index": index, "tuned": ["lr", "momentum"],
+                        "space": {k: [r.low, r.high, "log" if r.log else "linear"]
+                                  for k, r in space.items() if k in ("lr", "momentum")}}
+        assert trial.seed == 0 and trial.lr == pytest.approx(search_points(
+            {k: space[k] for k in ("lr", "momentum")}, 3, configuration_key(defaults[0]))[index]["lr"])
+        assert trial.params["optimizer"]["momentum"] != defaults[0].params["optimizer"].get("momentum")
+        assert {k: v for k, v in trial.params.items() if k not in ("tuning", "optimizer")} == {
+            k: v for k, v in defaults[0].params.items() if k != "optimizer"}
+    finals = final_trials(tuning[1], 2)
+    assert [t.params["tuning"]["budget"] for t in finals] == [3, 3]
+    assert finals[0].params["tuning"]["tuned"] == ["lr", "momentum"]
+    assert finals[0].params["tuning"]["space"] == tuning[1].params["tuning"]["space"]
+    assert "index" not in finals[0].params["tuning"]
+    assert configuration_key(finals[0]) == configuration_key(tuning[0])
+
+
+def test_the_configuration_key_ignores_only_the_seed_and_the_tuned_values(catalogue: Any) -> None:
+    import dataclasses
+
+    _, defaults, tuning = tuned_grid(catalogue, task="moons", activation="relu", optimizer="momentum",
+                                     tune="momentum", budget=2)
+    key = configuration_key(tuning[0])
+    assert configuration_key(tuning[1]) == key  # different tuned momentum
+    assert configuration_key(dataclasses.replace(tuning[0], seed=2)) == key
+    assert configuration_key(dataclasses.replace(tuning[0], lr=tuning[0].lr * 2)) != key  # lr is not tuned here
+    other = dict(tuning[0].params["optimizer"], dampening=0.5)
+    assert configuration_key(dataclasses.replace(tuning[0], params={**tuning[0].params, "optimizer": other})) != key
+    assert configuration_key(dataclasses.replace(tuning[0], epochs=7)) != key
+
+
+def test_only_optimizers_of_the_grid_count_as_tunable(catalogue: Any) -> None:
+    grid = build_grid(None, task="moons", arch="fnn", activation="relu", optimizer="adam,momentum", seeds=1,
+                      epochs=1, tune="betas", budget=2)
+    with pytest.raises(GridError, match="no optimizer of the grid declares 'betas' as tunable; tunable here: "
+                                        "lr, momentum$"):
+        check_tunable(grid, catalogue)
+
+
+def test_one_seed_still_gets_its_tuning_and_keeps_the_untuned_hyper_parameters(catalogue: Any) -> None:
+    _, defaults, tuning = tuned_grid(catalogue, task="moons", activation="relu", optimizer="momentum", seeds=1,
+                                     budget=3)
+    assert len(defaults) == 1 and len(tuning) == 3
+    kept = defaults[0].params["optimizer"]
+    assert kept and all(t.params["optimizer"] == kept for t in tuning)  # only the learning rate was tuned
+    assert all(t.params["optimizer"] == kept for t in final_trials(tuning[0], 1))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from nnbench.cli import STORE_OPTION, current_session, friendly_errors
+from nnbench.contract.errors import NNBenchError
 
 
 @click.command()
@@ -33,6 +35,11 @@ def micro(kinds: str | None, names: str, shape: str, sizes: str, devices: str, m
     """
     from nnbench.training.micro import measurable_kinds, parse_ints, run_micro
 
+    if not math.isfinite(max_time):
+        raise NNBenchError(f"--max-time must be a finite number of seconds > 0, not {max_time}")
+    if json_path is not None and not json_path.parent.is_dir():
+        raise NNBenchError(f"cannot write --benchmark-json {json_path}: folder {json_path.parent} does not exist; "
+                           "create it or give another path")
     session = current_session()
     chosen = kinds.split(",") if kinds else measurable_kinds(session.domain)
     frame = run_micro(store, chosen, names.split(","), parse_ints(shape, "--shape"), devices.split(","),

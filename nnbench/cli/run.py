@@ -24,6 +24,8 @@ GRID_OPTIONS = (
     click.Option(["--target"], help="Column to predict, for csv:PATH tasks."),
     click.Option(["--kind"], type=click.Choice(["binary", "multiclass", "regression"]),
                  help="Task kind of csv:PATH tasks (inferred from the target column when omitted)."),
+    click.Option(["--max-trials"], type=int, help="Refuse a grid of more trials than this (default 100,000): "
+                                                  "the grid is counted before anything is built."),
     click.Option(["--set", "set_params"], multiple=True, metavar="KIND.NAME.PARAM=VALUE",
                  help="Override a hyper-parameter, e.g. arch.fnn.hidden=[128,128] (repeatable)."),
 )

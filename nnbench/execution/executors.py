@@ -10,6 +10,7 @@ in: ``inline`` (this process), ``processes`` (local worker processes, one pool p
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 from nnbench.execution.messages import describe_exit, failed_result, pack_plugins, result_from_dict
+from nnbench.loading.plugins import PluginHookWarning
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -27,16 +29,17 @@ if TYPE_CHECKING:
 
 
 class ResultSink(Protocol):
-    """Where executors deliver results; raising :class:`GridStopped` from ``result`` stops the grid."""
+    """Where executors deliver results; raising :class:`GridStopped` from ``result`` stops the grid.
+
+    An executor calls ``claim(unit)`` immediately before it starts training a unit and trains only the
+    trials it returns (another run on the same store may be training the others).
+    """
+
+    def claim(self, trials: Sequence[Trial]) -> list[Trial]: ...
 
     def result(self, result: TrialResult) -> None: ...
 
     def log(self, message: str) -> None: ...
-
-    def claim(self, trials: Sequence[Trial]) -> list[Trial]:
-        """Called by an executor right before it starts training ``trials`` (a unit, or part of one):
-        the trials it may train now; it trains only those (none: it skips the unit)."""
-        ...
 
 
 class Executor(Protocol):
@@ -204,6 +207,8 @@ class ProcessExecutor:
             worker.ready = True
         elif kind == "log":
             sink.log(message[1])
+        elif kind == "warning":  # a plugin's lifecycle hook raised in the worker
+            warnings.warn(message[1], PluginHookWarning, stacklevel=2)
         elif kind == "result":
             result = result_from_dict(message[1])
             worker.remaining.pop(result.trial.trial_id, None)

@@ -32,8 +32,8 @@ def _train_remote(configs: list[dict[str, Any]], plugins: list[bytes], vectorize
     key = hash(tuple(plugins))
     if key not in _WORKER_CATALOGUES:
         _WORKER_CATALOGUES[key] = load_catalogue(plugins)
-    pm, catalogue = _WORKER_CATALOGUES[key]
-    return train_unit(configs, pm, catalogue, vectorize)
+    hooks, catalogue = _WORKER_CATALOGUES[key]
+    return train_unit(configs, hooks, catalogue, vectorize)
 
 
 class RayExecutor:

@@ -6,23 +6,26 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from nnbench.loading.catalogue import Catalogue
+from nnbench.loading.plugins import LifecycleHooks
 
 
-def load_catalogue(plugins: list[bytes]) -> tuple[Any, Catalogue]:
-    """Plugins as in the parent: built-ins, entry points (same NNBENCH_PLUGINS), pickled extras."""
+def load_catalogue(plugins: list[bytes], warn: Callable[[str], None] | None = None) -> tuple[LifecycleHooks, Catalogue]:
+    """Plugins as in the parent: built-ins, entry points (same NNBENCH_PLUGINS), pickled extras; and
+    the lifecycle hooks of this process (one that raises is named through ``warn`` and disabled)."""
     from nnbench.execution.messages import unpack_plugins
     from nnbench.loading.catalogue import collect_catalogue
     from nnbench.loading.plugins import make_plugin_manager
 
     pm = make_plugin_manager(extra=unpack_plugins(plugins))
-    return pm, collect_catalogue(pm)
+    return LifecycleHooks(pm, warn), collect_catalogue(pm)
 
 
-def train_unit(configs: list[dict[str, Any]], pm: Any, catalogue: Catalogue, vectorize: bool,
+def train_unit(configs: list[dict[str, Any]], hooks: LifecycleHooks, catalogue: Catalogue, vectorize: bool,
                log: Any = None) -> list[dict[str, Any]]:
     """Train one unit given as trial configurations; return its results as plain dicts."""
     from nnbench.contract.trial import Trial
@@ -34,7 +37,7 @@ def train_unit(configs: list[dict[str, Any]], pm: Any, catalogue: Catalogue, vec
     ensure_csv_tasks(catalogue, trials)
 
     def on_epoch(trial: Trial, record: Any) -> None:
-        pm.hook.after_epoch(trial=trial, record=record)
+        hooks("after_epoch", trial=trial, record=record)
 
     return [result_to_dict(r) for r in train_group(trials, catalogue, on_epoch, vectorize, log)]
 
@@ -55,14 +58,14 @@ def worker_main(conn: Connection, threads: int, plugins: list[bytes], vectorize:
     import torch
 
     torch.set_num_threads(threads)
-    pm, catalogue = load_catalogue(plugins)
+    hooks, catalogue = load_catalogue(plugins, lambda message: conn.send(("warning", message)))
     conn.send(("ready",))
     while True:
         try:
             configs = conn.recv()
         except EOFError:  # the parent closed the pipe: no more work
             return
-        results = train_unit(configs, pm, catalogue, vectorize, lambda message: conn.send(("log", message)))
+        results = train_unit(configs, hooks, catalogue, vectorize, lambda message: conn.send(("log", message)))
         for result in results:
             conn.send(("result", result))
         conn.send(("done",))

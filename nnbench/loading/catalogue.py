@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from nnbench.contract.domain import Domain, KindRecord
 from nnbench.contract.errors import DuplicateComponentError, InvalidComponentError, UnknownComponentError
 from nnbench.contract.specs import Component
-from nnbench.loading.plugins import PluginLoadWarning
+from nnbench.loading.plugins import PLUGIN_FAULTS, PluginLoadWarning, describe_fault, user_interrupted, watch_interrupts
 
 if TYPE_CHECKING:
     import pluggy
@@ -250,9 +250,12 @@ def _call_each(pm: Any, hook_name: str, skipped: str) -> Iterator[tuple[str, Any
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
         staged: list[Any] = []
         try:
-            impl.function(register=staged.append)
-        except Exception as exc:
-            warnings.warn(f"plugin {plugin_name!r} raised in {hook_name} and {skipped}: {type(exc).__name__}: {exc}",
+            with watch_interrupts():
+                impl.function(register=staged.append)
+        except PLUGIN_FAULTS as exc:
+            if user_interrupted(exc):
+                raise
+            warnings.warn(f"plugin {plugin_name!r} raised in {hook_name} and {skipped}: {describe_fault(exc)}",
                           PluginLoadWarning, stacklevel=4)
             continue
         yield plugin_name, impl.plugin, staged

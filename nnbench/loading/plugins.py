@@ -2,14 +2,23 @@
 
 ``NNBENCH_PLUGINS`` unset (or ``all``) loads every installed third-party plugin; ``none`` (or an
 empty value) loads none; a comma-separated list loads only the entry points or distributions named.
+
+A plugin's faults stay the plugin's: one that fails to load (raising anything, ``SystemExit`` and a
+``KeyboardInterrupt`` of its own included) is named and skipped, and a lifecycle hook that raises is
+named once and not called again for the rest of the run (:class:`LifecycleHooks`). Ctrl-C typed by
+the user still stops nnbench: :func:`watch_interrupts` tells it from a plugin's own
+``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
+import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -40,6 +49,81 @@ BUILTIN_PLUGINS = (
 
 class PluginLoadWarning(UserWarning):
     """A third-party plugin could not be loaded or failed while registering; it was skipped."""
+
+
+class PluginHookWarning(UserWarning):
+    """A plugin's lifecycle hook raised; it was disabled for the rest of the run."""
+
+
+PLUGIN_FAULTS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+"""What a plugin may raise without stopping nnbench (a Ctrl-C of the user's excepted, see
+:func:`watch_interrupts`)."""
+
+
+class _InterruptWatch(threading.local):
+    depth = 0
+    typed = False  # a SIGINT arrived while watching
+    certain = True  # SIGINT is delivered through our handler (or ignored), so a typed Ctrl-C is seen
+
+
+_watch = _InterruptWatch()
+
+
+@contextmanager
+def watch_interrupts() -> Iterator[None]:
+    """Within this block, :func:`user_interrupted` says whether a ``KeyboardInterrupt`` came from
+    Ctrl-C (SIGINT) or from code that raised it itself. Where SIGINT has a handler of someone
+    else's (a notebook's), every ``KeyboardInterrupt`` counts as the user's."""
+    if _watch.depth:
+        _watch.depth += 1
+        try:
+            yield
+        finally:
+            _watch.depth -= 1
+        return
+    installed = None
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    _watch.typed, _watch.certain = False, previous in (signal.default_int_handler, signal.SIG_IGN)
+    if main and previous is signal.default_int_handler:
+        def typed(signum: int, frame: object) -> None:
+            _watch.typed = True
+            raise KeyboardInterrupt
+
+        installed = typed
+        signal.signal(signal.SIGINT, installed)
+    elif not main:
+        _watch.certain = True  # SIGINT reaches the main thread only: here every KeyboardInterrupt is code's
+    _watch.depth = 1
+    try:
+        yield
+    finally:
+        _watch.depth = 0
+        if installed is not None and signal.getsignal(signal.SIGINT) is installed:
+            signal.signal(signal.SIGINT, previous)
+
+
+def user_interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` must stop nnbench: a Ctrl-C the user typed (or one that cannot be told apart)."""
+    return isinstance(exc, KeyboardInterrupt) and (_watch.typed or not _watch.certain)
+
+
+def plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:
+    """The name ``plugin`` is registered under, or (where pluggy named it by its id, as for plugins
+    sent to a worker process) its module's or class's name."""
+    name = pm.get_name(plugin)
+    if name and not name.isdigit():
+        return name
+    return str(getattr(plugin, "__name__", None) or type(plugin).__name__)
+
+
+def describe_fault(exc: BaseException) -> str:
+    """``ValueError: bad value``, or what a ``SystemExit`` means."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "it raised KeyboardInterrupt"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -82,12 +166,15 @@ class PluginManager(pluggy.PluginManager):
             if self.has_plugin(ep.name):
                 continue
             try:
-                plugin = ep.load()
-                self.register(plugin, name=ep.name)
-            except Exception as exc:  # a broken plugin must not take the tool down
+                with watch_interrupts():
+                    plugin = ep.load()
+                    self.register(plugin, name=ep.name)
+            except PLUGIN_FAULTS as exc:  # a broken plugin must not take the tool down
+                if user_interrupted(exc):
+                    raise
                 warnings.warn(
                     f"plugin {ep.name!r} (distribution {dist} {version}, entry point {ep.value}) "
-                    f"failed to load and was skipped: {type(exc).__name__}: {exc}",
+                    f"failed to load and was skipped: {describe_fault(exc)}",
                     PluginLoadWarning,
                     stacklevel=2,
                 )
@@ -148,3 +235,34 @@ def make_plugin_manager(*, load_entry_points: bool = True, extra: Iterable[Any] 
         pm.register(plugin, name=name)
     pm.check_pending()
     return pm
+
+
+class LifecycleHooks:
+    """Calls the plugins' lifecycle hooks (``before_run``, ``after_epoch``, ``after_trial``,
+    ``after_run``) one implementation at a time, in pluggy's order. An implementation that raises
+    is named in one warning line (through ``warn``; default: a :class:`PluginHookWarning`) and not
+    called again by this object: make one per run (and one per worker process). The run, its
+    trials and their status are not affected; a Ctrl-C typed meanwhile still stops the run.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, warn: Callable[[str], None] | None = None) -> None:
+        self.pm = pm
+        self.warn = warn or (lambda message: warnings.warn(message, PluginHookWarning, stacklevel=4))
+        self.disabled: set[tuple[str, int]] = set()
+
+    def __call__(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every enabled implementation of ``hook_name`` with the arguments it takes."""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            key = (hook_name, id(impl.function))
+            if key in self.disabled:
+                continue
+            try:
+                with watch_interrupts():
+                    impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except PLUGIN_FAULTS as exc:
+                if user_interrupted(exc):
+                    raise
+                self.disabled.add(key)
+                name = plugin_name(self.pm, impl.plugin)
+                self.warn(f"plugin {name!r} raised in {hook_name} ({describe_fault(exc)}); its {hook_name} "
+                          "hook is disabled for the rest of this run, and the run goes on")

@@ -32,6 +32,23 @@ def is_csv_task(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def join_csv_paths(items: list[str]) -> list[str]:
+    """Comma-separated task names, with the commas of ``csv:`` paths put back: ``csv:a,b.csv`` is one
+    task when the file ``a,b.csv`` exists (the longest existing path wins)."""
+    joined: list[str] = []
+    i = 0
+    while i < len(items):
+        end = i
+        if is_csv_task(items[i]):
+            for j in range(len(items) - 1, i, -1):
+                if Path(",".join(items[i : j + 1])[len(PREFIX):]).is_file():
+                    end = j
+                    break
+        joined.append(",".join(items[i : end + 1]))
+        i = end + 1
+    return joined
+
+
 def file_digest(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -68,18 +85,19 @@ def _read(path: str, digest: str, target: str, kind: str | None) -> tuple[np.nda
             raise CSVTaskError(f"target column {target!r} of {path} is not numeric, so it cannot be a "
                                "regression target; use --kind binary or multiclass") from None
         classes = 0
+        check_numbers(y_raw.astype(float), f"target column {target!r} of {path}")
         if np.nanstd(y) == 0:
             raise CSVTaskError(f"target column {target!r} of {path} is constant; there is nothing to predict")
     else:
         labels = sorted(y_raw.unique(), key=str)
         classes = len(labels)
         if classes < 2:
-            raise CSVTaskError(f"target column {target!r} of {path} has a single class ({labels[0]!r}): "
+            raise CSVTaskError(f"target column {target!r} of {path} has a single class ({_plain(labels[0])!r}): "
                                "there is nothing to classify")
         counts = y_raw.value_counts()
         if counts.min() < MIN_PER_CLASS:
-            rare = counts.idxmin()
-            raise CSVTaskError(f"class {rare!r} of target column {target!r} in {path} has only {counts.min()} "
+            rare = _plain(counts.idxmin())
+            raise CSVTaskError(f"class {rare!r} of target column {target!r} in {path} has only {int(counts.min())} "
                                f"row(s); a stratified train/validation/test split needs at least {MIN_PER_CLASS} "
                                "per class (drop or merge rare classes)")
         if kind == "binary" and classes != 2:
@@ -91,6 +109,11 @@ def _read(path: str, digest: str, target: str, kind: str | None) -> tuple[np.nda
     return x, y, kind, classes, description
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so messages say ``0``, not ``np.int64(0)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def infer_kind(y: Any) -> str:
     """binary for two values, multiclass for a few labels, regression for many numbers."""
     unique = y.nunique()
@@ -100,6 +123,21 @@ def infer_kind(y: Any) -> str:
     if not numeric or (y.dtype.kind in "iu" and unique <= MAX_CLASSES):
         return "multiclass"
     return "regression"
+
+
+def check_numbers(values: Any, where: str) -> None:
+    """Numbers that training can use: finite, and small enough that standardizing them (their mean
+    and spread) stays finite. ``values`` is a float Series."""
+    bad = values[~np.isfinite(values.to_numpy())]
+    if len(bad):
+        raise CSVTaskError(f"{where} holds {bad.iloc[0]} at row {int(bad.index[0]) + 2}; every value must be a "
+                           "finite number (fix or remove that row)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.std(values.to_numpy()) if len(values) else 0.0
+    if not np.isfinite(spread):
+        row = int(values.abs().idxmax())
+        raise CSVTaskError(f"{where} holds numbers too large to standardize ({values[row]:g} at row {row + 2}); "
+                           "rescale the column (e.g. to other units) so its values stay below about 1e150")
 
 
 def encode_features(frame: Any, path: str) -> np.ndarray:
@@ -114,13 +152,14 @@ def encode_features(frame: Any, path: str) -> np.ndarray:
             raise CSVTaskError(f"column {column!r} of {path} has {int(values.isna().sum())} empty values; "
                                "fill or drop them first")
         if values.dtype.kind in "fiu":
+            check_numbers(values.astype(float), f"column {column!r} of {path}")
             parts.append(values.astype(float).to_frame())
             continue
         numbers = pd.to_numeric(values, errors="coerce")
         bad = values[numbers.isna() & values.notna()]
         if numbers.notna().mean() >= 0.9 and len(bad):
             raise CSVTaskError(f"column {column!r} of {path} is numeric but row {int(bad.index[0]) + 2} holds "
-                               f"{bad.iloc[0]!r}; fix or remove that value")
+                               f"{_plain(bad.iloc[0])!r}; fix or remove that value")
         parts.append(pd.get_dummies(values.astype("string"), prefix=str(column), dtype=float))
     if not parts:
         raise CSVTaskError(f"CSV file {path} has no feature columns besides the target")
@@ -134,6 +173,9 @@ def csv_task(name: str, target: str | None, kind: str | None) -> tuple[Task, dic
     if not target:
         raise CSVTaskError(f"task {name!r} needs --target COLUMN naming the column to predict")
     path = Path(name[len(PREFIX):])
+    if path.is_dir():
+        raise CSVTaskError(f"{path} (from task {name!r}) is a folder; give a CSV file, such as "
+                           f"csv:{path / 'data.csv'}")
     if not path.is_file():
         raise CSVTaskError(f"CSV file {path} does not exist (from task {name!r}); give an existing file")
     digest = file_digest(path)

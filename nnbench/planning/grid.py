@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,30 @@ plugin's kind; ``build`` is the kind's own contract with the architectures and i
 def default_grid(domain: Domain) -> dict[str, Any]:
     """The grid ``nnbench run`` uses for every axis that neither a grid file nor a flag sets."""
     return {ax.grid_key: ax.default[0] if ax.count else list(ax.default) for ax in domain.axes}
+
+
+MAX_NESTING = 32
+"""How deeply lists and tables may nest in a value of a grid (a hyper-parameter is rarely past 2)."""
+MAX_TRIALS = 100_000
+"""How many trials a grid may expand to unless the run raises the bound (``--max-trials``)."""
+
+
+def value_problem(value: Any) -> str | None:
+    """Why ``value`` (a hyper-parameter, a grid file's content) cannot be part of a trial, or ``None``:
+    a number that is not finite, which no store can hold, or nesting past :data:`MAX_NESTING`. Walks
+    the value without recursion, so no depth makes it fail."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return f"nests lists or tables more than {MAX_NESTING} levels deep"
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"holds {item}, which is not a finite number"
+        if isinstance(item, Mapping):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack += [(v, depth + 1) for v in item]
+    return None
 
 
 class GridWarning(UserWarning):
@@ -55,6 +80,7 @@ class GridSpec:
     overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     target: str | None = None  # the column to predict, for csv: tasks
     kind: str | None = None  # binary, multiclass or regression for csv: tasks (inferred when None)
+    max_trials: int | None = None  # the bound on the grid's size (None: MAX_TRIALS); not part of the grid
 
     def __getitem__(self, axis: str) -> list[Any]:
         return self.values[axis]
@@ -137,6 +163,40 @@ def hyper_parameters(spec: Any, record: KindRecord, domain: Domain) -> set[str] 
     if accepted is None:
         return None
     return (accepted | set(spec.params)) - {r.name for r in domain.stage_kinds("build")}
+
+
+def _check_params(record: KindRecord, spec: Any, params: Mapping[str, Any], catalogue: Catalogue) -> None:
+    """Every hyper-parameter a trial of ``spec`` gets (a plugin's defaults merged with the grid's
+    overrides) is a value a trial can hold."""
+    for key, value in params.items():
+        problem = value_problem(value)
+        if problem:
+            plugin = catalogue.registry(record.name).plugin_of(spec.name)
+            raise GridError(f"hyper-parameter {key!r} of {record.name} {spec.name!r} (plugin {plugin!r}, or the grid's "
+                            f"override) {problem}; give a finite value")
+
+
+def count_trials(grid: GridSpec, domain: Domain) -> int:
+    """How many trials ``grid`` can expand to at most (before compatibility and exclusions), with
+    the tuning trials: counted, not built, so that a grid of a billion seeds is refused at once."""
+    configurations = math.prod(len(grid.values.get(ax.name, ax.default)) for ax in domain.axes if not ax.count)
+    if not grid.tune:
+        return configurations * grid.seeds
+    # the defaults over the seeds, the budget's tuning trials, the selected setting over the seeds
+    return configurations * (2 * grid.seeds + (grid.budget or 0))
+
+
+def check_size(grid: GridSpec, domain: Domain) -> None:
+    """Refuse a grid of more than ``grid.max_trials`` trials (default :data:`MAX_TRIALS`), saying how
+    to raise the bound."""
+    bound = MAX_TRIALS if grid.max_trials is None else grid.max_trials
+    count = count_trials(grid, domain)
+    if count > bound:
+        sizes = " x ".join(f"{len(grid.values.get(ax.name, ax.default))} {ax.grid_key}" for ax in domain.axes
+                           if not ax.count and len(grid.values.get(ax.name, ax.default)) > 1)
+        raise GridError(f"the grid has up to {count:,} trials ({sizes + ' x ' if sizes else ''}{grid.seeds:,} seeds"
+                        f"{', with tuning' if grid.tune else ''}), more than the bound of {bound:,}; narrow the grid "
+                        "or raise the bound with --max-trials N")
 
 
 def _keyword_names(factory: Any, inputs: int) -> set[str] | None:
@@ -262,10 +322,12 @@ def expand_grid(
 
     ``task_params`` holds what identifies a task beyond its name (a CSV file's target and
     checksum); it becomes part of each trial. Raises :class:`GridError` when no combination is
-    compatible, explaining why.
+    compatible, explaining why, and before building anything when the grid has more than
+    ``grid.max_trials`` trials (default :data:`MAX_TRIALS`).
     """
     domain = catalogue.domain
     grid = resolve_patterns(grid, catalogue)
+    check_size(grid, domain)
     grid.validate(catalogue)
     axes = [ax for ax in domain.axes if not ax.count]
     plugin_kinds = {record.name: record for record in domain.plugin_kinds}
@@ -273,6 +335,7 @@ def expand_grid(
     trials: list[Trial] = []
     skipped: list[Skipped] = []
     used_rules: set[int] = set()
+    checked: set[tuple[str, str]] = set()
     for values in itertools.product(*(grid[ax.name] for ax in axes)):
         given = dict(zip((ax.name for ax in axes), values, strict=True))
         chosen: dict[str, Any] = {}
@@ -299,6 +362,9 @@ def expand_grid(
                 continue  # a kind's default is not applied, so its hyper-parameters mean nothing
             spec = catalogue.registry(record.name).get(chosen[axis_name])
             params[axis_name] = {**spec.params, **grid.overrides.get(axis_name, {}).get(chosen[axis_name], {})}
+            if (axis_name, chosen[axis_name]) not in checked:
+                _check_params(record, spec, params[axis_name], catalogue)
+                checked.add((axis_name, chosen[axis_name]))
         if task_params and task.name in task_params:
             params["task"] = dict(task_params[task.name])
         code = code_versions(catalogue, chosen, components)

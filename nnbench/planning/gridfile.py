@@ -25,6 +25,7 @@ is a key like any other (``initializer = ["default", "xavier_uniform"]``, ``[nor
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -33,12 +34,12 @@ from typing import Any
 
 from nnbench.contract.axes import Axis
 from nnbench.contract.domain import Domain, build_domain
-from nnbench.planning.grid import GridError, GridSpec, default_grid
+from nnbench.planning.csvtask import join_csv_paths
+from nnbench.planning.grid import GridError, GridSpec, default_grid, value_problem
 
 BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-OPTION_KEYS = ("tune", "budget", "target_metric", "target", "kind")
+OPTION_KEYS = ("tune", "budget", "target_metric", "target", "kind", "max_trials")
 """Grid keys that are settings of the run, not axes."""
-MAX_NESTING = 32
 
 
 def _domain(domain: Domain | None) -> Domain:
@@ -67,6 +68,9 @@ def load_grid_file(path: str | Path, domain: Domain | None = None) -> dict[str, 
         raise GridError(f"grid file {path} is not valid TOML: {exc}") from None
     except RecursionError:
         raise GridError(f"grid file {path} nests tables or lists too deeply to be a grid") from None
+    problem = value_problem(data)
+    if problem:
+        raise GridError(f"grid file {path} {problem}; a grid holds names and finite numbers")
     unknown = sorted(set(data) - set(file_keys))
     if unknown:
         raise GridError(
@@ -118,14 +122,24 @@ def parse_assignment(text: str, domain: Domain | None = None) -> tuple[str, str,
             ) from None
         value = raw.strip()
     except RecursionError:
-        raise GridError(f"--set {text!r}: the value nests lists or tables too deeply") from None
+        raise GridError(f"--set {_shorten(text)}: the value nests lists or tables too deeply") from None
+    problem = value_problem(value)
+    if problem:
+        raise GridError(f"--set {_shorten(text)}: the value {problem}; give a finite number, a name or a short list")
     return parts[0], parts[1], parts[2], value
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    """``text`` quoted, cut to ``width`` characters so that an error stays one readable line."""
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
 def as_values(ax: Axis, value: Any) -> list[Any]:
     """One axis's values from a flag (comma-separated text), a TOML value or a Python value."""
     if isinstance(value, str):
         items: list[Any] = [v.strip() for v in value.split(",") if v.strip()]
+        if ax.kind == "task":
+            items = join_csv_paths(items)
     elif isinstance(value, list | tuple):
         items = list(value)
     else:
@@ -167,6 +181,8 @@ def parse_targets(value: Any) -> dict[str, float]:
             targets[str(task).strip()] = float(number)
         except (TypeError, ValueError):
             raise GridError(f"--target-metric takes a number or TASK=NUMBER pairs, not {value!r}") from None
+        if not math.isfinite(targets[str(task).strip()]):
+            raise GridError(f"--target-metric must be finite numbers (a validation metric to reach), not {number!r}")
     return targets
 
 
@@ -219,4 +235,5 @@ def build_grid(
         target_metric=parse_targets(merged.get("target_metric") or {}),
         target=merged.get("target"),
         kind=merged.get("kind"),
+        max_trials=None if merged.get("max_trials") is None else _as_int("max_trials", merged["max_trials"]),
     )

@@ -26,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from nnbench.analysis.frames import RankTest, format_level, higher_is_better
@@ -39,7 +40,9 @@ SVG_SHOWN_LIMIT = 200_000
 """An SVG larger than this many bytes is shown as a PNG (and still downloadable as SVG)."""
 SCREEN_DPI = 96  # CSS pixels per inch: a figure shows at its size in inches
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-      "xtick.labelsize": 8, "ytick.labelsize": 8}
+      "xtick.labelsize": 8, "ytick.labelsize": 8,
+      # Names come from users, plugins and files: `$` is a dollar sign, never the start of mathtext.
+      "text.parse_math": False}
 
 
 @contextmanager
@@ -60,7 +63,9 @@ def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
     is kept only for the download.
     """
     FigureCanvasSVG(figure)  # attach a canvas; the process's backend stays as it is
-    with mpl.rc_context({"svg.fonttype": "none"}):
+    as_plain_text(figure)
+    # No mathtext anywhere: a name holding "$" is plain text, in tick labels made while drawing too.
+    with mpl.rc_context({"svg.fonttype": "none", "text.parse_math": False}):
         vector = io.BytesIO()
         figure.savefig(vector, format="svg", metadata={"Date": None, "Creator": None})
     svg = "data:image/svg+xml;base64," + base64.b64encode(vector.getvalue()).decode("ascii")
@@ -69,7 +74,8 @@ def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
     if len(vector.getvalue()) > SVG_SHOWN_LIMIT:
         buffer = io.BytesIO()
         FigureCanvasAgg(figure)
-        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+        with mpl.rc_context({"text.parse_math": False}):
+            figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
         raster = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close(figure)
@@ -77,6 +83,13 @@ def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
     name = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-")[:80].rstrip("-") or "figure"
     return Image(raster, alt, width, caption, svg=svg, name=name) if raster else Image(svg, alt, width, caption,
                                                                                         name=name)
+
+
+def as_plain_text(figure: Figure) -> None:
+    """Show every text of ``figure`` as written: a name holding ``$`` (``cost_in_$.csv``) is not
+    mathtext, so it neither fails to parse nor renders as a formula."""
+    for text in figure.findobj(Text):
+        text.set_parse_math(False)
 
 
 def thousands(value: float, _position: object = None) -> str:

@@ -4,30 +4,41 @@ Tables: ``runs`` (grid and environment of each ``nnbench run``), ``trials`` (one
 with its configuration, status and final metrics), ``epochs`` (per-epoch curves), ``run_trials``
 (which trials each run covered, including ones reused from earlier runs), ``skipped``
 (combinations a run did not train, with the reason) and ``micro`` (``nnbench micro`` timings, one
-row per component, device and shape, under run ids of their own). Each finished trial is written
-in one transaction, so a killed process loses at most the trials it was still training.
+row per component, device and shape, under run ids of their own) and ``claims`` (the trials a live
+run is training, so that a second run on the same store trains something else). Each finished
+trial is written in one transaction and checkpointed into the main file at once, so a killed
+process loses at most the trials it was still training, and the file ``nnbench.db`` alone holds
+every committed trial.
+
+Several runs may use one store at the same time: creating and migrating the schema, claiming
+trials and storing results are each one ``BEGIN IMMEDIATE`` transaction. A run whose process died
+reads as ``interrupted`` and its claims are released the next time the store is opened.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, suppress
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnbench.contract.axes import UNSET, Axis
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import TRIAL_AXES
+from nnbench.storage.liveness import is_alive, this_process
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nnbench.contract.trial import Skipped, TrialResult
+    from nnbench.contract.trial import Skipped, Trial, TrialResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # read-only opening reads these as they are; opening to write migrates them
 DEFAULT_STORE = "nnbench.db"
 FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
 
@@ -64,7 +75,7 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
-    grid TEXT NOT NULL, environment TEXT NOT NULL, n_trials INTEGER, n_skipped INTEGER
+    grid TEXT NOT NULL, environment TEXT NOT NULL, n_trials INTEGER, n_skipped INTEGER, process TEXT
 );
 CREATE TABLE IF NOT EXISTS trials (
     {_TRIAL_TABLE}
@@ -87,8 +98,34 @@ CREATE TABLE IF NOT EXISTS micro (
     device TEXT NOT NULL, shape TEXT NOT NULL, size INTEGER, status TEXT NOT NULL, error TEXT, rounds INTEGER,
     iterations INTEGER, min REAL, max REAL, mean REAL, median REAL, stddev REAL, iqr REAL, ops REAL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id), claimed_at TEXT NOT NULL
+);
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
+
+MIGRATIONS = {
+    # 1 -> 2: runs name the process that writes them; claims of trials in training. Runs left
+    # `running` by the release that wrote version 1 cannot be checked, and no such release can write
+    # a version-2 store: they ended without saying so.
+    1: ["ALTER TABLE runs ADD COLUMN process TEXT",
+        "CREATE TABLE IF NOT EXISTS claims (trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES "
+        "runs(run_id), claimed_at TEXT NOT NULL)",
+        "UPDATE runs SET status = 'interrupted' WHERE status = 'running'"],
+}
+"""The statements that bring a store of each older version to the next one; none loses a row."""
+ADDED_SINCE = {1: {"runs": {"process"}, "claims": None}}
+"""What a store of an older version lacks (a table: ``None``), for reading it as it is."""
+
+
+@cache
+def expected_columns() -> dict[str, tuple[str, ...]]:
+    """Every table of the current schema with its columns (the core axes' included), read from
+    :data:`SCHEMA` itself."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: tuple(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in tables}
 
 
 class StoreError(NNBenchError):
@@ -106,7 +143,9 @@ class ResultStore:
         """Open (or create) the store; ``readonly`` opens an existing store for reading only, so
         reports and exports work on a store in a read-only place and never change it."""
         self.path = Path(path)
+        self.readonly = readonly
         self._column_defaults: dict[str, Any] | None = None
+        self.version = SCHEMA_VERSION
         if self.path.is_dir():
             raise StoreError(
                 f"store path {self.path} is a folder; give a file path such as {self.path / DEFAULT_STORE}"
@@ -118,18 +157,48 @@ class ResultStore:
         try:
             if readonly:
                 self._db = self._connect_readonly()
-                self._check_schema(readonly=True)
+                self.version = self._check_schema(readonly=True) or SCHEMA_VERSION
+                self._check_columns()
                 return
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._check_schema()
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.executescript(SCHEMA)
+            self._db = self._connect()
+            try:
+                self._open_for_writing()
+            except StoreError:
+                reason = _unwritable(self.path)
+                if reason:
+                    raise StoreError(f"cannot write to store {self.path}: it is read-only ({reason}); make the "
+                                     "file and its folder writable, or give another --store") from None
+                raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot use {self.path} as a results store: {exc}; give a writable path (--store) to a "
                 "new file or an existing nnbench store"
             ) from None
+        self._identity = _identity(self.path)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    def _open_for_writing(self) -> None:
+        """Create, migrate and check the schema in one write transaction, so two runs opening a new
+        store at the same moment cannot see it half made; then switch to write-ahead logging."""
+        with self._transaction(check=False) as db:
+            version = self._check_schema()
+            if version is None:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            else:
+                for old in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[old]:
+                        db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            self._check_columns()
+            self._release_dead_runs(db)
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self._db.execute("PRAGMA journal_mode = WAL")
 
     def _connect_readonly(self) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
@@ -139,24 +208,54 @@ class ResultStore:
             return db
         except sqlite3.OperationalError:
             # A WAL store in a read-only folder cannot get its shared-memory file: read the file as
-            # it stands (a store closed cleanly holds everything in the file itself).
+            # it stands (the main file holds every committed trial: each commit is checkpointed).
             return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
-    def _check_schema(self, readonly: bool = False) -> None:
+    def _check_schema(self, readonly: bool = False) -> int | None:
+        """The store's schema version (``None``: an empty file, to be made a store), or raise
+        saying why the file is not a store this nnbench can use."""
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
             if readonly:
                 raise StoreError(f"{self.path} is empty, not an nnbench store; run `nnbench run` first")
-            return
+            return None
         if "meta" not in tables:
             raise StoreError(f"{self.path} is an SQLite database but not an nnbench store (no meta table)")
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else None
-        if version != SCHEMA_VERSION:
+        if row is None:
+            raise StoreError(f"{self.path} has a meta table but no schema version, so it was not written by "
+                             "nnbench; give a new --store path")
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
+            raise StoreError(f"{self.path} has store schema version {row[0]!r}, which is not a number, so it was "
+                             "not written by nnbench; give a new --store path") from None
+        if version not in READABLE_VERSIONS:
             raise StoreError(
                 f"{self.path} has store schema version {version}, but this nnbench reads version "
-                f"{SCHEMA_VERSION}; use the nnbench release that wrote it, or a new --store path"
+                f"{SCHEMA_VERSION} (and migrates {', '.join(map(str, READABLE_VERSIONS[:-1]))}); use the "
+                "nnbench release that wrote it, or a new --store path"
             )
+        return version
+
+    def _check_columns(self) -> None:
+        """Every table and column this nnbench reads is there (a store changed by hand is refused
+        before anything is written to it)."""
+        lacking: dict[str, Any] = {}
+        for old in range(self.version, SCHEMA_VERSION):
+            lacking.update(ADDED_SINCE.get(old, {}))
+        present = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, columns in expected_columns().items():
+            if table in lacking and lacking[table] is None:
+                continue
+            if table not in present:
+                raise StoreError(f"store {self.path} has no {table!r} table, so it is damaged or was changed by "
+                                 "hand; give a new --store path")
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in columns if c not in have and c not in (lacking.get(table) or ())]
+            if missing:
+                raise StoreError(f"store {self.path} lacks the column {missing[0]!r} of its {table!r} table, so it "
+                                 "is damaged or was changed by hand; give a new --store path")
 
     def close(self) -> None:
         self._db.close()
@@ -167,26 +266,88 @@ class ResultStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- which runs are alive ----------------------------------------------------------------------
+
+    def _release_dead_runs(self, db: sqlite3.Connection) -> None:
+        """Mark ``interrupted`` the running runs whose process died, and drop every claim of a run
+        that is not running any more (inside the caller's transaction)."""
+        dead = [run_id for run_id, process in db.execute("SELECT run_id, process FROM runs WHERE status = 'running'")
+                if not is_alive(process)]
+        db.executemany("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [(r,) for r in dead])
+        db.execute("DELETE FROM claims WHERE run_id NOT IN (SELECT run_id FROM runs WHERE status = 'running')")
+
     # -- writing ---------------------------------------------------------------------------------
 
     def start_run(self, run_id: str, grid: dict[str, Any], environment: dict[str, Any],
                   n_trials: int, skipped: Sequence[Skipped]) -> None:
+        """Record a new run, written by this process, and the combinations it skips."""
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?)",
-                (run_id, now(), json.dumps(grid, default=str), json.dumps(environment, default=str),
-                 n_trials, len(skipped)),
+                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?)",
+                (run_id, now(), to_json(grid, "the grid"), to_json(environment, "the environment"),
+                 n_trials, len(skipped), this_process()),
             )
             db.executemany(
                 "INSERT INTO skipped VALUES (?, ?, ?)",
-                [(run_id, json.dumps(dict(s.combination), default=str), s.reason) for s in skipped],
+                [(run_id, to_json(dict(s.combination), "a skipped combination"), s.reason) for s in skipped],
             )
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
+        """Mark the run ended with ``status`` and release the trials it still claimed."""
         with self._transaction() as db:
             # the trial count grows when a tuning protocol adds its final reruns
             db.execute("UPDATE runs SET finished_at = ?, status = ?, n_trials = (SELECT COUNT(*) FROM run_trials "
                        "WHERE run_id = ?) WHERE run_id = ?", (now(), status, run_id, run_id))
+            db.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
+
+    def claim(self, run_id: str, trials: Sequence[Trial], replacing: Mapping[str, str] | None = None) -> list[Trial]:
+        """Claim for ``run_id`` the trials among ``trials`` that it may train now: those that no other
+        live run has claimed and that are not stored as finished. ``replacing`` maps the ids of
+        finished trials the run retrains (``--force``) to their stored ``finished_at``: such a trial
+        counts as finished only once another run stored it again.
+
+        The claims of runs whose process died are released first; a run's claim on a trial ends when
+        its result is stored or the run ends.
+        """
+        if not trials:
+            return []
+        replacing = replacing or {}
+        with self._transaction() as db:
+            self._release_dead_runs(db)
+            taken: set[str] = set()
+            done: set[str] = set()
+            for chunk in _chunks([t.trial_id for t in trials]):
+                marks = ", ".join("?" * len(chunk))
+                taken.update(r[0] for r in db.execute(
+                    f"SELECT trial_id FROM claims WHERE run_id != ? AND trial_id IN ({marks})", [run_id, *chunk]))
+                done.update(trial_id for trial_id, finished_at in db.execute(
+                    f"SELECT trial_id, finished_at FROM trials WHERE status IN {FINISHED} AND trial_id IN ({marks})",
+                    chunk) if replacing.get(trial_id) != finished_at)
+            mine = [t for t in trials if t.trial_id not in taken and t.trial_id not in done]
+            stamp = now()
+            db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
+                           [(t.trial_id, run_id, stamp) for t in mine])
+        return mine
+
+    def claimed_elsewhere(self, run_id: str, trial_ids: Iterable[str]) -> set[str]:
+        """The ids among ``trial_ids`` that a live run other than ``run_id`` is training."""
+        found: set[str] = set()
+        with self._transaction() as db:
+            self._release_dead_runs(db)
+            for chunk in _chunks(list(trial_ids)):
+                found.update(r[0] for r in db.execute(
+                    f"SELECT trial_id FROM claims WHERE run_id != ? AND trial_id IN ({', '.join('?' * len(chunk))})",
+                    [run_id, *chunk]))
+        return found
+
+    def finished_at(self, trial_ids: Iterable[str]) -> dict[str, str]:
+        """``finished_at`` of the trials among ``trial_ids`` stored as finished (``ok`` or ``diverged``)."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(trial_ids)):
+            found.update(self._db.execute(
+                f"SELECT trial_id, finished_at FROM trials WHERE status IN {FINISHED} AND trial_id IN "
+                f"({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return found
 
     def link_trials(self, run_id: str, trial_ids: Iterable[str]) -> None:
         """Record that ``run_id`` covers already-stored trials it did not train again."""
@@ -220,7 +381,7 @@ class ResultStore:
         trial = result.trial
         row = {**trial.config(), **result.summary(), "trial_id": trial.trial_id, "run_id": run_id,
                "epochs_run": len(result.curve), "finished_at": now()}
-        row["params"] = json.dumps(row["params"], sort_keys=True, default=str)
+        row["params"] = to_json(row["params"], f"the hyper-parameters of trial {trial.trial_id}", sort_keys=True)
         columns = self._columns()
         unknown = sorted(set(trial.components) - set(columns))
         if unknown:
@@ -244,6 +405,7 @@ class ResultStore:
                 [(trial.trial_id, *[getattr(e, c) for c in EPOCH_COLUMNS[1:]]) for e in result.curve],
             )
             db.execute("INSERT OR REPLACE INTO run_trials VALUES (?, ?, 0)", (run_id, trial.trial_id))
+            db.execute("DELETE FROM claims WHERE trial_id = ?", (trial.trial_id,))
 
     def save_micro(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store one ``nnbench micro`` run: a row per case with the columns of ``MICRO_COLUMNS``
@@ -255,28 +417,42 @@ class ResultStore:
                 [[row.get(c) for c in MICRO_COLUMNS] for row in values],
             )
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+    def _transaction(self, check: bool = True) -> _Transaction:
+        return _Transaction(self, check)
+
+    def after_commit(self) -> None:
+        """Copy what was just committed from the write-ahead log into the main file (so the file
+        alone holds every committed trial), and make sure the file is still the one this store
+        opened: a store deleted or replaced while a run writes it is written back from the open
+        connection, which still holds every row, and the run stops."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.OperationalError as exc:  # committed, in the log; but the disk will not take more
+            raise write_error(self.path, exc) from None
+        if _identity(self.path) == self._identity:
+            return
+        target = self.path if not self.path.exists() else self.path.with_name(
+            f"{self.path.stem}-recovered-{datetime.now():%Y%m%d-%H%M%S}{self.path.suffix}")
+        with closing(sqlite3.connect(target)) as copy:
+            self._db.backup(copy)
+        held = self._db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        self._db.close()
+        self.path, self._db = target, self._connect()
+        self._identity = _identity(target)
+        raise StoreError(f"the store file was deleted or replaced while this run wrote it; everything it held "
+                         f"({held} trials) was written back to {target}, and this run stopped: run the same "
+                         f"command with --store {target} to resume")
 
     # -- reading ---------------------------------------------------------------------------------
 
     def finished_trial_ids(self, trial_ids: Iterable[str]) -> set[str]:
         """The ids among ``trial_ids`` already stored as finished (``ok`` or ``diverged``)."""
-        ids = list(trial_ids)
-        found: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            found.update(r[0] for r in self._db.execute(
-                f"SELECT trial_id FROM trials WHERE status IN {FINISHED} AND trial_id IN "
-                f"({', '.join('?' * len(chunk))})", chunk))
-        return found
+        return set(self.finished_at(trial_ids))
 
     def outcomes(self, trial_ids: Iterable[str]) -> dict[str, tuple[str, float | None]]:
         """``(status, validation metric)`` of each stored trial among ``trial_ids``; no test metric."""
-        ids = list(trial_ids)
         found: dict[str, tuple[str, float | None]] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
+        for chunk in _chunks(list(trial_ids)):
             marks = ", ".join("?" * len(chunk))
             query = f"SELECT trial_id, status, val_metric FROM trials WHERE trial_id IN ({marks})"
             for trial_id, status, val_metric in self._db.execute(query, chunk):
@@ -321,8 +497,14 @@ class ResultStore:
         return f"WHERE {column} IN ({', '.join('?' * len(run_ids))})", list(run_ids)
 
     def runs(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """The runs (all when ``None``), oldest first; a run whose process died reads as ``interrupted``
+        even where the store is read-only and cannot be marked."""
         where, params = self._run_filter(run_ids, "run_id")
-        return self._frame(f"SELECT * FROM runs {where} ORDER BY started_at", params)
+        frame = self._frame(f"SELECT * FROM runs {where} ORDER BY started_at", params)
+        if "process" in frame:
+            dead = (frame["status"] == "running") & ~frame["process"].map(is_alive).astype(bool)
+            frame.loc[dead, "status"] = "interrupted"
+        return frame
 
     def trials(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """One row per trial covered by ``run_ids`` (all runs when ``None``).
@@ -330,14 +512,16 @@ class ResultStore:
         ``protocol`` says what the trial was for: ``default`` (a grid point as given), ``tuning`` (a
         tuning trial of ``--tune``) or ``tuned`` (the selected setting rerun over the seeds).
         """
-        protocol = ("CASE json_extract(t.params, '$.tuning.role') WHEN 'final' THEN 'tuned' "
-                    "WHEN 'tune' THEN 'tuning' ELSE 'default' END AS protocol")
         if run_ids is None:
-            return self._frame(f"SELECT t.*, {protocol} FROM trials t ORDER BY t.rowid")
-        where, params = self._run_filter(run_ids, "rt.run_id")
-        return self._frame(
-            f"SELECT DISTINCT t.*, {protocol} FROM trials t JOIN run_trials rt ON rt.trial_id = t.trial_id {where} "
-            "ORDER BY t.rowid", params)
+            frame = self._frame("SELECT t.* FROM trials t ORDER BY t.rowid")
+        else:
+            where, params = self._run_filter(run_ids, "rt.run_id")
+            frame = self._frame(
+                f"SELECT DISTINCT t.* FROM trials t JOIN run_trials rt ON rt.trial_id = t.trial_id {where} "
+                "ORDER BY t.rowid", params)
+        # read in Python: SQLite's JSON functions refuse the NaN and Infinity an older release stored
+        frame["protocol"] = frame["params"].map(_protocol).astype(object)
+        return frame
 
     def epochs(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """Per-epoch curves of the trials covered by ``run_ids``."""
@@ -356,6 +540,57 @@ class ResultStore:
     def skipped(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
         where, params = self._run_filter(run_ids, "run_id")
         return self._frame(f"SELECT * FROM skipped {where}", params)
+
+
+def to_json(value: Any, what: str, sort_keys: bool = False) -> str:
+    """``value`` as strict JSON; a non-finite number (which JSON cannot hold) is a :class:`StoreError`."""
+    try:
+        return json.dumps(value, default=str, allow_nan=False, sort_keys=sort_keys)
+    except ValueError:
+        raise StoreError(f"{what} holds a number that is not finite (nan or inf), which a store cannot hold; "
+                         "give finite values") from None
+
+
+_PROTOCOLS = {"final": "tuned", "tune": "tuning"}
+
+
+def _protocol(params: str | None) -> str:
+    """What a trial was for, from its stored hyper-parameters: ``default``, ``tuning`` or ``tuned``."""
+    try:
+        tuning = json.loads(params or "{}").get("tuning") or {}
+    except (ValueError, AttributeError):
+        return "default"
+    role = tuning.get("role") if isinstance(tuning, dict) else None
+    return _PROTOCOLS.get(str(role), "default")
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    """``ids`` in pieces small enough for one SQL statement's parameters."""
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why this process cannot write ``path`` or create files next to it (the store's log), or ``None``."""
+    import tempfile
+
+    try:
+        if path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        return f"{exc.filename or path}: {exc.strerror or exc}"
+    return None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file ``path`` names (device and inode), or ``None`` when there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _sql_literal(value: Any) -> str:
@@ -377,24 +612,52 @@ def _unquote(default: str | None) -> Any:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), translating write errors."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), with SQLite's errors said in one line.
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self.db, self.path = db, path
+    ``IMMEDIATE`` takes the write lock at the start, so two runs never both read, then write, the
+    same rows; a failed write (a full disk, a read-only file) is rolled back where SQLite has not
+    already done so, and nothing committed before is touched.
+    """
+
+    def __init__(self, store: ResultStore, check: bool = True) -> None:
+        self.store, self.db, self.check = store, store._db, check
 
     def __enter__(self) -> sqlite3.Connection:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write to store {self.path}: {exc}") from None
+            raise write_error(self.store.path, exc) from None
         return self.db
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             try:
                 self.db.execute("COMMIT")
-                return
             except sqlite3.OperationalError as error:
+                self._rollback()
+                raise write_error(self.store.path, error) from None
+            if self.check:
+                self.store.after_commit()
+            return
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+            raise write_error(self.store.path, exc) from None
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite rolls back by itself after a full disk or I/O error
+            with suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
-                raise StoreError(f"cannot write to store {self.path}: {error}") from None
-        self.db.execute("ROLLBACK")
+
+
+def write_error(path: Path, exc: BaseException) -> StoreError:
+    """One line saying why ``path`` could not be written and what to do."""
+    text = str(exc)
+    if "disk is full" in text or "disk I/O error" in text:
+        advice = "free some space (or give another --store), then run the same command to resume"
+    elif "readonly" in text or "read-only" in text:
+        advice = "make the file and its folder writable, or give another --store"
+    elif "locked" in text or "busy" in text:
+        advice = "another process holds the store for too long; try again when it is done"
+    else:
+        advice = "give a writable --store path"
+    return StoreError(f"cannot write to store {path}: {text}; nothing stored before was changed; {advice}")

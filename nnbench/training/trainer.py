@@ -165,7 +165,14 @@ class Evaluator:
     @torch.no_grad()
     def scores(self, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Loss and metrics of ``outputs`` (one model's outputs on this split) as 0-d tensors, so a
-        caller scoring many models reads them from the device at once."""
+        caller scoring many models reads them from the device at once. Outputs of another shape
+        than (rows, the loss's head width) are a :class:`ComponentError`: a model that changed its
+        output width while training must not be scored through broadcasting."""
+        expected = (len(self.x), self.loss.outputs(self.task))
+        if tuple(outputs.shape) != expected:
+            raise ComponentError(f"the model returned outputs of shape {tuple(outputs.shape)} on held-out data, not "
+                                 f"{expected} (rows, outputs the loss {self.loss.name!r} needs): it changed its "
+                                 "output width during training")
         result = {"test_loss": self.criterion(outputs, self.y_encoded)}
         if self.task.kind == "regression":
             err = (outputs.float() - self.y) ** 2
