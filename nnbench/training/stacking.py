@@ -4,8 +4,10 @@
 ``(members, batch, outputs)``; member ``k`` sees only its own slice and its own parameters, so the
 sum of the members' losses gives each member exactly its own gradient. Layers torch already
 batches are run directly (``nn.Linear`` becomes one ``baddbmm``, element-wise activations apply
-to the whole stack); any other layer runs under ``torch.func.vmap`` over ``functional_call``,
-which is exact but slower. :func:`stacked_loss` does the same for criteria.
+to the whole stack), the built-in networks and torch's convolution and recurrent layers have
+hand-written stacked forms (:mod:`nnbench.training.stacked_networks`: grouped convolutions,
+batched recurrent cells), and any other layer runs under ``torch.func.vmap`` over
+``functional_call``, which is exact but slower. :func:`stacked_loss` does the same for criteria.
 """
 
 from __future__ import annotations
@@ -43,11 +45,20 @@ def _shift(dim: int) -> int:
     return dim + 1 if dim >= 0 else dim
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Each member's ``nn.Linear`` as one batched matrix multiply; ``weight`` is ``(members, in, out)``."""
     flat = x.reshape(x.shape[0], -1, x.shape[-1])
     out = torch.bmm(flat, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), flat, weight)
     return out.reshape(*x.shape[:-1], weight.shape[2])
+
+
+def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each member's ``nn.PReLU`` on ``(members, batch, features)`` inputs; ``weight`` is ``(members,
+    1)`` or ``(members, features)``."""
+    slope = weight.reshape(weight.shape[0], *([1] * (x.dim() - 2)), weight.shape[1])
+    if x.dim() > 3 and weight.shape[1] > 1:  # per-channel slopes: channels are a member's first dimension
+        slope = weight.reshape(weight.shape[0], 1, weight.shape[1], *([1] * (x.dim() - 3)))
+    return torch.where(x > 0, x, slope * x)
 
 
 class StackedModel:
@@ -62,7 +73,7 @@ class StackedModel:
         # Linear weights are stored transposed, (members, in, out): the batched matmul's backward
         # is 3x slower on a transposed view on CPU. Element-wise optimizers do not mind the layout.
         self.transposed: set[str] = set()
-        self.layers = self._plan(self.template, "")
+        self.layers = self.plan(self.template, "")
         names = [name for name, _ in self.template.named_parameters()]
         buffer_names = [name for name, _ in self.template.named_buffers()]
         per_member = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in members]
@@ -89,14 +100,28 @@ class StackedModel:
             self.buffers = {n: b[index].clone() for n, b in self.buffers.items()}
         self.size = len(index)
 
-    def _plan(self, module: nn.Module, prefix: str) -> list[Layer]:
+    @property
+    def training(self) -> bool:
+        return self.template.training
+
+    def plan(self, module: nn.Module, prefix: str) -> list[Layer]:
+        """The layers that compute ``module`` (a member's submodule named ``prefix``) for the whole
+        stack, on inputs of shape ``(members, batch, ...)``. Stacked forms call it for their parts,
+        and mark in :attr:`transposed` the ``nn.Linear``-like weights they read as ``(members, in, out)``."""
+        from nnbench.training.stacked_networks import STACKED_FORMS
+
+        form = STACKED_FORMS.get(type(module))
+        if form is not None:
+            return [form(self, module, prefix)]
         if _exactly(module, nn.Sequential):
-            return [layer for name, child in module.named_children() for layer in self._plan(child, f"{prefix}{name}.")]
+            return [layer for name, child in module.named_children() for layer in self.plan(child, f"{prefix}{name}.")]
         if _exactly(module, nn.Linear):
             self.transposed.add(f"{prefix}weight")
-            return [lambda x: _linear(x, self.params[f"{prefix}weight"], self.params.get(f"{prefix}bias"))]
+            return [lambda x: linear(x, self.params[f"{prefix}weight"], self.params.get(f"{prefix}bias"))]
         if type(module) in ELEMENTWISE:
             return [module]
+        if _exactly(module, nn.PReLU):
+            return [lambda x: prelu(x, self.params[f"{prefix}weight"])]
         if _exactly(module, nn.Softmax) and module.dim is not None:
             softmax_dim = _shift(module.dim)
             return [lambda x: F.softmax(x, dim=softmax_dim)]
@@ -108,9 +133,9 @@ class StackedModel:
             return [lambda x: x.flatten(start, end)]
         if _exactly(module, nn.Dropout) and module.p == 0:
             return []
-        return [self._vmapped(module, prefix)]
+        return [self.vmapped(module, prefix)]
 
-    def _vmapped(self, module: nn.Module, prefix: str) -> Layer:
+    def vmapped(self, module: nn.Module, prefix: str) -> Layer:
         names = [name for name, _ in module.named_parameters()]
         buffer_names = [name for name, _ in module.named_buffers()]
 

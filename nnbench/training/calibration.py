@@ -1,0 +1,115 @@
+"""Stacked or one by one: measured on the trial's own device before a group of seeds trains.
+
+Whether training ``K`` seeds as one stacked model beats training them one after another depends
+on the model, ``K`` and the device: on a CPU a stacked MLP or Elman RNN wins several times over
+while a stacked LSTM may lose; on a GPU, where one small model leaves the device mostly idle,
+stacking wins far more often. So before a group trains, :func:`measure_stacking` times a few
+training steps each way (the stack of ``K`` against one member, counted ``K`` times) and the group
+trains stacked when that is faster. :class:`StackingChoices` keeps each measured choice for the
+rest of the run, per architecture, shape, device and seed count (:func:`calibration_key`), so a
+grid calibrates each kind of group once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from nnbench.contract.trial import Trial
+
+if TYPE_CHECKING:
+    from nnbench.loading.catalogue import Catalogue
+
+Policy = Literal["measure", "always"]
+WARM_UP_STEPS = 2
+TIMED_STEPS = 5
+
+
+@dataclass(frozen=True)
+class StackingChoice:
+    """How a group of seeds trains: ``stacked`` or one by one.
+
+    ``ratio`` is the measured speed of the stack against one by one (one-by-one time over stacked
+    time; above 1 the stack is faster), ``None`` when not measured; ``reason`` says why a group
+    trains one by one without measuring (a component that cannot be stacked, ``--no-vectorize``).
+    """
+
+    stacked: bool
+    ratio: float | None = None
+    reason: str | None = None
+
+    def record(self, members: int, group: int) -> dict[str, Any]:
+        """What a trial's result keeps of the choice (its ``training`` field): the mode, how many trials
+        trained together, the size of its seed group and the ratio or reason behind the choice."""
+        out: dict[str, Any] = {"mode": "stacked" if self.stacked else "one_by_one", "members": members,
+                               "group": group}
+        if self.ratio is not None:
+            out["ratio"] = round(self.ratio, 4)
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+    def describe(self, trial: Trial, members: int) -> str:
+        """One line for the user: what was measured and what was chosen."""
+        speed = f"{self.ratio:.2f}x as fast" if self.ratio is not None else "not measured"
+        shape = f"{members} seeds of {trial.arch} on {trial.task} ({trial.device}, batch {trial.batch_size})"
+        if self.stacked:
+            return f"stacked training chosen for {shape}: {speed} as one by one, measured"
+        return f"one-by-one training chosen for {shape}: stacked was {speed}, measured"
+
+
+def calibration_key(trials: Sequence[Trial], catalogue: Catalogue) -> str:
+    """What a measured choice holds for: the architecture and its hyper-parameters, the components
+    it is built with, the task's input shape and head width, batch size, device and seed count."""
+    first = trials[0]
+    task = catalogue.tasks.get(first.task)
+    loss = catalogue.losses.get(first.loss)
+    build = {record.name: first.components.get(record.name) for record in catalogue.domain.stage_kinds("build")}
+    return json.dumps([first.arch, dict(first.params.get("arch", {})), build, list(task.input_shape),
+                       loss.outputs(task), first.batch_size, first.device, len(trials)], sort_keys=True, default=str)
+
+
+class StackingChoices:
+    """The choices of one run (or one worker process), keyed by :func:`calibration_key`.
+
+    ``policy`` ``measure`` (the default) calibrates each new key; ``always`` stacks wherever stacking
+    is possible without measuring (tests and benchmarks that compare stacked with one-by-one training).
+    """
+
+    def __init__(self, policy: Policy = "measure") -> None:
+        self.policy = policy
+        self.known: dict[str, StackingChoice] = {}
+
+    def get(self, key: str) -> StackingChoice | None:
+        if self.policy == "always":
+            return StackingChoice(True)
+        return self.known.get(key)
+
+    def put(self, key: str, choice: StackingChoice) -> None:
+        self.known[key] = choice
+
+
+def measure_stacking(stacked_step: Callable[[], object], single_step: Callable[[], object], members: int,
+                     synchronize: Callable[[], None]) -> float:
+    """The stack's speed against one by one: ``members`` times the median time of ``single_step`` (one
+    member's training step) over the median time of ``stacked_step`` (one step of the whole stack),
+    after a warm-up of each, alternating them so a busy machine slows both alike."""
+    for _ in range(WARM_UP_STEPS):
+        stacked_step()
+        single_step()
+    synchronize()
+    stacked: list[float] = []
+    single: list[float] = []
+    for _ in range(TIMED_STEPS):
+        for step, times in ((stacked_step, stacked), (single_step, single)):
+            start = time.perf_counter()
+            step()
+            synchronize()
+            times.append(time.perf_counter() - start)
+    together = statistics.median(stacked)
+    return math.inf if together <= 0 else members * statistics.median(single) / together
