@@ -186,13 +186,13 @@ def test_the_measured_choice_is_made_once_per_kind_of_group_and_recorded(catalog
     for optimizer in ("sgd", "adam"):  # the same kind of group: the choice is kept, not measured again
         results = train_group(seeds_of(catalogue, seeds=2, epochs=1, optimizer=optimizer), catalogue,
                               log=messages.append, choices=choices)
-        assert [r.training for r in results] == [{"mode": "one_by_one", "members": 1, "group": 2, "ratio": 0.5}] * 2
+        assert [r.training for r in results] == [{"mode": "one_by_one", "members": 1, "ratio": 0.5}] * 2
     assert measured == [2]
     assert messages == ["one-by-one training chosen for 2 seeds of fnn on moons (cpu, batch 32): stacked was "
                         "0.50x as fast, measured"]
     monkeypatch.setattr(ensemble, "calibrate", lambda trials, catalogue: 3.0)
     three = train_group(seeds_of(catalogue, seeds=3, epochs=1), catalogue, log=messages.append, choices=choices)
-    assert [r.training for r in three] == [{"mode": "stacked", "members": 3, "group": 3, "ratio": 3.0}] * 3
+    assert [r.training for r in three] == [{"mode": "stacked", "members": 3, "ratio": 3.0}] * 3
     assert messages[-1].startswith("stacked training chosen for 3 seeds of fnn on moons")
 
 
@@ -250,10 +250,10 @@ def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue:
     one = seeds_of(catalogue, seeds=1, epochs=1)
     alone = train_group(one, catalogue, log=messages.append)[0]
     assert [e.train_loss for e in alone.curve] == [e.train_loss for e in train_trial(one[0], catalogue).curve]
-    assert alone.training == {"mode": "one_by_one", "members": 1, "group": 1}
+    assert alone.training == {"mode": "one_by_one", "members": 1}
     off = train_group(seeds_of(catalogue, seeds=2, epochs=1), catalogue, vectorize=False, log=messages.append)
     assert messages == []
-    assert off[1].training == {"mode": "one_by_one", "members": 1, "group": 2, "reason": "stacking was turned off"}
+    assert off[1].training == {"mode": "one_by_one", "members": 1, "reason": "stacking was turned off"}
 
 
 def test_seeds_are_grouped_by_everything_but_the_seed(catalogue: Any) -> None:

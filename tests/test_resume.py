@@ -47,4 +47,4 @@ def test_sigkill_halfway_then_resume_stores_every_trial_exactly_once(tmp_path: P
         statuses = {r[0] for r in conn.execute("SELECT status FROM runs")}
     assert len(rows) == TOTAL and all(count == 1 for _, count in rows)
     assert len(epochs) == TOTAL and all(count == 15 for _, count in epochs)  # no half-written curves
-    assert statuses == {"running", "finished"}  # the killed run is left marked as never finished
+    assert statuses == {"died", "finished"}  # the next run marks the killed one as having died

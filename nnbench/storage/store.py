@@ -3,16 +3,18 @@
 Tables: ``runs`` (grid and environment of each ``nnbench run``), ``trials`` (one row per trial id,
 with its configuration, status and final metrics), ``epochs`` (per-epoch curves), ``run_trials``
 (which trials each run covered, including ones reused from earlier runs), ``skipped``
-(combinations a run did not train, with the reason) and ``micro`` (``nnbench micro`` timings, one
-row per component, device and shape, under run ids of their own). Each finished trial is written
-in one transaction, so a killed process loses at most the trials it was still training.
+(combinations a run did not train, with the reason), ``micro`` (``nnbench micro`` timings, one
+row per component, device and shape, under run ids of their own) and ``started`` (the trials a
+run has begun and not yet stored, so that the next run knows which trial was in training when a
+process died). Each finished trial is written in one transaction, so a killed process loses at
+most the trials it was still training.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +38,12 @@ RESULT_COLUMNS = (
     ("test_loss", "REAL"), ("val_loss", "REAL"), ("val_metric", "REAL"), ("accuracy", "REAL"), ("rmse", "REAL"),
     ("r2", "REAL"), ("n_params", "INTEGER"), ("train_time", "REAL"), ("throughput", "REAL"),
     ("peak_memory", "INTEGER"), ("epochs_run", "INTEGER"), ("best_epoch", "INTEGER"), ("error", "TEXT"),
-    ("finished_at", "TEXT NOT NULL"),
+    ("finished_at", "TEXT NOT NULL"), ("training", "TEXT"),
 )
-"""What the ``trials`` table holds besides a trial's axes: its outcome."""
+"""What the ``trials`` table holds besides a trial's axes: its outcome. ``training`` (JSON, NULL in rows
+stored before it was recorded) says how the trial was trained: see ``TrialResult.training``."""
+ADDED_RESULT_COLUMNS = ("training",)
+"""Result columns added after the first schema: a store that lacks them gets them when opened for writing."""
 
 
 def axis_column(ax: Axis) -> str:
@@ -81,6 +86,9 @@ CREATE TABLE IF NOT EXISTS run_trials (
 );
 CREATE TABLE IF NOT EXISTS skipped (
     run_id TEXT NOT NULL REFERENCES runs(run_id), combination TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS started (
+    trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, in_process INTEGER NOT NULL, started_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS micro (
     run_id TEXT NOT NULL, created_at TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, plugin TEXT,
@@ -125,6 +133,7 @@ class ResultStore:
             self._check_schema()
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.executescript(SCHEMA)
+            self._add_result_columns()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot use {self.path} as a results store: {exc}; give a writable path (--store) to a "
@@ -158,6 +167,16 @@ class ResultStore:
                 f"{SCHEMA_VERSION}; use the nnbench release that wrote it, or a new --store path"
             )
 
+    def _add_result_columns(self) -> None:
+        """Give a store written before a result column existed that column (its older rows read NULL)."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        kinds = dict(RESULT_COLUMNS)
+        missing = [c for c in ADDED_RESULT_COLUMNS if c not in present]
+        if missing:
+            with self._transaction() as db:
+                for column in missing:
+                    db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kinds[column]}")
+
     def close(self) -> None:
         self._db.close()
 
@@ -184,6 +203,7 @@ class ResultStore:
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         with self._transaction() as db:
+            db.execute("DELETE FROM started WHERE run_id = ?", (run_id,))
             # the trial count grows when a tuning protocol adds its final reruns
             db.execute("UPDATE runs SET finished_at = ?, status = ?, n_trials = (SELECT COUNT(*) FROM run_trials "
                        "WHERE run_id = ?) WHERE run_id = ?", (now(), status, run_id, run_id))
@@ -192,6 +212,48 @@ class ResultStore:
         """Record that ``run_id`` covers already-stored trials it did not train again."""
         with self._transaction() as db:
             db.executemany("INSERT OR IGNORE INTO run_trials VALUES (?, ?, 1)", [(run_id, t) for t in trial_ids])
+
+    def mark_started(self, run_id: str, trial_ids: Iterable[str], in_process: bool) -> None:
+        """Record that ``run_id`` begins training ``trial_ids`` (``in_process``: in the run's own process,
+        so a crash of the trial ends the run); storing a trial's result clears its mark."""
+        stamp = now()
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO started VALUES (?, ?, ?, ?)",
+                           [(t, run_id, int(in_process), stamp) for t in trial_ids])
+
+    def close_dead_runs(self, host: str, alive: Callable[[int], bool]) -> list[str]:
+        """Mark ``died`` every run still ``running`` whose process, on ``host``, is gone (``alive(pid)`` is
+        false): killed, or crashed by a trial. Returns their ids."""
+        rows = self._db.execute(
+            "SELECT run_id, json_extract(environment, '$.pid') FROM runs WHERE status = 'running' AND "
+            "json_extract(environment, '$.host') = ?", (host,)).fetchall()
+        dead = [run_id for run_id, pid in rows if isinstance(pid, int) and not alive(pid)]
+        if dead:
+            with self._transaction() as db:
+                db.executemany("UPDATE runs SET status = 'died' WHERE run_id = ?", [(r,) for r in dead])
+        return dead
+
+    def crashed_trials(self, trial_ids: Iterable[str]) -> dict[str, str]:
+        """Among ``trial_ids``, those that were in training in the process of a run that died (see
+        :meth:`close_dead_runs`) and have no result since, each with that run's id."""
+        ids = list(trial_ids)
+        found: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            found.update(self._db.execute(
+                "SELECT s.trial_id, s.run_id FROM started s JOIN runs r ON r.run_id = s.run_id WHERE "
+                f"s.in_process = 1 AND r.status = 'died' AND s.trial_id IN ({', '.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return found
+
+    def epoch_times(self) -> list[tuple[str, str, str, int, str, float, float]]:
+        """Timings of stored trials that finished ok, per kind of trial: ``(task, arch, arch params as
+        JSON, batch size, device, mean seconds per epoch, mean training samples)``, for
+        estimating how long similar trials take."""
+        return self._db.execute(
+            "SELECT task, arch, COALESCE(json_extract(params, '$.arch'), '{}'), batch_size, device, "
+            "AVG(train_time / epochs_run), AVG(throughput * train_time / epochs_run) FROM trials "
+            "WHERE status = 'ok' AND epochs_run > 0 AND train_time > 0 GROUP BY 1, 2, 3, 4, 5").fetchall()
 
     def add_axes(self, axes: Sequence[Axis]) -> None:
         """Give the ``trials`` table a column for every axis among ``axes`` it lacks (a kind a plugin
@@ -221,6 +283,7 @@ class ResultStore:
         row = {**trial.config(), **result.summary(), "trial_id": trial.trial_id, "run_id": run_id,
                "epochs_run": len(result.curve), "finished_at": now()}
         row["params"] = json.dumps(row["params"], sort_keys=True, default=str)
+        row["training"] = None if result.training is None else json.dumps(result.training, sort_keys=True)
         columns = self._columns()
         unknown = sorted(set(trial.components) - set(columns))
         if unknown:
@@ -244,6 +307,7 @@ class ResultStore:
                 [(trial.trial_id, *[getattr(e, c) for c in EPOCH_COLUMNS[1:]]) for e in result.curve],
             )
             db.execute("INSERT OR REPLACE INTO run_trials VALUES (?, ?, 0)", (run_id, trial.trial_id))
+            db.execute("DELETE FROM started WHERE trial_id = ?", (trial.trial_id,))
 
     def save_micro(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store one ``nnbench micro`` run: a row per case with the columns of ``MICRO_COLUMNS``

@@ -43,11 +43,10 @@ class StackingChoice:
     ratio: float | None = None
     reason: str | None = None
 
-    def record(self, members: int, group: int) -> dict[str, Any]:
+    def record(self, members: int) -> dict[str, Any]:
         """What a trial's result keeps of the choice (its ``training`` field): the mode, how many trials
-        trained together, the size of its seed group and the ratio or reason behind the choice."""
-        out: dict[str, Any] = {"mode": "stacked" if self.stacked else "one_by_one", "members": members,
-                               "group": group}
+        trained together and the ratio or reason behind the choice."""
+        out: dict[str, Any] = {"mode": "stacked" if self.stacked else "one_by_one", "members": members}
         if self.ratio is not None:
             out["ratio"] = round(self.ratio, 4)
         if self.reason:
@@ -90,8 +89,11 @@ class StackingChoices:
             return StackingChoice(True)
         return self.known.get(key)
 
-    def put(self, key: str, choice: StackingChoice) -> None:
+    def put(self, key: str, choice: StackingChoice) -> bool:
+        """Keep a measured choice; ``True`` when it is news to say to the user."""
+        new = key not in self.known
         self.known[key] = choice
+        return new
 
 
 def measure_stacking(stacked_step: Callable[[], object], single_step: Callable[[], object], members: int,
@@ -113,3 +115,74 @@ def measure_stacking(stacked_step: Callable[[], object], single_step: Callable[[
             times.append(time.perf_counter() - start)
     together = statistics.median(stacked)
     return math.inf if together <= 0 else members * statistics.median(single) / together
+
+
+CAPACITY_STEPS = (2, 4, 8)
+"""The company sizes :func:`device_capacity` tries."""
+
+
+def device_capacity(trial: Trial, catalogue: Catalogue, cap: int = 8) -> tuple[int, str]:
+    """How many trials like ``trial`` its accelerator can train at once, measured: a training step on a
+    batch ``n`` times the trial's stands for ``n`` trials sharing the device. Company size ``n`` is
+    taken while such a step costs at most 1.6 times the step of half that size (each doubling still
+    buys at least a quarter more throughput), up to ``cap``, the CPU cores there are to drive the
+    workers, and what the device's free memory holds. Returns the size and the timings behind it."""
+    import torch
+
+    from nnbench.training.trainer import build_model, make_optimizer, set_up, synchronize
+
+    setup = set_up(trial, catalogue)
+    model = build_model(trial, catalogue, setup.task, setup.view).to(setup.device)
+    optimizer = make_optimizer(setup.optimizer, model.parameters(), trial.lr, trial.params.get("optimizer", {}))
+    generator = torch.Generator().manual_seed(trial.seed)
+
+    def step_time(rows: int) -> float:
+        idx = torch.randint(len(setup.x), (rows,), generator=generator).to(setup.device)
+
+        def loss() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            value = setup.criterion(model(setup.x[idx]), setup.y[idx])
+            value.backward()
+            return value
+
+        def step() -> None:
+            if setup.optimizer.needs_closure:
+                optimizer.step(loss)  # type: ignore[arg-type]
+            else:
+                loss()
+                optimizer.step()
+
+        return _median_step(step, lambda: synchronize(setup.device))
+
+    cuda = setup.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(setup.device)
+    times = {1: step_time(trial.batch_size)}
+    need = max(1, torch.cuda.max_memory_allocated(setup.device)) if cuda else 0
+    chosen = 1
+    for size in CAPACITY_STEPS:
+        if size > cap:
+            break
+        times[size] = step_time(trial.batch_size * size)
+        if times[size] > 1.6 * times[size // 2]:
+            break
+        chosen = size
+    if cuda:
+        free, _total = torch.cuda.mem_get_info(setup.device)
+        chosen = max(1, min(chosen, int(0.8 * (free + need) // need)))
+    detail = ", ".join(f"a batch {size}x as large: {seconds * 1e3:.2f} ms" for size, seconds in times.items())
+    return chosen, detail
+
+
+def _median_step(step: Callable[[], None], synchronize: Callable[[], None]) -> float:
+    """The median time of ``step`` over a few calls, after a warm-up."""
+    for _ in range(WARM_UP_STEPS):
+        step()
+    synchronize()
+    times = []
+    for _ in range(TIMED_STEPS):
+        start = time.perf_counter()
+        step()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

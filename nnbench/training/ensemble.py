@@ -118,7 +118,7 @@ def train_group(
             if on_start is not None:
                 on_start([trial])
             result = train_trial(trial, catalogue, on_epoch, test_each_epoch)
-            result.training = choice.record(1, len(trials))
+            result.training = choice.record(1)
             results.append(result)
         return results
 
@@ -140,8 +140,8 @@ def train_group(
         if choice is None:
             ratio = calibrate(trials, catalogue)
             choice = StackingChoice(ratio > 1.0, ratio)
-            choices.put(key, choice)
-            say(choice.describe(trials[0], len(trials)))
+            if choices.put(key, choice):
+                say(choice.describe(trials[0], len(trials)))
         if not choice.stacked:
             return one_by_one(choice, trials)
         ensemble = SeedEnsemble(trials, catalogue)
@@ -156,7 +156,7 @@ def train_group(
     except Exception as exc:  # e.g. out of memory with many seeds on a GPU
         return fall_back(f"stacked training failed ({type(exc).__name__}: {exc}); every seed was trained again")
     for result in results:
-        result.training = choice.record(len(trials), len(trials))
+        result.training = choice.record(len(trials))
     return results
 
 
