@@ -105,3 +105,55 @@ def test_resolve_runs_by_prefix(tmp_path: Path) -> None:
             store.resolve_runs(["2026"])
 
 
+
+
+def test_how_a_trial_was_trained_is_stored_as_json(tmp_path: Path) -> None:
+    import json
+
+    trained = result(0)
+    trained.training = {"mode": "stacked", "members": 3, "ratio": 2.5, "concurrent": 1, "slots": 2}
+    with ResultStore(tmp_path / "t.db") as store:
+        store.start_run("run1", {}, {}, 2, [])
+        store.save_result("run1", trained)
+        store.save_result("run1", result(1))
+        rows = store.trials(["run1"])
+    assert json.loads(rows.loc[0, "training"]) == trained.training
+    assert rows["training"].isna().tolist() == [False, True]
+
+
+def test_a_store_written_before_the_training_column_gains_it_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with ResultStore(path) as store:
+        store.start_run("run1", {}, {}, 1, [])
+        store.save_result("run1", result(0))
+        store.finish_run("run1")
+    with sqlite3.connect(path) as db:  # as an older nnbench left it
+        db.execute("ALTER TABLE trials DROP COLUMN training")
+    with ResultStore(path, readonly=True) as store:
+        assert "training" not in store.trials().columns and len(store.trials()) == 1
+    with ResultStore(path) as store:
+        store.start_run("run2", {}, {}, 1, [])
+        store.save_result("run2", result(1))
+        rows = store.trials()
+    assert list(rows["seed"]) == [0, 1] and rows["training"].isna().all()
+
+
+def test_runs_whose_process_died_are_marked_and_their_trial_in_training_is_named(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "d.db") as store:
+        store.start_run("dead", {}, {"host": "here", "pid": 4242}, 3, [])
+        store.start_run("alive", {}, {"host": "here", "pid": 4343}, 1, [])
+        store.start_run("elsewhere", {}, {"host": "there", "pid": 4242}, 1, [])
+        inline, worker, done = result(0).trial, result(1).trial, result(2).trial
+        store.mark_started("dead", [inline.trial_id], in_process=True)
+        store.mark_started("dead", [worker.trial_id], in_process=False)
+        store.mark_started("dead", [done.trial_id], in_process=True)
+        store.save_result("dead", result(2))  # stored: no longer in training
+        assert store.close_dead_runs("here", alive=lambda pid: pid != 4242) == ["dead"]
+        assert dict(zip(store.runs()["run_id"], store.runs()["status"], strict=True)) == {
+            "dead": "died", "alive": "running", "elsewhere": "running"}
+        ids = [inline.trial_id, worker.trial_id, done.trial_id]
+        assert store.crashed_trials(ids) == {inline.trial_id: "dead"}
+        store.start_run("next", {}, {"host": "here", "pid": 4444}, 1, [])
+        store.mark_started("next", [inline.trial_id], in_process=False)
+        store.finish_run("next")
+        assert store.crashed_trials(ids) == {}  # the next run took it over, and finished
