@@ -443,9 +443,9 @@ class _Execution:
     cost: CostModel
 
     def units(self, trials: list[Trial]) -> list[list[Trial]]:
-        from nnbench.training.ensemble import group_by_seed
+        from nnbench.training.ensemble import stack_groups
 
-        units = group_by_seed(trials) if self.options.vectorize else [[t] for t in trials]
+        units = stack_groups(trials, self.session.catalogue) if self.options.vectorize else [[t] for t in trials]
         return sorted(units, key=lambda unit: -len(unit) * self.cost.seconds(unit[0]))  # longest first
 
     def decide(self, trials: list[Trial]) -> _Decision:

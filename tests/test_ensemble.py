@@ -20,7 +20,7 @@ from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
 from nnbench.training import ensemble
 from nnbench.training.calibration import StackingChoices
-from nnbench.training.ensemble import group_by_seed, train_group
+from nnbench.training.ensemble import group_by_seed, stack_groups, train_group
 from nnbench.training.trainer import train_trial
 
 STACKED_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
@@ -160,6 +160,40 @@ def test_a_member_whose_patience_runs_out_leaves_the_stack_as_alone(catalogue: A
         assert (mine.best_epoch, mine.metric) == (theirs.best_epoch, theirs.metric)
 
 
+@pytest.mark.parametrize(("task", "arch", "sets"), [
+    ("moons", "fnn", ("arch.fnn.hidden=[16]",)),
+    ("digits", "cnn", ("arch.cnn.channels=[4]", "arch.cnn.hidden=8")),
+    ("parity", "rnn", ("arch.rnn.hidden=8",)),
+    ("sine", "gru", ("arch.gru.hidden=8",)),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_trials_that_differ_by_activation_stack_exactly(catalogue: Any, task: str, arch: str,
+                                                        sets: tuple[str, ...]) -> None:
+    trials = seeds_of(catalogue, seeds=2, task=task, arch=arch, activation="relu,tanh,gelu", sets=sets, epochs=3,
+                      batch_size=64)
+    groups = stack_groups(trials, catalogue)
+    assert len(groups) == 1
+    assert [t.activation for t in groups[0]] == ["relu", "relu", "tanh", "tanh", "gelu", "gelu"]
+    assert_same_curves(stacked(groups[0], catalogue), train_alone(groups[0], catalogue), rel=1e-4)
+
+
+def test_members_with_different_activations_leave_the_stack_as_alone(catalogue: Any) -> None:
+    trials = [dataclasses.replace(t, patience=2)
+              for t in seeds_of(catalogue, seeds=2, task="spirals", activation="relu,tanh,elu", optimizer="sgd",
+                                lr="0.5", epochs=12)]
+    (group,) = stack_groups(trials, catalogue)
+    alone = train_alone(group, catalogue)
+    assert len({len(r.curve) for r in alone}) > 1
+    assert_same_curves(stacked(group, catalogue), alone)
+
+
+def test_only_builtin_parameter_free_activations_share_a_stack(plugged: Any) -> None:
+    trials = seeds_of(plugged, seeds=2, activation="relu,prelu,plain_relu,tanh")
+    groups = stack_groups(trials, plugged)
+    assert sorted(tuple(dict.fromkeys(t.activation for t in g)) for g in groups) == [
+        ("plain_relu",), ("prelu",), ("relu", "tanh")]
+    assert sorted(len(g) for g in groups) == [2, 2, 4]
+
+
 def test_the_test_split_is_scored_only_where_the_final_numbers_come_from(catalogue: Any) -> None:
     trials = seeds_of(catalogue, seeds=2, epochs=4)
     lean = train_group(trials, catalogue, choices=StackingChoices("always"))
@@ -188,12 +222,12 @@ def test_the_measured_choice_is_made_once_per_kind_of_group_and_recorded(catalog
                               log=messages.append, choices=choices)
         assert [r.training for r in results] == [{"mode": "one_by_one", "members": 1, "ratio": 0.5}] * 2
     assert measured == [2]
-    assert messages == ["one-by-one training chosen for 2 seeds of fnn on moons (cpu, batch 32): stacked was "
+    assert messages == ["one-by-one training chosen for 2 trials of fnn on moons (cpu, batch 32): stacked was "
                         "0.50x as fast, measured"]
     monkeypatch.setattr(ensemble, "calibrate", lambda trials, catalogue: 3.0)
     three = train_group(seeds_of(catalogue, seeds=3, epochs=1), catalogue, log=messages.append, choices=choices)
     assert [r.training for r in three] == [{"mode": "stacked", "members": 3, "ratio": 3.0}] * 3
-    assert messages[-1].startswith("stacked training chosen for 3 seeds of fnn on moons")
+    assert messages[-1].startswith("stacked training chosen for 3 trials of fnn on moons")
 
 
 def test_a_group_training_one_by_one_can_hand_its_other_seeds_back(catalogue: Any,
@@ -261,7 +295,7 @@ def test_seeds_are_grouped_by_everything_but_the_seed(catalogue: Any) -> None:
     groups = group_by_seed(trials)
     assert [[(t.optimizer, t.seed) for t in g] for g in groups] == [[("sgd", 0), ("sgd", 1)],
                                                                     [("adam", 0), ("adam", 1)]]
-    with pytest.raises(ValueError, match="differ only by seed"):
+    with pytest.raises(ValueError, match="differ only by seed \\(and a built-in"):
         train_group(trials, catalogue)
 
 

@@ -157,9 +157,9 @@ class WorkItem:
 
 def plan_items(units: Sequence[Sequence[Trial]], catalogue: Catalogue, choices: StackingChoices, vectorize: bool,
                cost: CostModel) -> list[WorkItem]:
-    """Work items for ``units`` (seed groups), longest first: groups known to train one by one become
+    """Work items for ``units`` (stack groups), longest first: groups known to train one by one become
     one item per trial, groups known to stack or still to measure stay whole."""
-    from nnbench.training.ensemble import unstackable_reason
+    from nnbench.training.ensemble import group_reason
 
     items: list[WorkItem] = []
     for unit in units:
@@ -167,7 +167,7 @@ def plan_items(units: Sequence[Sequence[Trial]], catalogue: Catalogue, choices: 
         if len(trials) == 1:
             items.append(WorkItem(trials, None, cost.seconds(trials[0])))
             continue
-        reason = "stacking was turned off" if not vectorize else unstackable_reason(trials[0], catalogue)
+        reason = "stacking was turned off" if not vectorize else group_reason(trials, catalogue)
         key = calibration_key(trials, catalogue)
         choice = StackingChoice(False, reason=reason) if reason else choices.get(key)
         items += items_of(trials, choice, cost, key)

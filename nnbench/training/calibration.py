@@ -56,7 +56,7 @@ class StackingChoice:
     def describe(self, trial: Trial, members: int) -> str:
         """One line for the user: what was measured and what was chosen."""
         speed = f"{self.ratio:.2f}x as fast" if self.ratio is not None else "not measured"
-        shape = f"{members} seeds of {trial.arch} on {trial.task} ({trial.device}, batch {trial.batch_size})"
+        shape = f"{members} trials of {trial.arch} on {trial.task} ({trial.device}, batch {trial.batch_size})"
         if self.stacked:
             return f"stacked training chosen for {shape}: {speed} as one by one, measured"
         return f"one-by-one training chosen for {shape}: stacked was {speed}, measured"

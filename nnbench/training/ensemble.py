@@ -78,6 +78,45 @@ def _without_seed(trial: Trial) -> str:
     return Trial.from_config({**trial.config(), "seed": 0}).trial_id
 
 
+def stack_groups(trials: list[Trial], catalogue: Catalogue) -> list[list[Trial]]:
+    """Group trials that can train as one stack, keeping the order of first appearance: those that
+    differ only by seed, or by seed and a parameter-free element-wise activation of the built-in ones
+    (each run of members with the same activation applies its own). Within a group, trials with the
+    same activation are side by side."""
+    keys = _StackKeys(catalogue)
+    groups: dict[str, list[Trial]] = {}
+    for trial in trials:
+        groups.setdefault(keys(trial), []).append(trial)
+    order = {name: i for i, name in enumerate(dict.fromkeys(t.activation for t in trials))}
+    return [sorted(group, key=lambda t: order[t.activation]) for group in groups.values()]
+
+
+class _StackKeys:
+    """What trials that can stack together have in common, as a key."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.mixable: dict[str, bool] = {}
+
+    def __call__(self, trial: Trial) -> str:
+        name = trial.activation
+        if name not in self.mixable:
+            self.mixable[name] = self._mixable(name)
+        return Trial.from_config({**trial.config(), "seed": 0,
+                                  "activation": "*" if self.mixable[name] else name}).trial_id
+
+    def _mixable(self, name: str) -> bool:
+        from nnbench.loading.plugins import BUILTIN_PLUGINS
+        from nnbench.training.stacking import ELEMENTWISE
+
+        registry = self.catalogue.activations
+        spec = registry.get(name)
+        if not spec.vectorizable or registry.plugin_of(name) not in BUILTIN_PLUGINS:
+            return False  # a plugin's activation is built only in workers, and stacks with its own seeds
+        module = spec.factory()
+        return type(module) in ELEMENTWISE and not any(True for _ in module.parameters())
+
+
 def train_group(
     trials: list[Trial],
     catalogue: Catalogue,
@@ -90,7 +129,8 @@ def train_group(
     release: TrialsHook | None = None,
     test_each_epoch: bool = False,
 ) -> list[TrialResult]:
-    """Train trials that differ only by seed; one result per trial, in the same order.
+    """Train trials that differ only by seed (or by seed and a built-in parameter-free activation, see
+    :func:`stack_groups`); one result per trial, in the same order.
 
     With ``vectorize`` (the default) the seeds train together as one stacked ensemble wherever
     that reproduces training them alone and, as measured before they train, is faster; otherwise,
@@ -102,8 +142,9 @@ def train_group(
     caller with idle workers trains them elsewhere; they get no result from this call. Each result's
     ``training`` records how it was trained (see :meth:`StackingChoice.record`).
     """
-    if len({_without_seed(t) for t in trials}) > 1:
-        raise ValueError("train_group needs trials that differ only by seed; group them with group_by_seed")
+    if len({_StackKeys(catalogue)(t) for t in trials}) > 1:
+        raise ValueError("train_group needs trials that differ only by seed (and a built-in parameter-free "
+                         "activation); group them with stack_groups")
 
     def say(message: str) -> None:
         if log is not None:
@@ -124,13 +165,13 @@ def train_group(
 
     def fall_back(reason: str) -> list[TrialResult]:
         first = trials[0]
-        say(f"fell back to one-by-one training for {first.task} {first.label()} ({len(trials)} seeds) "
+        say(f"fell back to one-by-one training for {first.task} {first.label()} ({len(trials)} trials) "
             f"because {reason}")
         return one_by_one(StackingChoice(False, reason=reason), trials)
 
     if not vectorize or len(trials) < 2:
         return one_by_one(StackingChoice(False, reason=None if vectorize else "stacking was turned off"), trials)
-    reason = unstackable_reason(trials[0], catalogue)
+    reason = group_reason(trials, catalogue)
     if reason:
         return fall_back(reason)
     choices = choices if choices is not None else StackingChoices()
@@ -183,6 +224,15 @@ def calibrate(trials: list[Trial], catalogue: Catalogue) -> float:
 
     return measure_stacking(lambda: ensemble.step(stacked_idx), single_step, len(trials),
                             lambda: synchronize(setup.device))
+
+
+def group_reason(trials: list[Trial], catalogue: Catalogue) -> str | None:
+    """Why a stack group cannot train stacked (see :func:`unstackable_reason`, for each of its activations)."""
+    for trial in {t.activation: t for t in trials}.values():
+        reason = unstackable_reason(trial, catalogue)
+        if reason:
+            return reason
+    return None
 
 
 def unstackable_reason(trial: Trial, catalogue: Catalogue) -> str | None:

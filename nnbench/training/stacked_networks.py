@@ -122,7 +122,9 @@ def grouped_layer(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
     kind = type(module)
     if kind in (nn.Conv1d, nn.Conv2d):
         return _grouped_conv(stack, module, prefix)  # type: ignore[arg-type]
-    if kind in ELEMENTWISE or kind in CHANNELWISE:
+    if kind in ELEMENTWISE:
+        return stack.elementwise(module, prefix, grouped=True)
+    if kind in CHANNELWISE:
         return module
     if kind is nn.PReLU:
         return _grouped_prelu(stack, module, prefix)  # type: ignore[arg-type]
@@ -197,7 +199,7 @@ def stacked_layer_norm(stack: StackedModel, module: nn.Module, prefix: str) -> L
 def _activation(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
     """An activation on ``(members, batch, features)``: element-wise as it is, PReLU per member."""
     if type(module) in ELEMENTWISE:
-        return module
+        return stack.elementwise(module, prefix)
     if type(module) is nn.PReLU:
         return lambda x: prelu(x, stack.params[f"{prefix}weight"])
     raise NotStackable(f"the activation {type(module).__name__} in the recurrence has no stacked form")

@@ -61,15 +61,24 @@ def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.where(x > 0, x, slope * x)
 
 
+def _alike(one: nn.Module, other: nn.Module) -> bool:
+    return type(one) is type(other) and one.extra_repr() == other.extra_repr()
+
+
 class StackedModel:
     """``members`` (identical architectures, different weights) as one model over stacked inputs.
 
     ``params`` maps each parameter name of a member to the stacked leaf tensor to optimize; it is
-    the only copy of the weights, and :meth:`keep` replaces it with a subset of the members.
+    the only copy of the weights, and :meth:`keep` replaces it with a subset of the members. Members
+    may differ in their parameter-free element-wise layers (the activation under test): each run of
+    members with alike layers applies its own to its part of the stack.
     """
 
     def __init__(self, members: list[nn.Module]) -> None:
         self.template = members[0]
+        self.members = members
+        self.active = list(range(len(members)))  # the members (by position in ``members``) still stacked
+        self._runs: dict[tuple[str, tuple[int, ...]], list[tuple[int, int, nn.Module]]] = {}
         # Linear weights are stored transposed, (members, in, out): the batched matmul's backward
         # is 3x slower on a transposed view on CPU. Element-wise optimizers do not mind the layout.
         self.transposed: set[str] = set()
@@ -98,7 +107,39 @@ class StackedModel:
         with torch.no_grad():
             self.params = {n: p[index].clone().requires_grad_() for n, p in self.params.items()}
             self.buffers = {n: b[index].clone() for n, b in self.buffers.items()}
+        self.active = [self.active[i] for i in index.tolist()]
         self.size = len(index)
+
+    def runs(self, prefix: str) -> list[tuple[int, int, nn.Module]]:
+        """Consecutive stack positions ``[start, end)`` whose members have alike layers at ``prefix``,
+        each with one of those layers."""
+        key = (prefix, tuple(self.active))
+        if key not in self._runs:
+            layers = [self.members[i].get_submodule(prefix.rstrip(".")) for i in self.active]
+            runs, start = [], 0
+            for k in range(1, len(layers) + 1):
+                if k == len(layers) or not _alike(layers[k], layers[start]):
+                    runs.append((start, k, layers[start]))
+                    start = k
+            self._runs[key] = runs
+        return self._runs[key]
+
+    def elementwise(self, module: nn.Module, prefix: str, grouped: bool = False) -> Layer:
+        """A parameter-free element-wise layer (``module``, the template's) for the whole stack: the
+        layer itself when every member has one alike, else each run of members' own layer on its part.
+        ``grouped``: inputs hold the members' channels side by side, ``(batch, members * channels, ...)``."""
+        layers = [m.get_submodule(prefix.rstrip(".")) for m in self.members]
+        if all(_alike(layer, module) for layer in layers):
+            return module
+        if any(type(layer) not in ELEMENTWISE for layer in layers):
+            raise NotStackable(f"the seeds built different layers at {prefix.rstrip('.') or 'the top'}")
+        if grouped:
+            def by_channels(x: torch.Tensor) -> torch.Tensor:
+                width = x.shape[1] // len(self.active)
+                return torch.cat([layer(x[:, a * width : b * width]) for a, b, layer in self.runs(prefix)], dim=1)
+
+            return by_channels
+        return lambda x: torch.cat([layer(x[a:b]) for a, b, layer in self.runs(prefix)], dim=0)
 
     @property
     def training(self) -> bool:
@@ -119,7 +160,7 @@ class StackedModel:
             self.transposed.add(f"{prefix}weight")
             return [lambda x: linear(x, self.params[f"{prefix}weight"], self.params.get(f"{prefix}bias"))]
         if type(module) in ELEMENTWISE:
-            return [module]
+            return [self.elementwise(module, prefix)]
         if _exactly(module, nn.PReLU):
             return [lambda x: prelu(x, self.params[f"{prefix}weight"])]
         if _exactly(module, nn.Softmax) and module.dim is not None:
