@@ -350,3 +350,16 @@ if __name__ == "__main__":
     assert rows == {"fnn": "ok", "segfault": "failed"} and "SIGSEGV" in error
     assert statuses == ["died", "finished", "finished"]
     assert "status finished" in second_output
+
+
+def test_an_error_while_storing_a_result_stops_the_run_instead_of_hanging_it() -> None:
+    from nnbench.training.ensemble import group_by_seed
+
+    class BrokenSink(RecordingSink):
+        def result(self, result: Any) -> None:
+            raise BrokenPipeError("the terminal went away")  # an OSError, as a closed pipe raises
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, optimizer="lbfgs", seeds=2, epochs=1)
+    with pytest.raises(BrokenPipeError, match="the terminal went away"):
+        processes(session, workers=2).run(group_by_seed(trials), BrokenSink())

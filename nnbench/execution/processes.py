@@ -179,12 +179,16 @@ class ProcessExecutor:
             self._drain(by_conn[ready], sink)  # type: ignore[index]
 
     def _drain(self, worker: _Worker, sink: ResultSink) -> None:
-        """Handle every message the worker has sent so far."""
-        try:
-            while worker.conn.poll():
-                self._handle(worker, worker.conn.recv(), sink)
-        except (EOFError, OSError):
-            pass  # the worker died; _ended notices and reports it
+        """Handle every message the worker has sent so far. Only reading can fail for a dead worker
+        (noticed and reported by ``_ended``); an error while handling a message is the run's own."""
+        while True:
+            try:
+                if not worker.conn.poll():
+                    return
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                return
+            self._handle(worker, message, sink)
 
     def _handle(self, worker: _Worker, message: tuple[Any, ...], sink: ResultSink) -> None:
         kind = message[0]
