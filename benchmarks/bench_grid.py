@@ -32,7 +32,8 @@ GRID = ["--task", "digits", "--arch", "fnn",
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", default="2", help="as the issue measured it (default 2); auto is the default")
+    parser.add_argument("--workers", default="2",
+                        help="worker processes (default 2, the figure's setting; auto is nnbench's default)")
     args = parser.parse_args()
     times, loads = [], []
     with tempfile.TemporaryDirectory(prefix="nnbench-grid-") as tmp:

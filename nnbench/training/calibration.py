@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 Policy = Literal["measure", "always"]
 WARM_UP_STEPS = 2
 TIMED_STEPS = 5
+TIMED_SECONDS = 0.2  # a tenth of a second or so for each way, whatever a step costs
+MAX_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -98,23 +100,26 @@ class StackingChoices:
 
 def measure_stacking(stacked_step: Callable[[], object], single_step: Callable[[], object], members: int,
                      synchronize: Callable[[], None]) -> float:
-    """The stack's speed against one by one: ``members`` times the median time of ``single_step`` (one
-    member's training step) over the median time of ``stacked_step`` (one step of the whole stack),
-    after a warm-up of each, alternating them so a busy machine slows both alike."""
+    """The stack's speed against one by one: ``members`` times the fastest ``single_step`` (one member's
+    training step) over the fastest ``stacked_step`` (one step of the whole stack), after a warm-up of
+    each. The two alternate, at least :data:`TIMED_STEPS` times and for at least
+    :data:`TIMED_SECONDS`, and the fastest step of each counts: on a busy machine the other work
+    only ever adds time, so the fastest is the closest to each step's own cost."""
     for _ in range(WARM_UP_STEPS):
         stacked_step()
         single_step()
     synchronize()
     stacked: list[float] = []
     single: list[float] = []
-    for _ in range(TIMED_STEPS):
+    began = time.perf_counter()
+    while len(stacked) < TIMED_STEPS or (time.perf_counter() - began < TIMED_SECONDS and len(stacked) < MAX_STEPS):
         for step, times in ((stacked_step, stacked), (single_step, single)):
             start = time.perf_counter()
             step()
             synchronize()
             times.append(time.perf_counter() - start)
-    together = statistics.median(stacked)
-    return math.inf if together <= 0 else members * statistics.median(single) / together
+    together = min(stacked)
+    return math.inf if together <= 0 else members * min(single) / together
 
 
 CAPACITY_STEPS = (2, 4, 8)
@@ -175,7 +180,8 @@ def device_capacity(trial: Trial, catalogue: Catalogue, cap: int = 8) -> tuple[i
 
 
 def _median_step(step: Callable[[], None], synchronize: Callable[[], None]) -> float:
-    """The median time of ``step`` over a few calls, after a warm-up."""
+    """The median time of ``step`` over a few calls, after a warm-up (a device measured alone by one
+    process; the median is its typical step)."""
     for _ in range(WARM_UP_STEPS):
         step()
     synchronize()
