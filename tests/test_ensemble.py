@@ -234,11 +234,12 @@ def test_a_group_training_one_by_one_can_hand_its_other_seeds_back(catalogue: An
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ensemble, "calibrate", lambda trials, catalogue: 0.8)
     trials = seeds_of(catalogue, seeds=3, epochs=1)
-    released: list[list[Trial]] = []
+    released: list[tuple[list[Trial], Any]] = []
     started: list[list[int]] = []
-    results = train_group(trials, catalogue, release=released.append, on_start=lambda ts: started.append(
-        [t.seed for t in ts]))
-    assert released == [trials[1:]] and started == [[0]]
+    results = train_group(trials, catalogue, release=lambda ts, choice: released.append((ts, choice)),
+                          on_start=lambda ts: started.append([t.seed for t in ts]))
+    assert [ts for ts, _ in released] == [trials[1:]] and started == [[0]]
+    assert released[0][1].ratio == 0.8 and not released[0][1].stacked
     assert [r.trial for r in results] == trials[:1]
 
 

@@ -201,7 +201,7 @@ class ProcessExecutor:
         elif kind == "choice":
             self._learn(message[1], StackingChoice(**message[2]), worker, sink)
         elif kind == "release":
-            self._requeue(worker, message[1])
+            self._requeue(worker, message[1], StackingChoice(**message[2]))
         elif kind == "capacity":
             self.target[worker.device] = max(1, int(message[1]))
             sink.log(f"{worker.device}: {message[1]} trials train at once (measured: {message[2]}; "
@@ -224,10 +224,8 @@ class ProcessExecutor:
         queue.clear()
         queue.extend(longest_first(waiting))
 
-    def _requeue(self, worker: _Worker, trial_ids: list[str]) -> None:
+    def _requeue(self, worker: _Worker, trial_ids: list[str], choice: StackingChoice) -> None:
         """Trials a worker handed back: first in line, one item each (they are as long as its own)."""
-        assert worker.item is not None
-        choice = self.choices.get(worker.item.key) if worker.item.key else None
         for trial_id in reversed(trial_ids):
             trial = worker.remaining.pop(trial_id)
             self.queues[worker.device].appendleft(WorkItem([trial], choice, self.cost.seconds(trial)))

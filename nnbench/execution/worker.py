@@ -11,9 +11,9 @@ one-by-one training when the parent knows it. The worker answers with messages:
     ``--timeout`` starts here, per trial
 ``("choice", key, choice)``
     a stacked-or-one-by-one choice measured here, for the parent to keep for the run
-``("release", trial_ids)``
-    trials of the item this worker will not train (a group that trains one by one keeps its first
-    seed and hands the others back, so that idle workers take them)
+``("release", trial_ids, choice)``
+    trials of the item this worker will not train, and why (a group that trains one by one keeps its
+    first trial and hands the others back, so that idle workers take them)
 ``("capacity", trials, detail)``
     how many trials the item's accelerator can train at once, when the parent asked to measure it
 ``("log", message)``, ``("result", result)``, ``("done",)``
@@ -56,7 +56,7 @@ def reads_every_epoch(pm: Any) -> bool:
 def train_unit(configs: list[dict[str, Any]], pm: Any, catalogue: Catalogue, vectorize: bool,
                log: Log | None = None, choices: StackingChoices | None = None, choice: dict[str, Any] | None = None,
                on_start: Callable[[list[Any]], None] | None = None,
-               release: Callable[[list[Any]], None] | None = None) -> list[dict[str, Any]]:
+               release: Callable[[list[Any], StackingChoice], None] | None = None) -> list[dict[str, Any]]:
     """Train one work item given as trial configurations; return its results as plain dicts.
 
     ``choice`` (a :class:`~nnbench.training.calibration.StackingChoice` as a dict) is the parent's
@@ -161,7 +161,7 @@ def worker_main(conn: Connection, threads: int, plugins: list[bytes], vectorize:
             item["configs"], pm, catalogue, vectorize, lambda message: conn.send(("log", message)), choices,
             item.get("choice"),
             on_start=lambda trials: conn.send(("started", [t.trial_id for t in trials])),
-            release=lambda trials: conn.send(("release", [t.trial_id for t in trials])))
+            release=lambda trials, choice: conn.send(("release", [t.trial_id for t in trials], asdict(choice))))
         for result in results:
             conn.send(("result", result))
         conn.send(("done",))

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
 OnEpoch = Callable[[Trial, EpochRecord], None]
 TrialsHook = Callable[[list[Trial]], None]
+Release = Callable[[list[Trial], StackingChoice], None]
 
 
 def group_by_seed(trials: list[Trial]) -> list[list[Trial]]:
@@ -126,7 +127,7 @@ def train_group(
     *,
     choices: StackingChoices | None = None,
     on_start: TrialsHook | None = None,
-    release: TrialsHook | None = None,
+    release: Release | None = None,
     test_each_epoch: bool = False,
 ) -> list[TrialResult]:
     """Train trials that differ only by seed (or by seed and a built-in parameter-free activation, see
@@ -138,9 +139,9 @@ def train_group(
     measures every group); ``log(message)`` hears each new choice, and why a group of several seeds
     trains one by one. ``on_start(trials)`` is called as training of those trials starts (the stack
     at once, or each trial one by one), after any calibration. ``release``, when given, takes the
-    trials that a group training one by one need not train here (all but the first), so that a
-    caller with idle workers trains them elsewhere; they get no result from this call. Each result's
-    ``training`` records how it was trained (see :meth:`StackingChoice.record`).
+    trials that a group training one by one need not train here (all but the first) and the choice
+    behind it, so that a caller with idle workers trains them elsewhere; they get no result from this
+    call. Each result's ``training`` records how it was trained (see :meth:`StackingChoice.record`).
     """
     if len({_StackKeys(catalogue)(t) for t in trials}) > 1:
         raise ValueError("train_group needs trials that differ only by seed (and a built-in parameter-free "
@@ -152,7 +153,7 @@ def train_group(
 
     def one_by_one(choice: StackingChoice, group: list[Trial]) -> list[TrialResult]:
         if release is not None and len(group) > 1:
-            release(group[1:])
+            release(group[1:], choice)
             group = group[:1]
         results = []
         for trial in group:
