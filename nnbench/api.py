@@ -37,9 +37,12 @@ GRID_OPTIONS = {
     "kind": "``binary``, ``multiclass`` or ``regression`` for ``csv:PATH`` tasks (inferred when omitted)",
 }
 RUN_OPTIONS = {
-    "workers": "worker processes for CPU trials",
+    "workers": ("worker processes for CPU trials: ``'auto'``, one per core (in this process for a grid too small "
+                "to pay for workers), or a number (``1``: in this process)"),
+    "per_device": "trials that train at once on each accelerator: ``'auto'`` (measured) or a number",
     "threads": "torch threads per training process",
-    "executor": "``inline``, ``processes``, ``ray`` or one a plugin registers",
+    "executor": ("``inline``, ``processes``, ``ray`` or one a plugin registers (``None``: this machine, "
+                 "``inline`` or ``processes`` as ``workers`` decides)"),
     "timeout": "seconds after which a trial is stopped (status ``timeout``)",
     "max_failures": "stop once more trials than this failed or timed out",
     "vectorize": "train the seeds of a configuration as one stacked ensemble where exact",
@@ -133,8 +136,11 @@ def _signature_and_doc() -> tuple[inspect.Signature, str]:
     lines += ["", "Running:"]
     defaults = RunOptions()
     for name, text in RUN_OPTIONS.items():
-        parameters.append(inspect.Parameter(name, keyword, default=getattr(defaults, name)))
-        lines.append(f"    {name}: {text}. Default: {getattr(defaults, name)!r}.")
+        default = getattr(defaults, name)
+        if name in ("workers", "per_device") and default is None:
+            default = "auto"
+        parameters.append(inspect.Parameter(name, keyword, default=default))
+        lines.append(f"    {name}: {text}. Default: {default!r}.")
     for name, default, text in (
         ("store", DEFAULT_STORE, "the results database (SQLite)"),
         ("force", False, "retrain trials that are already stored"),

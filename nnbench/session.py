@@ -27,6 +27,8 @@ from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import Skipped, Trial, TrialResult
 from nnbench.execution.environment import environment
 from nnbench.execution.executors import ExecutorOptions, GridStopped
+from nnbench.execution.scheduling import CostModel, Workers, usable_cores
+from nnbench.execution.worker import reads_every_epoch
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import (
     BUILTIN_PLUGINS,
@@ -49,6 +51,7 @@ from nnbench.planning.tuning import (
     tuning_trials,
 )
 from nnbench.storage.store import ResultStore, StoreError
+from nnbench.training.calibration import StackingChoices
 
 COUNTED_AS_FAILURES = ("failed", "timeout")
 MAX_THREADS_PER_CORE = 4  # past this, torch's thread pool only costs (and 100,000 threads cannot start)
@@ -72,12 +75,36 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # what the user should know about how the grid reads
 
 
+AUTO = "auto"
+
+
+def _count(value: int | str | None, flag: str) -> int | None:
+    """A worker count as given (``auto`` or ``None``: decided for the grid), checked."""
+    if value is None or value == AUTO:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value))
+        except ValueError:
+            raise NNBenchError(f"{flag} must be a whole number >= 1 or auto, not {value!r}") from None
+    if value < 1:
+        raise NNBenchError(f"{flag} must be a whole number >= 1 or auto, not {value}")
+    return value
+
+
 @dataclass
 class RunOptions:
-    """How to execute a plan (not part of any trial's identity)."""
+    """How to execute a plan (not part of any trial's identity).
 
-    executor: str = "inline"
-    workers: int = 1
+    ``workers`` (``None`` or ``"auto"``: one per core, in this process for a grid too small to pay
+    for workers; ``1``: in this process) are the worker processes for CPU trials, ``per_device``
+    (``None``: measured) those for each accelerator. ``executor`` ``None`` means this machine:
+    ``inline`` or ``processes`` as ``workers`` decides.
+    """
+
+    executor: str | None = None
+    workers: int | str | None = None
+    per_device: int | str | None = None
     # One torch thread per process: small models gain little from intra-op threads, and under
     # load two threads per process ran a grid 10x slower here than one. Use --workers for cores.
     threads: int = 1
@@ -88,8 +115,8 @@ class RunOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # the executor's own options (Ray's address)
 
     def validate(self) -> None:
-        if self.workers < 1:
-            raise NNBenchError(f"--workers must be >= 1, not {self.workers}")
+        self.workers = _count(self.workers, "--workers")
+        self.per_device = _count(self.per_device, "--per-device")
         cores = os.cpu_count() or 1
         if self.threads < 1 or self.threads > MAX_THREADS_PER_CORE * cores:
             raise NNBenchError(f"--threads must be between 1 and {MAX_THREADS_PER_CORE * cores} "
@@ -101,10 +128,17 @@ class RunOptions:
             raise NNBenchError(f"--max-failures must be >= 0, not {self.max_failures}")
 
     def executor_name(self) -> str:
-        """``inline`` becomes ``processes`` when several workers or a time limit are asked for."""
-        if self.executor == "inline" and (self.workers > 1 or self.timeout):
-            return "processes"  # a time limit needs a process that can be stopped
-        return self.executor
+        """The executor whose options apply: ``processes`` for this machine (it takes no options of its
+        own, as ``inline`` does not)."""
+        return self.executor or "processes"
+
+    def may_use_workers(self) -> bool:
+        """Whether this run may start local worker processes (so their server can start early)."""
+        if self.executor == "processes":
+            return True
+        if self.executor == "inline":
+            return bool(self.timeout) or (isinstance(self.workers, int) and self.workers > 1)
+        return self.executor is None and (self.workers != 1 or bool(self.timeout))
 
 
 @dataclass
@@ -392,40 +426,37 @@ class Session:
         """
         options = options or RunOptions()
         options.validate()
-        from nnbench.training.ensemble import group_by_seed
+        from nnbench.execution.scheduling import CostModel
+        from nnbench.training.calibration import StackingChoices
 
         hooks = LifecycleHooks(self.pm)  # warns with a PluginHookWarning: one line on the command line
-        spec = self.catalogue.executors.get(options.executor_name())
-        executor = spec.factory(ExecutorOptions(
-            workers=options.workers, threads=options.threads, timeout=options.timeout, vectorize=options.vectorize,
-            extra={o.name: options.extra.get(o.name) for o in spec.options}, extra_plugins=self._extra_plugins(),
-            catalogue=self.catalogue, on_epoch=lambda trial, record: hooks("after_epoch", trial=trial, record=record),
-        ))
         self.prepare_tasks(plan.todo, options.download)
         outcome = RunOutcome(new_run_id(), store.path, plan)
         store.add_axes(self.domain.axes)
-        store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": options.executor_name(),
-                                         "workers": options.workers, "timeout": options.timeout,
+        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, hooks, on_start)
+        sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
+        context = _Execution(self, store, options, sink, StackingChoices(), CostModel(self.catalogue,
+                                                                                     store.epoch_times()))
+        first = context.decide(plan.todo)
+        store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": first.executor,
+                                         "workers": first.description(), "timeout": options.timeout,
                                          "targets": plan.targets, "references": self._references(plan)},
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
                                     options.threads), len(plan.trials), plan.skipped)
         store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
-        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, hooks, on_start)
-        sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
 
-        def train(trials: list[Trial]) -> None:
-            executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
+        def train(trials: list[Trial], decision: _Decision | None = None) -> None:
+            """Train ``trials``, then those that another run was training and left to this one."""
+            context.train(trials, decision or context.decide(trials))
             while sink.elsewhere:
-                train_free(sink.settle_elsewhere())
-
-        def train_free(trials: list[Trial]) -> None:
-            if trials:
-                executor.run(group_by_seed(trials) if options.vectorize else [[t] for t in trials], sink)
+                freed = sink.settle_elsewhere()
+                if freed:
+                    context.train(freed, context.decide(freed))
 
         try:
             with watch_interrupts():
                 hooks("before_run", run_id=outcome.run_id, trials=plan.todo)
-                train(plan.todo)
+                train(plan.todo, first)
                 if plan.grid.tune:
                     finals = self._final_trials(plan, store)
                     todo, reused = self._split_stored(finals, store, force=False)
@@ -496,8 +527,15 @@ class Session:
         options = options or RunOptions()
         observer = observer or RunObserver()
         self.check_options(options)
+        if options.may_use_workers():
+            from nnbench.execution.launching import prestart
+
+            prestart()  # the workers' server imports torch while the grid is planned
         plan = self.plan(grid, None, force)
         with ResultStore(store_path) as results:
+            for run_id in results.ended_runs:
+                observer.log(f"run {run_id} in {results.path} ended without finishing (its process is gone): "
+                             "marked interrupted; its finished trials stay stored")
             plan = self.resume(plan, results, force)
             observer.planned(plan)
             try:
@@ -507,6 +545,104 @@ class Session:
                 observer.close()
             observer.finished(outcome, results)
             return outcome
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """Which executor trains a batch of trials, with how many workers, and what to tell the user."""
+
+    executor: str
+    workers: Workers | None  # None: an executor that is not this machine's (Ray, a plugin's)
+
+    def description(self) -> Any:
+        if self.workers is None or self.workers.inline:
+            return None if self.workers is None else 1
+        return {"cpu": self.workers.cpu, "per_device": self.workers.per_device or "auto"}
+
+
+@dataclass
+class _Execution:
+    """One run's training: the executor chosen for each batch of trials (the grid, then a tuning
+    protocol's final trials), its stacking choices and cost estimates kept across them."""
+
+    session: Session
+    store: ResultStore
+    options: RunOptions
+    sink: _StoringSink
+    choices: StackingChoices
+    cost: CostModel
+
+    def units(self, trials: list[Trial]) -> list[list[Trial]]:
+        from nnbench.training.ensemble import stack_groups
+
+        units = stack_groups(trials, self.session.catalogue) if self.options.vectorize else [[t] for t in trials]
+        return sorted(units, key=lambda unit: -len(unit) * self.cost.seconds(unit[0]))  # longest first
+
+    def decide(self, trials: list[Trial]) -> _Decision:
+        """The executor for ``trials``: the one asked for, or this machine's cores as ``--workers`` says."""
+        from nnbench.execution.scheduling import fill_workers, is_accelerator, plan_items, resolve_workers
+
+        options = self.options
+        if options.executor not in (None, "inline", "processes"):
+            return _Decision(str(options.executor), None)
+        catalogue = self.session.catalogue
+        requested = _count(options.workers, "--workers")
+        if options.executor == "inline":
+            requested = requested or 1
+        items = plan_items(self.units(trials), catalogue, self.choices, options.vectorize, self.cost)
+        cpu_items = fill_workers([i for i in items if not is_accelerator(i.device)],
+                                 requested or max(1, usable_cores() // options.threads), catalogue, self.choices,
+                                 self.cost)
+        items = cpu_items + [i for i in items if is_accelerator(i.device)]
+        workers = resolve_workers(requested, _count(options.per_device, "--per-device"), items, options.threads,
+                                  options.timeout)
+        if options.executor == "processes" and workers.inline:
+            wanted = requested or max(1, usable_cores() // options.threads)
+            workers = dataclasses.replace(workers, inline=False, cpu=max(1, min(len(items), wanted)))
+        return _Decision("inline" if workers.inline else "processes", workers)
+
+    def executor(self, decision: _Decision, workers: int | None = None) -> Any:
+        options, catalogue = self.options, self.session.catalogue
+        spec = catalogue.executors.get(decision.executor)
+        if workers is None:
+            workers = decision.workers.cpu if decision.workers else _count(options.workers, "--workers")
+        return spec.factory(ExecutorOptions(
+            workers=max(1, workers or usable_cores()), per_device=_count(options.per_device, "--per-device"),
+            threads=options.threads, timeout=options.timeout, vectorize=options.vectorize,
+            extra={o.name: options.extra.get(o.name) for o in spec.options},
+            extra_plugins=self.session._extra_plugins(), catalogue=catalogue,
+            on_epoch=lambda trial, record: self.sink.hooks("after_epoch", trial=trial, record=record),
+            test_each_epoch=reads_every_epoch(self.session.pm), choices=self.choices, cost=self.cost,
+        ))
+
+    def train(self, trials: list[Trial], decision: _Decision) -> None:
+        """Train ``trials`` as decided. In this process, trials that failed before or were in training
+        when an earlier run's process died train first in a worker process, where a crash costs them alone."""
+        for note in decision.workers.notes if decision.workers else ():
+            self.sink.log(note)
+        if decision.executor == "inline":
+            risky = self.risky(trials)
+            if risky:
+                self.sink.in_process = False
+                self.executor(_Decision("processes", decision.workers), workers=1).run(
+                    self.units([t for t in trials if t.trial_id in risky]), self.sink)
+                trials = [t for t in trials if t.trial_id not in risky]
+        self.sink.in_process = decision.executor == "inline"
+        self.executor(decision).run(self.units(trials), self.sink)
+
+    def risky(self, trials: list[Trial]) -> set[str]:
+        """The trials to keep out of this process: stored as failed or timed out, or in training when
+        the process of an earlier run died (each named)."""
+        ids = [t.trial_id for t in trials]
+        crashed = self.store.crashed_trials(ids)
+        by_id = {t.trial_id: t for t in trials}
+        for trial_id, run_id in crashed.items():
+            trial = by_id[trial_id]
+            self.sink.log(f"trial {trial_id} ({trial.task} {trial.label()} seed {trial.seed}) was in training when "
+                          f"the process of run {run_id} died; it trains in a worker process now, where a crash "
+                          "costs it alone")
+        failed = {t for t, (status, _) in self.store.outcomes(ids).items() if status in COUNTED_AS_FAILURES}
+        return set(crashed) | failed
 
 
 class _StoringSink:
@@ -522,11 +658,12 @@ class _StoringSink:
         self.failures = 0
         self.replacing: dict[str, str] = {}  # finished trials this run retrains (--force), as stored
         self.elsewhere: dict[str, Trial] = {}
+        self.in_process = True  # whether the executor now running trains in this process
 
     def claim(self, trials: Sequence[Trial]) -> list[Trial]:
         """The trials of a unit this run may train now; those another live run trains are set aside,
         and those another run stored since this one planned are covered as reused."""
-        mine = self.store.claim(self.outcome.run_id, trials, self.replacing)
+        mine = self.store.claim(self.outcome.run_id, trials, self.replacing, in_process=self.in_process)
         if mine and self.on_start:
             self.on_start(mine)
         if len(mine) < len(trials):

@@ -158,6 +158,23 @@ def test_convergence_averages_curves_of_the_best_configurations_over_seeds(
     assert (first["ci_low"], first["ci_high"]) == pytest.approx((0.6 - half, 0.6 + half))
     assert frame.iloc[1]["train_loss_high"] == pytest.approx(
         0.75 + T_975[2] * statistics.stdev([0.5, 1.0, 0.75]) / math.sqrt(3))
+    assert set(frame["split"]) == {"test"}  # a store whose epochs have no validation metric
+
+
+def test_convergence_draws_the_validation_metric_measured_every_epoch(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    import dataclasses
+
+    results = []
+    for seed, values in {0: [0.4, 0.6], 1: [0.5, 0.8]}.items():
+        result = trial_result("spirals", "relu", seed=seed, metric=0.9, epochs=2)
+        result.curve = [dataclasses.replace(r, val_metric=v, metric=math.nan if r.epoch < 2 else 0.9)
+                        for r, v in zip(result.curve, values, strict=True)]
+        results.append(result)
+    with store_writer(tmp_path / "val.db", results) as store:
+        frame = analysis.convergence(store.trials(), store.epochs(), top=1)
+    assert set(frame["split"]) == {"validation"}
+    assert list(frame["mean"]) == pytest.approx([0.45, 0.7])
 
 
 def test_speed_and_device_comparison(tmp_path: Path, trial_result: Callable[..., Any],

@@ -97,6 +97,9 @@ def test_dry_run_lists_trials_without_training(runner: CliRunner, tmp_path: Path
     (["--set", "arch.fnn.hidden=abc"], "architecture 'fnn' cannot be built for task 'iris'"),
     (["--set", "optimizer.adam.betas=5"], "optimizer 'adam' rejects its hyper-parameters {'betas': 5}"),
     (["--target-metric", "nosuch=0.5"], "--target-metric names task 'nosuch', which is not in the grid"),
+    (["--workers", "0"], "--workers must be a whole number >= 1 or auto, not 0"),
+    (["--workers", "two"], "--workers must be a whole number >= 1 or auto, not 'two'"),
+    (["--per-device", "-1"], "--per-device must be a whole number >= 1 or auto, not -1"),
 ])
 def test_bad_input_is_one_clear_line_and_loses_nothing(runner: CliRunner, tmp_path: Path, args: list[str],
                                                        message: str) -> None:

@@ -1,4 +1,5 @@
-"""Seeds trained together: every seed's curve equals training it alone; fallbacks say why."""
+"""Seeds trained together: every seed's curve equals training it alone, for every built-in architecture;
+the measured choice between stacked and one by one; fallbacks say why."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from nnbench.loading.catalogue import collect_catalogue
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
-from nnbench.training.ensemble import group_by_seed, train_group
+from nnbench.training import ensemble
+from nnbench.training.calibration import StackingChoices
+from nnbench.training.ensemble import group_by_seed, stack_groups, train_group
 from nnbench.training.trainer import train_trial
 
 STACKED_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
@@ -31,7 +34,7 @@ def seeds_of(catalogue: Any, seeds: int = 3, sets: tuple[str, ...] = ("arch.fnn.
              **axes: Any) -> list[Trial]:
     base = {"task": "moons", "arch": "fnn", "activation": "relu", "loss": "default", "optimizer": "adam",
             "lr": "default", "seeds": seeds, "epochs": 3, "batch_size": 32}
-    trials, _ = expand_grid(build_grid(None, list(sets), **{**base, **axes}), catalogue)
+    trials, _ = expand_grid(build_grid(None, list(sets), domain=catalogue.domain, **{**base, **axes}), catalogue)
     return trials
 
 
@@ -57,11 +60,23 @@ def assert_same_curves(together: list[TrialResult], alone: list[TrialResult], re
                     assert x is None or math.isnan(x), (name, a, b)
                 else:
                     assert abs(x - y) <= 0.005, (mine.trial.seed, name, a, b)  # one prediction of 200
-        assert (mine.metric, mine.val_metric) == (mine.curve[-1].metric, mine.curve[-1].val_metric)
+        chosen = next(e for e in mine.curve if e.epoch == mine.best_epoch)
+        assert (mine.metric, mine.val_metric) == (chosen.metric, chosen.val_metric)
 
 
-def train_alone(trials: list[Trial], catalogue: Any) -> list[TrialResult]:
-    return [train_trial(t, catalogue) for t in trials]
+def train_alone(trials: list[Trial], catalogue: Any, test_each_epoch: bool = True) -> list[TrialResult]:
+    return [train_trial(t, catalogue, test_each_epoch=test_each_epoch) for t in trials]
+
+
+def stacked(trials: list[Trial], catalogue: Any, messages: list[str] | None = None, **kwargs: Any) -> list[TrialResult]:
+    """``trials`` trained as one stack (no calibration), scoring the test split every epoch so whole
+    curves can be compared."""
+    results = train_group(trials, catalogue, log=(messages if messages is not None else []).append,
+                          choices=StackingChoices("always"), test_each_epoch=kwargs.pop("test_each_epoch", True),
+                          **kwargs)
+    for result in results:
+        assert result.training is not None and result.training["mode"] == "stacked", result.training
+    return results
 
 
 def test_every_stacking_optimizer_is_tested(catalogue: Any) -> None:
@@ -73,7 +88,7 @@ def test_every_stacking_optimizer_is_tested(catalogue: Any) -> None:
 def test_each_seed_trained_together_equals_training_it_alone(catalogue: Any, optimizer: str) -> None:
     trials = seeds_of(catalogue, optimizer=optimizer)
     messages: list[str] = []
-    together = train_group(trials, catalogue, log=messages.append)
+    together = stacked(trials, catalogue, messages)
     assert messages == []  # stacked, not a silent fallback
     assert_same_curves(together, train_alone(trials, catalogue))
     assert len({r.curve[-1].train_loss for r in together}) == 3  # three different seeds
@@ -87,14 +102,157 @@ def test_each_seed_trained_together_equals_training_it_alone(catalogue: Any, opt
 def test_losses_heads_and_activations_stack_exactly(catalogue: Any, task: str, loss: str, activation: str) -> None:
     trials = seeds_of(catalogue, seeds=2, task=task, loss=loss, activation=activation, epochs=2, batch_size=16)
     messages: list[str] = []
-    together = train_group(trials, catalogue, log=messages.append)
+    together = stacked(trials, catalogue, messages)
     assert messages == []
     assert_same_curves(together, train_alone(trials, catalogue))
 
 
+@pytest.mark.parametrize(("task", "arch", "activation", "sets"), [
+    ("digits", "cnn", "relu", ("arch.cnn.channels=[4,8]", "arch.cnn.hidden=16")),
+    ("digits", "cnn", "prelu", ("arch.cnn.channels=[4]", "arch.cnn.hidden=8")),
+    ("sine", "cnn", "tanh", ("arch.cnn.channels=[4]", "arch.cnn.kernel_size=5")),
+    ("parity", "rnn", "tanh", ("arch.rnn.hidden=16", "arch.rnn.layers=2")),
+    ("adding", "rnn", "prelu", ("arch.rnn.hidden=8",)),
+    ("digits", "lstm", "relu", ("arch.lstm.hidden=12", "arch.lstm.layers=2")),
+    ("sine", "gru", "gelu", ("arch.gru.hidden=12",)),
+    ("parity", "gru", "relu", ("arch.gru.hidden=8", "arch.gru.layers=2")),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_every_builtin_architecture_stacks_exactly(catalogue: Any, task: str, arch: str, activation: str,
+                                                   sets: tuple[str, ...]) -> None:
+    trials = seeds_of(catalogue, seeds=3, task=task, arch=arch, activation=activation, sets=sets, epochs=3,
+                      batch_size=64)
+    together = stacked(trials, catalogue)
+    assert_same_curves(together, train_alone(trials, catalogue), rel=1e-4)
+    assert len({r.curve[-1].train_loss for r in together}) == 3
+
+
+@pytest.mark.parametrize(("task", "arch", "norm"), [
+    ("digits", "cnn", "batch"), ("digits", "cnn", "layer"), ("digits", "cnn", "group"), ("moons", "fnn", "batch"),
+    ("moons", "fnn", "layer"), ("moons", "fnn", "group"),
+])
+def test_normalisation_layers_stack_exactly(catalogue: Any, task: str, arch: str, norm: str) -> None:
+    sets = ("arch.cnn.channels=[4,8]", "arch.cnn.hidden=16") if arch == "cnn" else ("arch.fnn.hidden=[16]",)
+    # groups of 8 features: normalising groups of two would turn rounding into large differences
+    sets += ("norm.group.groups=2",) if norm == "group" else ()
+    # SGD: a layer's bias before a normalisation has no true gradient, only rounding noise, which Adam
+    # would blow up into full steps (alone as much as stacked), so curves would agree only loosely.
+    trials = seeds_of(catalogue, seeds=2, task=task, arch=arch, norm=norm, sets=sets, epochs=2, batch_size=64,
+                      optimizer="sgd")
+    assert_same_curves(stacked(trials, catalogue), train_alone(trials, catalogue), rel=1e-4)
+
+
+@pytest.mark.parametrize(("schedule", "clip"), [("step", None), ("cosine", 0.5), ("warmup", None), ("constant", 0.1)])
+def test_schedules_and_clipping_apply_to_each_member_as_alone(catalogue: Any, schedule: str,
+                                                              clip: float | None) -> None:
+    trials = [dataclasses.replace(t, schedule=schedule, clip=clip)
+              for t in seeds_of(catalogue, seeds=3, optimizer="momentum", epochs=4)]
+    assert_same_curves(stacked(trials, catalogue), train_alone(trials, catalogue))
+
+
+def test_a_member_whose_patience_runs_out_leaves_the_stack_as_alone(catalogue: Any) -> None:
+    trials = [dataclasses.replace(t, patience=2, schedule="cosine")
+              for t in seeds_of(catalogue, seeds=4, task="spirals", optimizer="sgd", lr="0.5", epochs=12)]
+    alone = train_alone(trials, catalogue)
+    assert len({len(r.curve) for r in alone}) > 1  # the seeds stop at different epochs
+    together = stacked(trials, catalogue)
+    assert_same_curves(together, alone)
+    for mine, theirs in zip(together, alone, strict=True):
+        assert (mine.best_epoch, mine.metric) == (theirs.best_epoch, theirs.metric)
+
+
+@pytest.mark.parametrize(("task", "arch", "sets"), [
+    ("moons", "fnn", ("arch.fnn.hidden=[16]",)),
+    ("digits", "cnn", ("arch.cnn.channels=[4]", "arch.cnn.hidden=8")),
+    ("parity", "rnn", ("arch.rnn.hidden=8",)),
+    ("sine", "gru", ("arch.gru.hidden=8",)),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_trials_that_differ_by_activation_stack_exactly(catalogue: Any, task: str, arch: str,
+                                                        sets: tuple[str, ...]) -> None:
+    trials = seeds_of(catalogue, seeds=2, task=task, arch=arch, activation="relu,tanh,gelu", sets=sets, epochs=3,
+                      batch_size=64)
+    groups = stack_groups(trials, catalogue)
+    assert len(groups) == 1
+    assert [t.activation for t in groups[0]] == ["relu", "relu", "tanh", "tanh", "gelu", "gelu"]
+    assert_same_curves(stacked(groups[0], catalogue), train_alone(groups[0], catalogue), rel=1e-4)
+
+
+def test_members_with_different_activations_leave_the_stack_as_alone(catalogue: Any) -> None:
+    trials = [dataclasses.replace(t, patience=2)
+              for t in seeds_of(catalogue, seeds=2, task="spirals", activation="relu,tanh,elu", optimizer="sgd",
+                                lr="0.5", epochs=12)]
+    (group,) = stack_groups(trials, catalogue)
+    alone = train_alone(group, catalogue)
+    assert len({len(r.curve) for r in alone}) > 1
+    assert_same_curves(stacked(group, catalogue), alone)
+
+
+def test_only_builtin_parameter_free_activations_share_a_stack(plugged: Any) -> None:
+    trials = seeds_of(plugged, seeds=2, activation="relu,prelu,plain_relu,tanh")
+    groups = stack_groups(trials, plugged)
+    assert sorted(tuple(dict.fromkeys(t.activation for t in g)) for g in groups) == [
+        ("plain_relu",), ("prelu",), ("relu", "tanh")]
+    assert sorted(len(g) for g in groups) == [2, 2, 4]
+
+
+def test_the_test_split_is_scored_only_where_the_final_numbers_come_from(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=2, epochs=4)
+    lean = train_group(trials, catalogue, choices=StackingChoices("always"))
+    full = stacked(trials, catalogue)
+    for mine, theirs in zip(lean, full, strict=True):
+        assert [math.isnan(e.test_loss) for e in mine.curve] == [True, True, True, False]
+        assert all(e.val_metric == f.val_metric for e, f in zip(mine.curve, theirs.curve, strict=True))
+        assert (mine.metric, mine.test_loss, mine.accuracy) == (theirs.metric, theirs.test_loss, theirs.accuracy)
+    alone = train_alone(trials, catalogue, test_each_epoch=False)
+    assert [math.isnan(e.test_loss) for e in alone[0].curve] == [True, True, True, False]
+    assert_same_curves(lean, alone)
+
+
+def test_the_measured_choice_is_made_once_per_kind_of_group_and_recorded(catalogue: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    measured: list[int] = []
+
+    def slow_stack(trials: list[Trial], catalogue: Any) -> float:
+        measured.append(len(trials))
+        return 0.5
+
+    monkeypatch.setattr(ensemble, "calibrate", slow_stack)
+    choices, messages = StackingChoices(), []
+    for optimizer in ("sgd", "adam"):  # the same kind of group: the choice is kept, not measured again
+        results = train_group(seeds_of(catalogue, seeds=2, epochs=1, optimizer=optimizer), catalogue,
+                              log=messages.append, choices=choices)
+        assert [r.training for r in results] == [{"mode": "one_by_one", "members": 1, "ratio": 0.5}] * 2
+    assert measured == [2]
+    assert messages == ["one-by-one training chosen for 2 trials of fnn on moons (cpu, batch 32): stacked was "
+                        "0.50x as fast, measured"]
+    monkeypatch.setattr(ensemble, "calibrate", lambda trials, catalogue: 3.0)
+    three = train_group(seeds_of(catalogue, seeds=3, epochs=1), catalogue, log=messages.append, choices=choices)
+    assert [r.training for r in three] == [{"mode": "stacked", "members": 3, "ratio": 3.0}] * 3
+    assert messages[-1].startswith("stacked training chosen for 3 trials of fnn on moons")
+
+
+def test_a_group_training_one_by_one_can_hand_its_other_seeds_back(catalogue: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ensemble, "calibrate", lambda trials, catalogue: 0.8)
+    trials = seeds_of(catalogue, seeds=3, epochs=1)
+    released: list[tuple[list[Trial], Any]] = []
+    started: list[list[int]] = []
+    results = train_group(trials, catalogue, release=lambda ts, choice: released.append((ts, choice)),
+                          on_start=lambda ts: started.append([t.seed for t in ts]))
+    assert [ts for ts, _ in released] == [trials[1:]] and started == [[0]]
+    assert released[0][1].ratio == 0.8 and not released[0][1].stacked
+    assert [r.trial for r in results] == trials[:1]
+
+
+def test_calibration_measures_real_steps_without_touching_the_trials(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=4, epochs=2)
+    ratio = ensemble.calibrate(trials, catalogue)
+    assert math.isfinite(ratio) and ratio > 0
+    assert_same_curves(stacked(trials, catalogue), train_alone(trials, catalogue))
+
+
 def test_time_is_shared_among_the_seeds_trained_together(catalogue: Any) -> None:
     seen: list[tuple[int, int]] = []
-    results = train_group(seeds_of(catalogue), catalogue, on_epoch=lambda t, r: seen.append((t.seed, r.epoch)))
+    results = stacked(seeds_of(catalogue), catalogue, on_epoch=lambda t, r: seen.append((t.seed, r.epoch)))
     assert sorted(seen) == [(s, e) for s in range(3) for e in range(1, 4)]
     for epoch in range(3):
         times = {r.curve[epoch].epoch_time for r in results}
@@ -108,35 +266,29 @@ def test_time_is_shared_among_the_seeds_trained_together(catalogue: Any) -> None
 
 @pytest.mark.parametrize(("axes", "reason"), [
     ({"optimizer": "lbfgs"}, "optimizer 'lbfgs' re-evaluates the loss"),
-    ({"task": "digits", "arch": "cnn", "sets": ()}, "architecture 'cnn' (plugin 'nnbench.builtin.architectures') "
-                                                    "does not declare vectorizable=True"),
     ({"sets": ("arch.fnn.hidden=[16]", "arch.fnn.dropout=0.2")}, "dropout"),
 ])
 def test_groups_that_cannot_stack_exactly_train_one_by_one_and_say_why(catalogue: Any, axes: dict[str, Any],
                                                                        reason: str) -> None:
     trials = seeds_of(catalogue, seeds=2, epochs=1, **axes)
     messages: list[str] = []
-    together = train_group(trials, catalogue, log=messages.append)
+    together = train_group(trials, catalogue, log=messages.append, choices=StackingChoices("always"))
     assert len(messages) == 1 and reason in messages[0] and "one-by-one" in messages[0]
+    assert together[0].training["mode"] == "one_by_one" and reason in together[0].training["reason"]
     alone = train_alone(trials, catalogue)
     for mine, theirs in zip(together, alone, strict=True):
         assert [e.train_loss for e in mine.curve] == [e.train_loss for e in theirs.curve]
 
 
-def test_schedules_clipping_and_early_stopping_train_one_by_one(catalogue: Any) -> None:
-    trials = [dataclasses.replace(t, clip=1.0) for t in seeds_of(catalogue, seeds=2, epochs=1)]
-    messages: list[str] = []
-    train_group(trials, catalogue, log=messages.append)
-    assert len(messages) == 1 and "clipping" in messages[0]
-
-
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
     messages: list[str] = []
     one = seeds_of(catalogue, seeds=1, epochs=1)
-    assert [e.train_loss for e in train_group(one, catalogue, log=messages.append)[0].curve] == [
-        e.train_loss for e in train_trial(one[0], catalogue).curve]
-    train_group(seeds_of(catalogue, seeds=2, epochs=1), catalogue, vectorize=False, log=messages.append)
+    alone = train_group(one, catalogue, log=messages.append)[0]
+    assert [e.train_loss for e in alone.curve] == [e.train_loss for e in train_trial(one[0], catalogue).curve]
+    assert alone.training == {"mode": "one_by_one", "members": 1}
+    off = train_group(seeds_of(catalogue, seeds=2, epochs=1), catalogue, vectorize=False, log=messages.append)
     assert messages == []
+    assert off[1].training == {"mode": "one_by_one", "members": 1, "reason": "stacking was turned off"}
 
 
 def test_seeds_are_grouped_by_everything_but_the_seed(catalogue: Any) -> None:
@@ -144,7 +296,7 @@ def test_seeds_are_grouped_by_everything_but_the_seed(catalogue: Any) -> None:
     groups = group_by_seed(trials)
     assert [[(t.optimizer, t.seed) for t in g] for g in groups] == [[("sgd", 0), ("sgd", 1)],
                                                                     [("adam", 0), ("adam", 1)]]
-    with pytest.raises(ValueError, match="differ only by seed"):
+    with pytest.raises(ValueError, match="differ only by seed \\(and a built-in"):
         train_group(trials, catalogue)
 
 
@@ -205,13 +357,13 @@ def test_a_diverging_seed_is_recorded_like_alone_and_the_others_go_on(plugged: A
 
     def alone(trial: Trial) -> TrialResult:
         TRIPWIRE["armed"] = False
-        return train_trial(trial, plugged, arm_after_epoch_2)
+        return train_trial(trial, plugged, arm_after_epoch_2, test_each_epoch=True)
 
     try:
         alone_results = [alone(t) for t in trials]
         TRIPWIRE["armed"] = False
         messages: list[str] = []
-        together = train_group(trials, plugged, on_epoch=arm_after_epoch_2, log=messages.append)
+        together = stacked(trials, plugged, messages, on_epoch=arm_after_epoch_2)
     finally:
         TRIPWIRE["armed"] = False
     assert messages == []
@@ -222,14 +374,15 @@ def test_a_diverging_seed_is_recorded_like_alone_and_the_others_go_on(plugged: A
 
 def test_an_undeclared_plugin_component_trains_one_by_one(plugged: Any) -> None:
     messages: list[str] = []
-    train_group(seeds_of(plugged, seeds=2, epochs=1, activation="plain_relu"), plugged, log=messages.append)
+    train_group(seeds_of(plugged, seeds=2, epochs=1, activation="plain_relu"), plugged, log=messages.append,
+                choices=StackingChoices("always"))
     assert len(messages) == 1 and "activation 'plain_relu'" in messages[0] and "vectorizable" in messages[0]
 
 
 def test_a_model_that_cannot_run_stacked_falls_back_with_the_reason(plugged: Any) -> None:
     trials = seeds_of(plugged, seeds=2, epochs=1, arch="branching", sets=())
     messages: list[str] = []
-    together = train_group(trials, plugged, log=messages.append)
+    together = train_group(trials, plugged, log=messages.append, choices=StackingChoices("always"))
     assert len(messages) == 1 and "cannot run stacked" in messages[0]
     assert [r.status for r in together] == ["ok", "ok"]
     assert [e.train_loss for e in together[1].curve] == [e.train_loss for e in train_trial(trials[1], plugged).curve]

@@ -104,7 +104,7 @@ def test_fail_fast_stops_the_grid(nnbench_plugin: Any, tmp_path: Path) -> None:
     nnbench_plugin(FaultyArchitectures())
     frame = nnbench.run(task="moons", arch="raise,fnn", activation="relu,tanh,gelu", optimizer="adam", seeds=1,
                         epochs=2, store=tmp_path / "ff.db", max_failures=0)
-    assert list(frame["status"]) == ["failed"]
+    assert list(frame["status"]).count("failed") == 1 and len(frame) < 6  # stopped at the first failure
     with sqlite3.connect(tmp_path / "ff.db") as db:
         assert db.execute("SELECT status FROM runs").fetchone()[0] == "stopped"
 
@@ -203,3 +203,185 @@ def test_a_crashed_ray_task_is_a_failed_trial_not_a_retry(local_ray: Any, nnbenc
     errors = dict(zip(frame["arch"], frame["error"], strict=True))
     assert status == {"exit": "failed", "raise": "failed", "fnn": "ok"}, errors
     assert "ValueError: this architecture always raises" in errors["raise"]
+
+
+# -- the whole machine: split groups, per-trial limits, cheap workers, company on a device ----------
+
+
+class RecordingSink:
+    """A sink that keeps what executors hand it."""
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
+        self.messages: list[str] = []
+        self.claimed: list[list[str]] = []
+
+    def claim(self, trials: Any) -> list[Any]:
+        self.claimed.append([t.trial_id for t in trials])
+        return list(trials)
+
+    def result(self, result: Any) -> None:
+        self.results.append(result)
+
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+
+
+class Collect(nnbench.session.RunObserver):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def log(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def probe_trials(catalogue: Any, **axes: Any) -> list[Any]:
+    from nnbench.planning.grid import expand_grid
+    from nnbench.planning.gridfile import build_grid
+
+    base = {"task": "moons", "arch": "fnn", "activation": "relu", "optimizer": "adam", "seeds": 4, "epochs": 2}
+    return expand_grid(build_grid(None, [], domain=catalogue.domain, **{**base, **axes}), catalogue)[0]
+
+
+def probe_session(*plugins: Any) -> Session:
+    from worker_probes import ProbeArchitectures
+
+    return Session(nnbench.loading.plugins.make_plugin_manager(extra=[ProbeArchitectures(), *plugins]))
+
+
+def processes(session: Session, **options: Any) -> Any:
+    from nnbench.execution.executors import ExecutorOptions
+    from nnbench.execution.processes import ProcessExecutor
+
+    return ProcessExecutor(ExecutorOptions(catalogue=session.catalogue, extra_plugins=session._extra_plugins(),
+                                           **options))
+
+
+def test_seeds_of_a_group_that_trains_one_by_one_go_to_different_workers(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker_probes import PID_LOG, PidRecorder
+
+    from nnbench.training.ensemble import group_by_seed
+
+    monkeypatch.setenv(PID_LOG, str(tmp_path / "pids.txt"))
+    session = probe_session(PidRecorder())
+    trials = probe_trials(session.catalogue, optimizer="lbfgs", epochs=3)  # lbfgs: one by one
+    sink = RecordingSink()
+    processes(session, workers=2).run(group_by_seed(trials), sink)
+    assert sorted(r.trial.seed for r in sink.results) == [0, 1, 2, 3]
+    assert all(r.status == "ok" and r.training["mode"] == "one_by_one" for r in sink.results)
+    assert all(len(claim) == 1 for claim in sink.claimed)  # each seed claimed as it starts
+    pids = {line.split()[1] for line in (tmp_path / "pids.txt").read_text().splitlines()}
+    assert len(pids) == 2
+    assert {r.training["slots"] for r in sink.results} == {max(1, len(os.sched_getaffinity(0)))}
+    assert all(1 <= r.training["concurrent"] <= 2 for r in sink.results)
+
+
+def test_a_worker_that_dies_training_one_seed_costs_that_seed_only() -> None:
+    from nnbench.training.ensemble import group_by_seed
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, arch="seed1_crashes", seeds=3)
+    sink = RecordingSink()
+    processes(session, workers=2).run(group_by_seed(trials), sink)
+    status = {r.trial.seed: r.status for r in sink.results}
+    assert status == {0: "ok", 1: "failed", 2: "ok"}
+    assert "SIGSEGV" in next(r.error for r in sink.results if r.trial.seed == 1)
+
+
+def test_the_time_limit_applies_per_trial_and_not_to_the_worker_start() -> None:
+    from worker_probes import SlowToLoad
+
+    from nnbench.training.ensemble import group_by_seed
+
+    session = probe_session(SlowToLoad(3.0))  # each worker takes 3 s to load its plugins
+    trials = probe_trials(session.catalogue, arch="hangs,fnn", seeds=2, epochs=1)
+    sink = RecordingSink()
+    start = time.monotonic()
+    processes(session, workers=2, timeout=2.0).run(group_by_seed(trials), sink)
+    status = {(r.trial.arch, r.trial.seed): r.status for r in sink.results}
+    assert status == {("hangs", 0): "timeout", ("hangs", 1): "timeout", ("fnn", 0): "ok", ("fnn", 1): "ok"}
+    assert all("--timeout 2 s per trial" in r.error for r in sink.results if r.status == "timeout")
+    assert time.monotonic() - start < 60
+
+
+def test_workers_warnings_reach_the_run_as_one_line(tmp_path: Path) -> None:
+    session = probe_session()
+    grid = session.grid(task="moons", arch="warns", activation="relu", optimizer="adam", seeds=2, epochs=1)
+    observer = Collect()
+    session.run(grid, tmp_path / "w.db", nnbench.session.RunOptions(workers=2), observer=observer)
+    warned = [m for m in observer.messages if "noisy" in m]
+    assert warned and all(m.startswith("warning: this architecture is noisy (UserWarning, worker_probes.py:")
+                          and "\n" not in m for m in warned)
+
+
+@pytest.mark.parametrize("per_device", [2, None], ids=["per-device-2", "measured"])
+def test_an_accelerator_takes_several_trials_at_once_and_results_say_so(per_device: int | None) -> None:
+    from nnbench.training.ensemble import group_by_seed
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, activation="relu,tanh,gelu", optimizer="lbfgs", seeds=2, epochs=4)
+    executor = processes(session, workers=1, per_device=per_device)
+    executor.is_accelerator = lambda device: True  # the CPU stands in for an accelerator
+    sink = RecordingSink()
+    executor.run(group_by_seed(trials), sink)
+    assert len(sink.results) == 6 and {r.status for r in sink.results} == {"ok"}
+    assert {r.training["slots"] for r in sink.results} == {1}
+    if per_device == 2:
+        assert max(r.training["concurrent"] for r in sink.results) == 2
+    else:
+        measured = [m for m in sink.messages if "trials train at once (measured:" in m]
+        assert len(measured) == 1 and measured[0].startswith("cpu: ")
+
+
+def test_a_trial_that_crashed_the_inline_process_trains_contained_next_time(tmp_path: Path) -> None:
+    tests = Path(__file__).parent
+    script = tmp_path / "inline.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(tests)!r})
+from faulty_plugin import FaultyArchitectures
+import nnbench
+from nnbench.loading.plugins import make_plugin_manager
+from nnbench.session import RunObserver, RunOptions, Session
+
+class Say(RunObserver):
+    def log(self, message):
+        print(message, flush=True)
+
+if __name__ == "__main__":
+    session = Session(make_plugin_manager(extra=[FaultyArchitectures()]))
+    grid = session.grid(task="moons", arch="fnn,segfault", activation="relu", optimizer="adam", seeds=1, epochs=2)
+    outcome = session.run(grid, "store.db", RunOptions(workers=1), observer=Say())
+    print("status", outcome.status)
+""")
+    env = {**os.environ, "NNBENCH_PLUGINS": "none"}
+    first = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert first.returncode == -signal.SIGSEGV, first.stderr
+    for _ in range(2):  # the next runs survive, and say which trial crashed
+        again = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                               text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert "status finished" in again.stdout
+    second_output = again.stdout
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        rows = dict(db.execute("SELECT arch, status FROM trials").fetchall())
+        error = db.execute("SELECT error FROM trials WHERE arch = 'segfault'").fetchone()[0]
+        statuses = [r[0] for r in db.execute("SELECT status FROM runs ORDER BY rowid")]
+    assert rows == {"fnn": "ok", "segfault": "failed"} and "SIGSEGV" in error
+    assert statuses == ["interrupted", "finished", "finished"]
+    assert "status finished" in second_output
+
+
+def test_an_error_while_storing_a_result_stops_the_run_instead_of_hanging_it() -> None:
+    from nnbench.training.ensemble import group_by_seed
+
+    class BrokenSink(RecordingSink):
+        def result(self, result: Any) -> None:
+            raise BrokenPipeError("the terminal went away")  # an OSError, as a closed pipe raises
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, optimizer="lbfgs", seeds=2, epochs=1)
+    with pytest.raises(BrokenPipeError, match="the terminal went away"):
+        processes(session, workers=2).run(group_by_seed(trials), BrokenSink())

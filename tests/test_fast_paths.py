@@ -56,7 +56,7 @@ def plain_loop_curve(trial: Trial, catalogue: Any) -> list[tuple[float, float, f
 
 
 def trainer_curve(trial: Trial, catalogue: Any) -> list[tuple[float, float, float, float]]:
-    result = train_trial(trial, catalogue)
+    result = train_trial(trial, catalogue, test_each_epoch=True)
     assert result.status == "ok", result.error
     return [(e.train_loss, e.test_loss, e.metric, e.val_loss) for e in result.curve]
 

@@ -149,12 +149,18 @@ def run_main(tmp_path: Path, store: str, workers: int | str, constant: int = 4) 
     return pd.read_csv(out).set_index("trial_id").sort_index()
 
 
+def same_numbers(one: Any, other: Any) -> bool:
+    """Equal metrics per trial: exactly where both trained a group the same way, to float rounding where
+    the measurement chose stacked training in one and one by one in the other."""
+    return bool(((one["metric"] - other["metric"]).abs() <= 1e-6).all())
+
+
 def test_objects_of_main_travel_to_workers_by_value_with_the_same_numbers(tmp_path: Path) -> None:
     inline = run_main(tmp_path, "inline.db", 1)
     workers = run_main(tmp_path, "workers.db", 2)
     assert len(inline) == 12 and set(inline["status"]) == {"ok"}
     assert list(inline.index) == list(workers.index)
-    assert (inline["metric"] == workers["metric"]).all()
+    assert same_numbers(inline, workers)
 
 
 @pytest.mark.slow
@@ -162,7 +168,7 @@ def test_objects_of_main_travel_to_ray_workers_with_the_same_numbers(tmp_path: P
     inline = run_main(tmp_path, "inline.db", 1)
     on_ray = run_main(tmp_path, "ray.db", "ray")
     assert list(inline.index) == list(on_ray.index) and set(on_ray["status"]) == {"ok"}
-    assert (inline["metric"] == on_ray["metric"]).all()
+    assert same_numbers(inline, on_ray)
 
 
 class NeedsAnArgument(torch.optim.SGD):
@@ -312,7 +318,7 @@ def test_run_has_a_real_signature_and_docstring() -> None:
                  "schedule", "clip", "patience", "workers", "executor", "store", "dry_run", "quiet"):
         assert name in signature.parameters
         assert f"    {name}:" in (nnbench.run.__doc__ or "")
-    assert signature.parameters["workers"].default == 1 and signature.parameters["store"].default == "nnbench.db"
+    assert signature.parameters["workers"].default == "auto" and signature.parameters["store"].default == "nnbench.db"
     assert "nnbench.session.run_grid" not in (nnbench.run.__doc__ or "")
 
 

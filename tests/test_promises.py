@@ -245,19 +245,25 @@ class _Sink:
         self.results.append(result)
 
 
-@pytest.mark.parametrize(("elapsed", "stopped"), [(2.9, False), (3.1, True)])
-def test_the_seeds_of_one_configuration_share_k_times_the_time_limit(elapsed: float, stopped: bool) -> None:
+@pytest.mark.parametrize(("covers", "elapsed", "stopped"), [(3, 2.9, False), (3, 3.1, True), (1, 1.1, True)])
+def test_the_seeds_of_one_stack_share_k_times_the_time_limit(covers: int, elapsed: float, stopped: bool) -> None:
     import time
 
-    from nnbench.execution.executors import ExecutorOptions, ProcessExecutor, _Worker
+    from nnbench.execution.executors import ExecutorOptions
+    from nnbench.execution.processes import ProcessExecutor, _Worker
+    from nnbench.execution.scheduling import WorkItem
+    from nnbench.loading.catalogue import collect_catalogue
+    from nnbench.loading.plugins import make_plugin_manager
 
-    unit = [dataclasses.replace(BASE, seed=seed) for seed in range(3)]
-    executor = ProcessExecutor(ExecutorOptions(timeout=1.0))
-    worker = _Worker("cpu", _Process(), _Conn(), ready=True, unit=unit,  # type: ignore[arg-type]
-                     remaining={t.trial_id: t for t in unit}, started=time.monotonic() - elapsed)
+    unit = [dataclasses.replace(BASE, seed=seed) for seed in range(covers)]
+    executor = ProcessExecutor(ExecutorOptions(timeout=1.0, catalogue=collect_catalogue(make_plugin_manager())))
+    worker = _Worker("cpu", _Process(), _Conn(), ready=True, item=WorkItem(unit, None, 1.0),  # type: ignore[arg-type]
+                     remaining={t.trial_id: t for t in unit}, clock=time.monotonic() - elapsed, covers=covers)
     sink = _Sink()
     assert executor._ended(worker, sink) is stopped  # type: ignore[arg-type]
-    assert [r.status for r in sink.results] == (["timeout"] * 3 if stopped else [])
+    assert [r.status for r in sink.results] == (["timeout"] * covers if stopped else [])
+    if stopped and covers > 1:
+        assert f"({covers} trials stacked: {covers:g} s)" in sink.results[0].error
 
 
 # -- the report prints the analysis's numbers -------------------------------------------------------

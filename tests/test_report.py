@@ -529,3 +529,29 @@ def test_micro_benchmarks_get_a_table_and_a_plot_per_kind(tmp_path: Path, trial_
     assert section["h3"] == ["activations", "optimizers"]
     assert section["images"] == 1 and section["tables"] == 2  # the failed optimizer has a row, no plot
     assert "60.0" in section["text"] and XSS not in html
+
+
+def test_the_speed_section_says_which_trials_shared_a_device(tmp_path: Path, trial_result: Callable[..., Any],
+                                                             store_writer: Callable[..., Any]) -> None:
+    from nnbench.contract.section import Finding, Table
+    from nnbench.reporting.sections import company_blocks, device_company
+
+    results = []
+    for seed, (concurrent, slots) in enumerate([(1, 1), (1, 1), (3, 1), (2, 2)]):
+        result = trial_result(seed=seed, device="cuda:0" if seed < 3 else "cpu")
+        result.training = {"mode": "one_by_one", "members": 1, "concurrent": concurrent, "slots": slots}
+        results.append(result)
+    results.append(trial_result(seed=9, device="cpu"))  # stored before the record existed
+    with store_writer(tmp_path / "company.db", results) as store:
+        trials = store.trials()
+    company = device_company(trials).set_index("device")
+    assert company.loc["cuda:0", ["alone", "in_company", "at_once"]].tolist() == [2, 1, 3]
+    assert company.loc["cpu", ["alone", "in_company", "at_once"]].tolist() == [1, 0, 2]
+    blocks = company_blocks(trials)
+    assert any(isinstance(b, Table) for b in blocks)
+    warnings = [b.text for b in blocks if isinstance(b, Finding)]
+    assert any("2 trials were timed alone and 1 in company" in w for w in warnings)
+    assert any("a comparison of devices mixes times measured alone and in company" in w for w in warnings)
+    alone = [r for r in results if r.training is None or r.training["concurrent"] <= r.training["slots"]]
+    with store_writer(tmp_path / "alone.db", alone) as store:
+        assert company_blocks(store.trials()) == []

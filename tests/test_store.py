@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,6 +131,8 @@ def test_a_store_of_schema_version_1_migrates_forward_without_losing_a_row(tmp_p
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         assert db.execute("SELECT status FROM runs WHERE rowid = 1").fetchone()[0] == "interrupted"
         assert db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+        assert {"training", "metric"} <= {r[1] for r in db.execute("PRAGMA table_info(trials)")}
+        assert db.execute("SELECT COUNT(*) FROM trials WHERE training IS NOT NULL").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize(("value", "message"), [
@@ -203,3 +207,52 @@ def test_non_finite_numbers_never_enter_the_store_and_old_ones_still_read(tmp_pa
     with ResultStore(path, readonly=True) as store:
         trials = store.trials(["a"])
         assert list(trials["protocol"]) == ["tuning"] and len(store.runs()) == 1
+
+
+def test_how_a_trial_was_trained_is_stored_as_json(tmp_path: Path) -> None:
+    import json
+
+    trained = result(0)
+    trained.training = {"mode": "stacked", "members": 3, "ratio": 2.5, "concurrent": 1, "slots": 2}
+    with ResultStore(tmp_path / "t.db") as store:
+        store.start_run("run1", {}, {}, 2, [])
+        store.save_result("run1", trained)
+        store.save_result("run1", result(1))
+        rows = store.trials(["run1"])
+    assert json.loads(rows.loc[0, "training"]) == trained.training
+    assert rows["training"].isna().tolist() == [False, True]
+
+
+def test_runs_whose_process_died_name_the_trial_that_trained_in_their_own_process(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "from nnbench.storage.liveness import this_process as p; "
+                           "print(p())"], capture_output=True, text=True, check=True).stdout.strip()
+    path = tmp_path / "d.db"
+    inline, worker, done = result(0).trial, result(1).trial, result(2).trial
+    ids = [inline.trial_id, worker.trial_id, done.trial_id]
+    with ResultStore(path) as store:
+        store.start_run("dead", {}, {}, 3, [])
+        store.claim("dead", [inline], in_process=True)
+        store.claim("dead", [worker], in_process=False)
+        store.claim("dead", [done], in_process=True)
+        store.save_result("dead", result(2))  # stored: no longer in training
+        store.start_run("alive", {}, {}, 1, [])
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET process = ? WHERE run_id = 'dead'", (gone,))
+    with ResultStore(path) as store:
+        assert store.ended_runs == ["dead"]
+        assert dict(zip(store.runs()["run_id"], store.runs()["status"], strict=True)) == {
+            "dead": "interrupted", "alive": "running"}
+        assert store.crashed_trials(ids) == {inline.trial_id: "dead"}
+        assert store.claim("alive", [inline, worker]) == [inline, worker]  # released: the run is over
+        assert store.crashed_trials(ids) == {}  # the next run took it over
+        store.finish_run("alive")
+    with ResultStore(path) as store:
+        assert store.ended_runs == [] and store.crashed_trials(ids) == {}
+
+
+def test_a_run_stopped_by_ctrl_c_names_no_trial_as_crashed(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "c.db") as store:
+        store.start_run("stopped", {}, {}, 1, [])
+        store.claim("stopped", [result(0).trial], in_process=True)
+        store.finish_run("stopped", "interrupted")
+        assert store.crashed_trials([result(0).trial.trial_id]) == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -165,8 +166,22 @@ def test_a_component_with_the_wrong_output_shape_fails_naming_itself_and_its_plu
     assert "shape (2, 5)" in result.error
 
 
-def test_every_epoch_is_measured_on_validation_and_test_data(catalogue: Any) -> None:
-    result = train_trial(make_trial(catalogue, task="moons", epochs=3), catalogue)
+def test_every_epoch_is_measured_on_validation_data_and_the_last_on_test_data(catalogue: Any) -> None:
+    trial = make_trial(catalogue, task="moons", epochs=3)
+    result = train_trial(trial, catalogue)
     for record in result.curve:
         assert 0 <= record.val_metric <= 1 and record.val_loss > 0
+    assert [math.isnan(r.test_loss) for r in result.curve] == [True, True, False]
     assert result.val_metric == result.curve[-1].val_metric
+    every = train_trial(trial, catalogue, test_each_epoch=True)
+    assert all(0 <= r.metric <= 1 and r.test_loss > 0 for r in every.curve)
+    assert (every.metric, every.test_loss, every.val_metric) == (result.metric, result.test_loss, result.val_metric)
+
+
+def test_early_stopping_measures_test_data_where_the_final_numbers_come_from(catalogue: Any) -> None:
+    trial = dataclasses.replace(make_trial(catalogue, task="spirals", lr="0.5", optimizer="sgd", epochs=12),
+                                patience=2)
+    lean, every = train_trial(trial, catalogue), train_trial(trial, catalogue, test_each_epoch=True)
+    assert len(lean.curve) == len(every.curve)
+    assert (lean.best_epoch, lean.metric, lean.test_loss) == (every.best_epoch, every.metric, every.test_loss)
+    assert not math.isnan(lean.curve[lean.best_epoch - 1].test_loss)

@@ -353,9 +353,11 @@ def lr_sensitivity(trials: pd.DataFrame) -> pd.DataFrame:
 def convergence(trials: pd.DataFrame, epochs: pd.DataFrame, top: int = 8) -> pd.DataFrame:
     """Held-out metric and training loss per epoch of the ``top`` leaderboard configurations per task.
 
-    One row per task, configuration and epoch, with the mean and 95% t-interval over seeds of
-    ``metric`` and ``train_loss``; ``config`` names a configuration by the axes that differ within
-    its task, ``rank`` is its leaderboard rank.
+    One row per task, configuration and epoch, with the mean and 95% t-interval over seeds of the
+    held-out metric and ``train_loss``; ``config`` names a configuration by the axes that differ within
+    its task, ``rank`` is its leaderboard rank. The held-out metric is the validation metric, which is
+    measured after every epoch (``split`` says ``validation``); stores from before it was read the test
+    metric of every epoch (``split`` ``test``).
     """
     trials = tidy(trials)
     board = leaderboard(trials)
@@ -368,10 +370,12 @@ def convergence(trials: pd.DataFrame, epochs: pd.DataFrame, top: int = 8) -> pd.
     runs = ok_trials(trials)[["trial_id", *keys]].merge(best[[*keys, "metric_name", "rank", "config"]], on=keys)
     curves = epochs.merge(runs[["trial_id", "task", "metric_name", "rank", "config"]], on="trial_id")
     group = ["task", "metric_name", "rank", "config", "epoch"]
-    metric = summarize(curves, group, "metric").drop(columns="std")
+    validation = "val_metric" in curves.columns and curves["val_metric"].notna().any()
+    metric = summarize(curves, group, "val_metric" if validation else "metric").drop(columns="std")
     loss = summarize(curves, group, "train_loss").drop(columns=["std", "trials"])
     out = metric.merge(loss, on=group, suffixes=("", "_loss")).rename(
         columns={"mean_loss": "train_loss", "ci_low_loss": "train_loss_low", "ci_high_loss": "train_loss_high"})
+    out["split"] = "validation" if validation else "test"
     order = _first_seen(board["task"])
     return out.sort_values(["task", "rank", "epoch"], key=lambda c: c.map(order) if c.name == "task" else c,
                            ignore_index=True)

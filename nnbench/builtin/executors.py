@@ -16,7 +16,7 @@ def _inline(options: Any) -> Any:
 
 
 def _processes(options: Any) -> Any:
-    from nnbench.execution.executors import ProcessExecutor
+    from nnbench.execution.processes import ProcessExecutor
 
     return ProcessExecutor(options)
 

@@ -2,7 +2,9 @@
 
 Each takes the activation under test wherever it has a nonlinearity of its own choosing: between
 the FNN's layers, after each convolution, in the Elman RNN's recurrence, and in the head of the
-LSTM and GRU (whose gates are sigmoid and tanh by definition).
+LSTM and GRU (whose gates are sigmoid and tanh by definition). Each can train several seeds as one
+stacked model (:mod:`nnbench.training.stacked_networks` holds the stacked forms of the CNN and the
+recurrent networks); whether that is faster is measured per run.
 """
 
 from __future__ import annotations
@@ -191,11 +193,12 @@ ARCHITECTURES = (
                  vectorizable=True),
     Architecture("cnn", build_cnn, ("image", "sequence"),
                  "conv + pool blocks (2-D on images, 1-D on signals), dense head",
-                 {"channels": [16, 32], "kernel_size": 3, "hidden": 64}),
+                 {"channels": [16, 32], "kernel_size": 3, "hidden": 64}, vectorizable=True),
     Architecture("rnn", build_rnn, ("sequence",),
-                 "Elman RNN whose recurrence uses the activation under test", {"hidden": 64, "layers": 1}),
+                 "Elman RNN whose recurrence uses the activation under test", {"hidden": 64, "layers": 1},
+                 vectorizable=True),
     Architecture("lstm", build_lstm, ("sequence",), "LSTM, dense head on the last step",
-                 {"hidden": 64, "layers": 1}),
+                 {"hidden": 64, "layers": 1}, vectorizable=True),
     Architecture("gru", build_gru, ("sequence",), "GRU, dense head on the last step",
-                 {"hidden": 64, "layers": 1}),
+                 {"hidden": 64, "layers": 1}, vectorizable=True),
 )

@@ -92,7 +92,7 @@ def register_kinds(register: Callable[[Kind], None]) -> None:
 def register_components(register: Callable[[Component], None]) -> None:
     register(Component(KIND, "none", no_norm, "no normalisation layer (the architecture as it is)"))
     register(Component(KIND, "batch", batch_norm, "batch normalisation (BatchNorm1d/2d)",
-                       {"momentum": 0.1, "eps": 1e-5}))
+                       {"momentum": 0.1, "eps": 1e-5}, vectorizable=True))
     register(Component(KIND, "layer", layer_norm, "layer normalisation (LayerNorm; GroupNorm(1) after convolutions)",
                        {"eps": 1e-5}, vectorizable=True))
     register(Component(KIND, "group", group_norm, "group normalisation over up to 8 groups of channels",

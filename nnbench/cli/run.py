@@ -37,12 +37,17 @@ def run_options() -> list[click.Option]:
         click.Option(["--store"], **STORE_SETTINGS),
         click.Option(["--force"], is_flag=True, help="Retrain trials that are already stored."),
         click.Option(["--dry-run"], is_flag=True, help="Print the trials and counts without training."),
-        click.Option(["--workers"], type=int, default=1, show_default=True, help="Worker processes for CPU trials."),
+        click.Option(["--workers"], default="auto", show_default=True, metavar="N|auto",
+                     help="Worker processes for CPU trials: auto is one per core (in this process for a grid too "
+                          "small to pay for workers), 1 trains in this process."),
+        click.Option(["--per-device"], default="auto", show_default=True, metavar="N|auto",
+                     help="Trials training at once on each accelerator: auto measures what the device keeps busy."),
         click.Option(["--threads"], type=int, default=1, show_default=True,
                      help="Torch threads per training process (more cores are better used through --workers)."),
-        click.Option(["--executor"], default="inline", show_default=True,
-                     help="inline, processes, ray, or one a plugin registers (inline becomes processes with "
-                          "--workers > 1 or --timeout)."),
+        click.Option(["--executor"], default=None,
+                     help="inline, processes, ray, or one a plugin registers (default: this machine, in worker "
+                          "processes or this one as --workers says; inline becomes processes with --workers > 1 "
+                          "or --timeout)."),
         click.Option(["--timeout"], type=float, help="Stop a trial after this many seconds (status timeout)."),
         click.Option(["--max-failures"], type=int,
                      help="Stop the grid once more trials than this failed or timed out."),
@@ -78,7 +83,8 @@ default grid's value. Trials already in the store are not trained again (resume)
 
 
 def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force: bool, dry_run: bool,
-         workers: int, threads: int, executor: str, timeout: float | None, max_failures: int | None,
+         workers: str, per_device: str, threads: int, executor: str | None, timeout: float | None,
+         max_failures: int | None,
          fail_fast: bool, no_vectorize: bool, download: bool, report_dir: Path, no_report: bool, quiet: bool,
          rope: str | None, **values: Any) -> None:
     from nnbench.analysis.rope import parse_rope
@@ -89,7 +95,7 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
     executor_keys = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
     extra = {k: values.pop(k) for k in list(values) if k in executor_keys}
     grid = session.grid(grid_file, set_params, **values)
-    options = RunOptions(executor=executor, workers=workers, threads=threads, timeout=timeout,
+    options = RunOptions(executor=executor, workers=workers, per_device=per_device, threads=threads, timeout=timeout,
                          max_failures=0 if fail_fast else max_failures, vectorize=not no_vectorize,
                          download=download, extra=extra)
     if dry_run:

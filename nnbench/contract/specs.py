@@ -209,10 +209,10 @@ class Architecture:
 
     ``modalities`` are the input modalities it reads, in order of preference; ``params`` are its
     default hyper-parameters, each overridable from the grid. ``vectorizable`` declares that its
-    modules can be trained as a stacked ensemble of seeds (and that doing so pays off).
-    ``takes_activation`` is ``False`` for a model with nonlinearities of its own: the activation
-    axis does not apply to it, so its trials are not repeated per activation (their activation
-    reads ``none``).
+    modules can be trained as a stacked ensemble of seeds; whether that is faster than one by one
+    is measured on the trial's device before its seeds train. ``takes_activation`` is ``False``
+    for a model with nonlinearities of its own: the activation axis does not apply to it, so its
+    trials are not repeated per activation (their activation reads ``none``).
     """
 
     name: str

@@ -162,9 +162,16 @@ class TrialResult:
     best_epoch: int | None = None
     error: str | None = None
     curve: list[EpochRecord] = field(default_factory=list)
+    training: dict[str, Any] | None = None
+    """How the trial was trained (JSON-ready; ``None`` for results stored before it was recorded):
+    ``mode`` (``stacked`` or ``one_by_one``), ``members`` (trials trained together as one stack), the
+    measured ``ratio`` of stacked to one-by-one speed or the ``reason`` it was not measured, and from
+    the executor ``concurrent`` (work items training on the same device at once, itself included) and
+    ``slots`` (how many could without sharing it: one per accelerator, the cores a CPU gives its
+    workers)."""
 
     def summary(self) -> dict[str, Any]:
-        """Flat, JSON-ready fields (no curve, no trial)."""
+        """Flat, JSON-ready fields (no curve, no trial; ``training`` is a dict)."""
         out = asdict(self)
         out.pop("trial")
         out.pop("curve")

@@ -40,6 +40,7 @@ def environment(devices: Mapping[str, str], threads: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "pid": os.getpid(),  # with the host: tells a later run whether this run's process is still alive
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "devices": dict(devices),

@@ -214,8 +214,9 @@ def convergence(frame: pd.DataFrame) -> Figure:
                     low, high = ("ci_low", "ci_high") if column == "mean" else ("train_loss_low", "train_loss_high")
                     ax.plot(curve["epoch"], curve[column], color=colour, marker="o", markersize=3, label=label)
                     ax.fill_between(curve["epoch"], curve[low], curve[high], color=colour, alpha=0.15, linewidth=0)
-            metric_ax.set(title=f"{task}: held-out metric", xlabel="epoch",
-                          ylabel=metric_label(part["metric_name"].iloc[0]))
+            split = part["split"].iloc[0] if "split" in part else "test"
+            metric_ax.set(title=f"{task}: {split} metric", xlabel="epoch",
+                          ylabel=metric_label(part["metric_name"].iloc[0], split))
             loss_ax.set(title=f"{task}: training loss", xlabel="epoch", ylabel="training loss (log scale)",
                         yscale="log" if part["train_loss"].gt(0).all() else "linear")
             for ax in (metric_ax, loss_ax):

@@ -7,6 +7,7 @@ named, with its notes, in one line under the table of contents.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,7 +19,7 @@ from nnbench.analysis import fairness, verdicts
 from nnbench.analysis import frames as analysis
 from nnbench.analysis.pairwise import AxisComparison
 from nnbench.analysis.rope import Rope, parse_rope
-from nnbench.contract.section import Heading, Note, Paragraph, ReportSection
+from nnbench.contract.section import Finding, Heading, Note, Paragraph, ReportSection
 from nnbench.reporting import plots
 from nnbench.reporting.html import new_section, table
 
@@ -229,10 +230,11 @@ def convergence(data: ReportData) -> ReportSection:
         section.blocks.append(Note("no per-epoch curves of trials that finished ok were stored"))
         return section
     section.blocks.append(plots.to_image(
-        plots.convergence(frame), "held-out metric and training loss against epoch, per task",
+        plots.convergence(frame), f"{frame['split'].iloc[0]} metric and training loss against epoch, per task",
         f"The best configurations of each task's leaderboard, at most {CONVERGENCE_CONFIGS}, numbered by rank: "
-        "mean over seeds, the band is the 95% confidence interval. Losses of different loss "
-        "functions are not comparable with each other."))
+        f"mean over seeds, the band is the 95% confidence interval; the metric is measured on "
+        f"{frame['split'].iloc[0]} data after every epoch. Losses of different loss functions are not "
+        "comparable with each other."))
     return section
 
 
@@ -278,6 +280,7 @@ def speed(data: ReportData) -> ReportSection:
         "Timings exclude data loading; throughput counts training samples per second."))
     if not measured:
         section.blocks.append(Note("peak memory was not measured (nnbench measures it on CUDA devices)"))
+    section.blocks += company_blocks(data.main)
     devices = analysis.device_comparison(data.main)
     section.blocks.append(Heading("Device against device"))
     if devices.empty:
@@ -290,6 +293,50 @@ def speed(data: ReportData) -> ReportSection:
             "Speed-up: the baseline's time per epoch divided by the device's, over trials with the same "
             "configuration and seed."))
     return section
+
+
+def device_company(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per task, architecture and device: trials that trained with their device to themselves, trials
+    that trained in company (more work at once on the device than it has slots: cores for CPU workers,
+    one per accelerator), and the most that trained on it at once. Empty when no trial recorded it
+    (stores written before nnbench recorded how trials were trained)."""
+    columns = ["task", "arch", "device", "alone", "in_company", "at_once"]
+    if "training" not in trials.columns or trials["training"].isna().all():
+        return pd.DataFrame(columns=columns)
+    records = trials["training"].map(lambda text: json.loads(text) if isinstance(text, str) else {})
+    at_once = records.map(lambda r: r.get("concurrent"))
+    known = at_once.notna()
+    frame = trials.loc[known, ["task", "arch", "device"]].assign(
+        at_once=at_once[known].astype(int),
+        shared=[r["concurrent"] > r.get("slots", 1) for r in records[known]])
+    out = frame.groupby(["task", "arch", "device"], sort=False).agg(
+        alone=("shared", lambda v: int((~v).sum())), in_company=("shared", "sum"), at_once=("at_once", "max"))
+    return out.reset_index()[columns]
+
+
+def company_blocks(trials: pd.DataFrame) -> list[Any]:
+    """How many trials shared a device while they were timed, and a warning where timings measured
+    alone and in company are compared (the table above, or device against device)."""
+    company = device_company(trials)
+    if company.empty or not company["in_company"].any():
+        return []
+    blocks: list[Any] = [Heading("Trials that shared a device"), table(
+        company, {"alone": count, "in_company": count, "at_once": count},
+        {"arch": "architecture", "alone": "trials alone", "in_company": "trials in company",
+         "at_once": "most at once"},
+        "A trial in company trained while more work shared its device than the device has slots (the cores of "
+        "a CPU, one per accelerator); its time per epoch is not comparable with a time measured alone.")]
+    mixed = company[(company["alone"] > 0) & (company["in_company"] > 0)]
+    for row in mixed.itertuples():
+        blocks.append(Finding("warning", f"{row.task} {row.arch} on {row.device}: {row.alone} trials were timed "
+                                         f"alone and {row.in_company} in company; their times above mix the two "
+                                         "and are not comparable"))
+    devices = company.groupby("device")["in_company"].sum()
+    if len(devices) > 1 and devices.gt(0).any() and devices.eq(0).any():
+        shared = ", ".join(devices[devices.gt(0)].index)
+        blocks.append(Finding("warning", f"trials on {shared} shared their device while others did not: a "
+                                         "comparison of devices mixes times measured alone and in company"))
+    return blocks
 
 
 def robustness(data: ReportData) -> ReportSection:

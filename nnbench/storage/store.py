@@ -5,14 +5,16 @@ with its configuration, status and final metrics), ``epochs`` (per-epoch curves)
 (which trials each run covered, including ones reused from earlier runs), ``skipped``
 (combinations a run did not train, with the reason) and ``micro`` (``nnbench micro`` timings, one
 row per component, device and shape, under run ids of their own) and ``claims`` (the trials a live
-run is training, so that a second run on the same store trains something else). Each finished
+run is training, so that a second run on the same store trains something else, and so that after a
+process died the next run knows which trial was training in it). Each finished
 trial is written in one transaction and checkpointed into the main file at once, so a killed
 process loses at most the trials it was still training, and the file ``nnbench.db`` alone holds
 every committed trial.
 
 Several runs may use one store at the same time: creating and migrating the schema, claiming
 trials and storing results are each one ``BEGIN IMMEDIATE`` transaction. A run whose process died
-reads as ``interrupted`` and its claims are released the next time the store is opened.
+reads as ``interrupted`` and its claims are released the next time the store is opened (all but
+those of trials that trained in its own process: see :meth:`ResultStore.crashed_trials`).
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ RESULT_COLUMNS = (
     ("test_loss", "REAL"), ("val_loss", "REAL"), ("val_metric", "REAL"), ("accuracy", "REAL"), ("rmse", "REAL"),
     ("r2", "REAL"), ("n_params", "INTEGER"), ("train_time", "REAL"), ("throughput", "REAL"),
     ("peak_memory", "INTEGER"), ("epochs_run", "INTEGER"), ("best_epoch", "INTEGER"), ("error", "TEXT"),
-    ("finished_at", "TEXT NOT NULL"),
+    ("finished_at", "TEXT NOT NULL"), ("training", "TEXT"),
 )
-"""What the ``trials`` table holds besides a trial's axes: its outcome."""
+"""What the ``trials`` table holds besides a trial's axes: its outcome. ``training`` (JSON, NULL in rows
+stored before it was recorded) says how the trial was trained: see ``TrialResult.training``."""
 
 
 def axis_column(ax: Axis) -> str:
@@ -99,22 +102,24 @@ CREATE TABLE IF NOT EXISTS micro (
     iterations INTEGER, min REAL, max REAL, mean REAL, median REAL, stddev REAL, iqr REAL, ops REAL
 );
 CREATE TABLE IF NOT EXISTS claims (
-    trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id), claimed_at TEXT NOT NULL
+    trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id), claimed_at TEXT NOT NULL,
+    in_process INTEGER NOT NULL DEFAULT 0
 );
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 
 MIGRATIONS = {
-    # 1 -> 2: runs name the process that writes them; claims of trials in training. Runs left
-    # `running` by the release that wrote version 1 cannot be checked, and no such release can write
-    # a version-2 store: they ended without saying so.
+    # 1 -> 2: runs name the process that writes them; claims of trials in training; how each trial
+    # was trained. Runs left `running` by the release that wrote version 1 cannot be checked, and no
+    # such release can write a version-2 store: they ended without saying so.
     1: ["ALTER TABLE runs ADD COLUMN process TEXT",
+        "ALTER TABLE trials ADD COLUMN training TEXT",
         "CREATE TABLE IF NOT EXISTS claims (trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES "
-        "runs(run_id), claimed_at TEXT NOT NULL)",
+        "runs(run_id), claimed_at TEXT NOT NULL, in_process INTEGER NOT NULL DEFAULT 0)",
         "UPDATE runs SET status = 'interrupted' WHERE status = 'running'"],
 }
 """The statements that bring a store of each older version to the next one; none loses a row."""
-ADDED_SINCE = {1: {"runs": {"process"}, "claims": None}}
+ADDED_SINCE = {1: {"runs": {"process"}, "trials": {"training"}, "claims": None}}
 """What a store of an older version lacks (a table: ``None``), for reading it as it is."""
 
 
@@ -146,6 +151,7 @@ class ResultStore:
         self.readonly = readonly
         self._column_defaults: dict[str, Any] | None = None
         self.version = SCHEMA_VERSION
+        self.ended_runs: list[str] = []  # runs found running whose process had died: marked interrupted
         if self.path.is_dir():
             raise StoreError(
                 f"store path {self.path} is a folder; give a file path such as {self.path / DEFAULT_STORE}"
@@ -268,13 +274,19 @@ class ResultStore:
 
     # -- which runs are alive ----------------------------------------------------------------------
 
-    def _release_dead_runs(self, db: sqlite3.Connection) -> None:
-        """Mark ``interrupted`` the running runs whose process died, and drop every claim of a run
-        that is not running any more (inside the caller's transaction)."""
+    def _release_dead_runs(self, db: sqlite3.Connection) -> list[str]:
+        """Mark ``interrupted`` the running runs whose process died and return their ids (inside the
+        caller's transaction). The claims of a run that is not running any more are released, except
+        those of trials that were training in the dead run's own process: the trial may be what
+        killed it (see :meth:`crashed_trials`), until a run claims it again."""
         dead = [run_id for run_id, process in db.execute("SELECT run_id, process FROM runs WHERE status = 'running'")
                 if not is_alive(process)]
         db.executemany("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [(r,) for r in dead])
-        db.execute("DELETE FROM claims WHERE run_id NOT IN (SELECT run_id FROM runs WHERE status = 'running')")
+        db.execute("DELETE FROM claims WHERE run_id NOT IN (SELECT run_id FROM runs WHERE status = 'running') AND "
+                   "NOT (in_process = 1 AND run_id IN (SELECT run_id FROM runs WHERE status = 'interrupted' AND "
+                   "finished_at IS NULL))")
+        self.ended_runs += dead
+        return dead
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -300,11 +312,13 @@ class ResultStore:
                        "WHERE run_id = ?) WHERE run_id = ?", (now(), status, run_id, run_id))
             db.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
 
-    def claim(self, run_id: str, trials: Sequence[Trial], replacing: Mapping[str, str] | None = None) -> list[Trial]:
+    def claim(self, run_id: str, trials: Sequence[Trial], replacing: Mapping[str, str] | None = None, *,
+              in_process: bool = False) -> list[Trial]:
         """Claim for ``run_id`` the trials among ``trials`` that it may train now: those that no other
         live run has claimed and that are not stored as finished. ``replacing`` maps the ids of
         finished trials the run retrains (``--force``) to their stored ``finished_at``: such a trial
-        counts as finished only once another run stored it again.
+        counts as finished only once another run stored it again. ``in_process``: the trials train in
+        the run's own process, so that, should it die, the next run knows which trial was in training.
 
         The claims of runs whose process died are released first; a run's claim on a trial ends when
         its result is stored or the run ends.
@@ -319,14 +333,15 @@ class ResultStore:
             for chunk in _chunks([t.trial_id for t in trials]):
                 marks = ", ".join("?" * len(chunk))
                 taken.update(r[0] for r in db.execute(
-                    f"SELECT trial_id FROM claims WHERE run_id != ? AND trial_id IN ({marks})", [run_id, *chunk]))
+                    f"SELECT trial_id FROM claims WHERE run_id != ? AND trial_id IN ({marks}) AND run_id IN "
+                    "(SELECT run_id FROM runs WHERE status = 'running')", [run_id, *chunk]))
                 done.update(trial_id for trial_id, finished_at in db.execute(
                     f"SELECT trial_id, finished_at FROM trials WHERE status IN {FINISHED} AND trial_id IN ({marks})",
                     chunk) if replacing.get(trial_id) != finished_at)
             mine = [t for t in trials if t.trial_id not in taken and t.trial_id not in done]
             stamp = now()
-            db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
-                           [(t.trial_id, run_id, stamp) for t in mine])
+            db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                           [(t.trial_id, run_id, stamp, int(in_process)) for t in mine])
         return mine
 
     def claimed_elsewhere(self, run_id: str, trial_ids: Iterable[str]) -> set[str]:
@@ -336,8 +351,8 @@ class ResultStore:
             self._release_dead_runs(db)
             for chunk in _chunks(list(trial_ids)):
                 found.update(r[0] for r in db.execute(
-                    f"SELECT trial_id FROM claims WHERE run_id != ? AND trial_id IN ({', '.join('?' * len(chunk))})",
-                    [run_id, *chunk]))
+                    f"SELECT trial_id FROM claims WHERE run_id != ? AND trial_id IN ({', '.join('?' * len(chunk))}) "
+                    "AND run_id IN (SELECT run_id FROM runs WHERE status = 'running')", [run_id, *chunk]))
         return found
 
     def finished_at(self, trial_ids: Iterable[str]) -> dict[str, str]:
@@ -353,6 +368,28 @@ class ResultStore:
         """Record that ``run_id`` covers already-stored trials it did not train again."""
         with self._transaction() as db:
             db.executemany("INSERT OR IGNORE INTO run_trials VALUES (?, ?, 1)", [(run_id, t) for t in trial_ids])
+
+    def crashed_trials(self, trial_ids: Iterable[str]) -> dict[str, str]:
+        """Among ``trial_ids``, those that were training in the own process of a run whose process died
+        (read ``interrupted``), with no result and no other run's claim since: each with that run's id."""
+        if self.version < SCHEMA_VERSION:
+            return {}  # a store read as an older release wrote it records no claims
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(trial_ids)):
+            found.update(self._db.execute(
+                "SELECT c.trial_id, c.run_id FROM claims c JOIN runs r ON r.run_id = c.run_id WHERE c.in_process = 1 "
+                f"AND r.status = 'interrupted' AND r.finished_at IS NULL AND c.trial_id IN "
+                f"({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return found
+
+    def epoch_times(self) -> list[tuple[str, str, str, int, str, float, float]]:
+        """Timings of stored trials that finished ok, per kind of trial: ``(task, arch, arch params as
+        JSON, batch size, device, mean seconds per epoch, mean training samples)``, for
+        estimating how long similar trials take."""
+        return self._db.execute(
+            "SELECT task, arch, COALESCE(json_extract(params, '$.arch'), '{}'), batch_size, device, "
+            "AVG(train_time / epochs_run), AVG(throughput * train_time / epochs_run) FROM trials "
+            "WHERE status = 'ok' AND epochs_run > 0 AND train_time > 0 GROUP BY 1, 2, 3, 4, 5").fetchall()
 
     def add_axes(self, axes: Sequence[Axis]) -> None:
         """Give the ``trials`` table a column for every axis among ``axes`` it lacks (a kind a plugin
@@ -382,6 +419,8 @@ class ResultStore:
         row = {**trial.config(), **result.summary(), "trial_id": trial.trial_id, "run_id": run_id,
                "epochs_run": len(result.curve), "finished_at": now()}
         row["params"] = to_json(row["params"], f"the hyper-parameters of trial {trial.trial_id}", sort_keys=True)
+        row["training"] = (None if result.training is None
+                           else to_json(result.training, f"how trial {trial.trial_id} was trained", sort_keys=True))
         columns = self._columns()
         unknown = sorted(set(trial.components) - set(columns))
         if unknown:

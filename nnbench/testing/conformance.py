@@ -9,7 +9,6 @@ them on every built-in component.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import warnings
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import vmap
 
 from nnbench.contract.specs import (
     MODALITIES,
@@ -326,7 +325,8 @@ def check_architecture(spec: Architecture, activation: Callable[[], nn.Module] |
     """For every modality it reads (at the shapes in :data:`SHAPES`) and for 1 and 3 outputs, ``build``
     with the default ``params`` returns a module mapping a batch to ``(batch, outputs)`` floats,
     the same seed builds the same model, and one SGD step changes the weights and keeps the loss
-    finite; when ``vectorizable``, models stacked with ``torch.func`` give each model's outputs.
+    finite; when ``vectorizable``, models stacked as nnbench stacks seeds
+    (:class:`~nnbench.training.stacking.StackedModel`) give each model's outputs.
 
     ``activation`` is the activation factory to build with (default ``nn.ReLU``).
     """
@@ -339,7 +339,7 @@ def check_architecture(spec: Architecture, activation: Callable[[], nn.Module] |
             with _naming("architecture", spec.name, where):
                 _check_architecture_on(spec, input_spec, outputs, activation, x, where)
         if spec.vectorizable:
-            with _naming("architecture", spec.name, f"stacked with torch.func for {modality} inputs"):
+            with _naming("architecture", spec.name, f"stacked for {modality} inputs"):
                 _check_stacked(spec, input_spec, activation, x)
 
 
@@ -390,13 +390,17 @@ def _train_one_step(spec: Architecture, model: nn.Module, x: torch.Tensor, where
 
 def _check_stacked(spec: Architecture, input_spec: InputSpec, activation: Callable[[], nn.Module],
                    x: torch.Tensor) -> None:
+    from nnbench.training.stacking import NotStackable, StackedModel
+
     models = [_build(spec, input_spec, 3, activation, seed=seed) for seed in range(3)]
     for model in models:
         model.eval()
-    params, buffers = stack_module_state(models)
-    skeleton = copy.deepcopy(models[0]).to("meta")
-    _same_under_vmap("architecture", spec.name,
-                     lambda: vmap(lambda p, b: functional_call(skeleton, (p, b), (x,)))(params, buffers),
+    try:
+        stacked = StackedModel(models)
+    except NotStackable as exc:
+        raise _fail("architecture", spec.name, f"is declared vectorizable but cannot be stacked: {exc}") from exc
+    stacked.train(False)
+    _same_under_vmap("architecture", spec.name, lambda: stacked(x.expand(len(models), *x.shape)),
                      lambda: torch.stack([model(x) for model in models]))
 
 

@@ -4,8 +4,10 @@
 ``(members, batch, outputs)``; member ``k`` sees only its own slice and its own parameters, so the
 sum of the members' losses gives each member exactly its own gradient. Layers torch already
 batches are run directly (``nn.Linear`` becomes one ``baddbmm``, element-wise activations apply
-to the whole stack); any other layer runs under ``torch.func.vmap`` over ``functional_call``,
-which is exact but slower. :func:`stacked_loss` does the same for criteria.
+to the whole stack), the built-in networks and torch's convolution and recurrent layers have
+hand-written stacked forms (:mod:`nnbench.training.stacked_networks`: grouped convolutions,
+batched recurrent cells), and any other layer runs under ``torch.func.vmap`` over
+``functional_call``, which is exact but slower. :func:`stacked_loss` does the same for criteria.
 """
 
 from __future__ import annotations
@@ -43,26 +45,44 @@ def _shift(dim: int) -> int:
     return dim + 1 if dim >= 0 else dim
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Each member's ``nn.Linear`` as one batched matrix multiply; ``weight`` is ``(members, in, out)``."""
     flat = x.reshape(x.shape[0], -1, x.shape[-1])
     out = torch.bmm(flat, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), flat, weight)
     return out.reshape(*x.shape[:-1], weight.shape[2])
 
 
+def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each member's ``nn.PReLU`` on ``(members, batch, features)`` inputs; ``weight`` is ``(members,
+    1)`` or ``(members, features)``."""
+    slope = weight.reshape(weight.shape[0], *([1] * (x.dim() - 2)), weight.shape[1])
+    if x.dim() > 3 and weight.shape[1] > 1:  # per-channel slopes: channels are a member's first dimension
+        slope = weight.reshape(weight.shape[0], 1, weight.shape[1], *([1] * (x.dim() - 3)))
+    return torch.where(x > 0, x, slope * x)
+
+
+def _alike(one: nn.Module, other: nn.Module) -> bool:
+    return type(one) is type(other) and one.extra_repr() == other.extra_repr()
+
+
 class StackedModel:
     """``members`` (identical architectures, different weights) as one model over stacked inputs.
 
     ``params`` maps each parameter name of a member to the stacked leaf tensor to optimize; it is
-    the only copy of the weights, and :meth:`keep` replaces it with a subset of the members.
+    the only copy of the weights, and :meth:`keep` replaces it with a subset of the members. Members
+    may differ in their parameter-free element-wise layers (the activation under test): each run of
+    members with alike layers applies its own to its part of the stack.
     """
 
     def __init__(self, members: list[nn.Module]) -> None:
         self.template = members[0]
+        self.members = members
+        self.active = list(range(len(members)))  # the members (by position in ``members``) still stacked
+        self._runs: dict[tuple[str, tuple[int, ...]], list[tuple[int, int, nn.Module]]] = {}
         # Linear weights are stored transposed, (members, in, out): the batched matmul's backward
         # is 3x slower on a transposed view on CPU. Element-wise optimizers do not mind the layout.
         self.transposed: set[str] = set()
-        self.layers = self._plan(self.template, "")
+        self.layers = self.plan(self.template, "")
         names = [name for name, _ in self.template.named_parameters()]
         buffer_names = [name for name, _ in self.template.named_buffers()]
         per_member = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in members]
@@ -87,16 +107,62 @@ class StackedModel:
         with torch.no_grad():
             self.params = {n: p[index].clone().requires_grad_() for n, p in self.params.items()}
             self.buffers = {n: b[index].clone() for n, b in self.buffers.items()}
+        self.active = [self.active[i] for i in index.tolist()]
         self.size = len(index)
 
-    def _plan(self, module: nn.Module, prefix: str) -> list[Layer]:
+    def runs(self, prefix: str) -> list[tuple[int, int, nn.Module]]:
+        """Consecutive stack positions ``[start, end)`` whose members have alike layers at ``prefix``,
+        each with one of those layers."""
+        key = (prefix, tuple(self.active))
+        if key not in self._runs:
+            layers = [self.members[i].get_submodule(prefix.rstrip(".")) for i in self.active]
+            runs, start = [], 0
+            for k in range(1, len(layers) + 1):
+                if k == len(layers) or not _alike(layers[k], layers[start]):
+                    runs.append((start, k, layers[start]))
+                    start = k
+            self._runs[key] = runs
+        return self._runs[key]
+
+    def elementwise(self, module: nn.Module, prefix: str, grouped: bool = False) -> Layer:
+        """A parameter-free element-wise layer (``module``, the template's) for the whole stack: the
+        layer itself when every member has one alike, else each run of members' own layer on its part.
+        ``grouped``: inputs hold the members' channels side by side, ``(batch, members * channels, ...)``."""
+        layers = [m.get_submodule(prefix.rstrip(".")) for m in self.members]
+        if all(_alike(layer, module) for layer in layers):
+            return module
+        if any(type(layer) not in ELEMENTWISE for layer in layers):
+            raise NotStackable(f"the seeds built different layers at {prefix.rstrip('.') or 'the top'}")
+        if grouped:
+            def by_channels(x: torch.Tensor) -> torch.Tensor:
+                width = x.shape[1] // len(self.active)
+                return torch.cat([layer(x[:, a * width : b * width]) for a, b, layer in self.runs(prefix)], dim=1)
+
+            return by_channels
+        return lambda x: torch.cat([layer(x[a:b]) for a, b, layer in self.runs(prefix)], dim=0)
+
+    @property
+    def training(self) -> bool:
+        return self.template.training
+
+    def plan(self, module: nn.Module, prefix: str) -> list[Layer]:
+        """The layers that compute ``module`` (a member's submodule named ``prefix``) for the whole
+        stack, on inputs of shape ``(members, batch, ...)``. Stacked forms call it for their parts,
+        and mark in :attr:`transposed` the ``nn.Linear``-like weights they read as ``(members, in, out)``."""
+        from nnbench.training.stacked_networks import STACKED_FORMS
+
+        form = STACKED_FORMS.get(type(module))
+        if form is not None:
+            return [form(self, module, prefix)]
         if _exactly(module, nn.Sequential):
-            return [layer for name, child in module.named_children() for layer in self._plan(child, f"{prefix}{name}.")]
+            return [layer for name, child in module.named_children() for layer in self.plan(child, f"{prefix}{name}.")]
         if _exactly(module, nn.Linear):
             self.transposed.add(f"{prefix}weight")
-            return [lambda x: _linear(x, self.params[f"{prefix}weight"], self.params.get(f"{prefix}bias"))]
+            return [lambda x: linear(x, self.params[f"{prefix}weight"], self.params.get(f"{prefix}bias"))]
         if type(module) in ELEMENTWISE:
-            return [module]
+            return [self.elementwise(module, prefix)]
+        if _exactly(module, nn.PReLU):
+            return [lambda x: prelu(x, self.params[f"{prefix}weight"])]
         if _exactly(module, nn.Softmax) and module.dim is not None:
             softmax_dim = _shift(module.dim)
             return [lambda x: F.softmax(x, dim=softmax_dim)]
@@ -108,9 +174,9 @@ class StackedModel:
             return [lambda x: x.flatten(start, end)]
         if _exactly(module, nn.Dropout) and module.p == 0:
             return []
-        return [self._vmapped(module, prefix)]
+        return [self.vmapped(module, prefix)]
 
-    def _vmapped(self, module: nn.Module, prefix: str) -> Layer:
+    def vmapped(self, module: nn.Module, prefix: str) -> Layer:
         names = [name for name, _ in module.named_parameters()]
         buffer_names = [name for name, _ in module.named_buffers()]
 

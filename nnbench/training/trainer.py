@@ -195,11 +195,17 @@ def train_trial(
     trial: Trial,
     catalogue: Catalogue,
     on_epoch: Callable[[Trial, EpochRecord], None] | None = None,
+    test_each_epoch: bool = False,
 ) -> TrialResult:
-    """Train ``trial`` and return its result; never raises for a problem inside the trial."""
+    """Train ``trial`` and return its result; never raises for a problem inside the trial.
+
+    The validation split is scored after every epoch; the test split only where the trial's final
+    numbers may come from (see :func:`score_test_now`), or after every epoch with ``test_each_epoch``
+    (for whoever reads each epoch's test numbers, such as an ``after_epoch`` hook).
+    """
     task = catalogue.tasks.get(trial.task)
     try:
-        return _train(trial, catalogue, on_epoch)
+        return _train(trial, catalogue, on_epoch, test_each_epoch)
     except Exception:
         return TrialResult(trial, "failed", metric_name=task.metric, error=traceback.format_exc())
 
@@ -251,16 +257,19 @@ def _load(task: Task, view: Modality, device: torch.device) -> TaskData:
 
 def add_epoch(result: TrialResult, epoch: int, train_loss: float, elapsed: float,
               test: Mapping[str, float], val: Mapping[str, float]) -> EpochRecord:
-    """Append one epoch to ``result`` (``test``/``val``: scores, empty when the training loss is not
-    finite) and mark the result diverged when a loss is not finite."""
+    """Append one epoch to ``result`` (``test``/``val``: scores, empty when not measured, as for an
+    epoch whose training loss is not finite) and mark the result diverged when a loss is not finite:
+    the training loss, or the test loss where it was measured, else the validation loss."""
     record = EpochRecord(epoch, train_loss, test.get("test_loss", math.nan), test.get("metric", math.nan),
                          elapsed, val.get("test_loss", math.nan), val.get("metric", math.nan),
                          test.get("accuracy"), test.get("rmse"), test.get("r2"))
     result.train_time += elapsed
     result.curve.append(record)
-    if not (math.isfinite(record.train_loss) and math.isfinite(record.test_loss)):
+    held_out = record.test_loss if test else record.val_loss
+    if not (math.isfinite(record.train_loss) and held_out is not None and math.isfinite(held_out)):
         result.status = "diverged"
-        result.error = f"non-finite loss at epoch {epoch} (train {train_loss}, test {record.test_loss})"
+        shown = f"test {record.test_loss}" if test else f"validation {record.val_loss}"
+        result.error = f"non-finite loss at epoch {epoch} (train {train_loss}, {shown})"
     return record
 
 
@@ -287,15 +296,35 @@ class EarlyStopping:
         self.best_value = -math.inf if higher_is_better else math.inf
         self.waited = 0
 
+    def improves(self, value: float | None) -> bool:
+        """Whether an epoch with validation metric ``value`` would be the best so far."""
+        return value is not None and math.isfinite(value) and (
+            value > self.best_value if self.higher else value < self.best_value)
+
+    def needs_test(self, value: float | None) -> bool:
+        """Whether the epoch with validation metric ``value`` may give the trial its final numbers: it is
+        the best so far, or training stops after it."""
+        return self.patience is not None and (self.improves(value) or self.waited + 1 >= self.patience)
+
     def update(self, record: EpochRecord) -> bool:
         """Record an epoch; ``True`` when training should stop."""
-        value = record.val_metric
-        if value is not None and math.isfinite(value) and (
-                value > self.best_value if self.higher else value < self.best_value):
-            self.best, self.best_value, self.waited = record, value, 0
+        if self.improves(record.val_metric):
+            self.best, self.best_value, self.waited = record, record.val_metric, 0  # type: ignore[assignment]
         else:
             self.waited += 1
         return self.patience is not None and self.waited >= self.patience
+
+    def chosen(self) -> EpochRecord | None:
+        """The epoch whose numbers the trial keeps: the best one under early stopping, else the last."""
+        return self.best if self.patience is not None else None
+
+
+def score_test_now(epoch: int, epochs: int, stopping: EarlyStopping, val: Mapping[str, float],
+                   every_epoch: bool) -> bool:
+    """Whether to measure the test split after ``epoch``: when something reads every epoch's test
+    numbers (``every_epoch``), at the last epoch, and at epochs that may give the trial its final
+    numbers under early stopping. Validation data are measured after every epoch."""
+    return every_epoch or epoch == epochs or stopping.needs_test(val.get("metric"))
 
 
 def make_schedule(trial: Trial, catalogue: Catalogue, optimizer: torch.optim.Optimizer, steps: int) -> Any:
@@ -304,7 +333,8 @@ def make_schedule(trial: Trial, catalogue: Catalogue, optimizer: torch.optim.Opt
     return spec.factory(optimizer, steps, **dict(trial.params.get("schedule", {})))
 
 
-def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochRecord], None] | None) -> TrialResult:
+def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochRecord], None] | None,
+           test_each_epoch: bool) -> TrialResult:
     setup = set_up(trial, catalogue)
     device, x, y = setup.device, setup.x, setup.y
     model = build_model(trial, catalogue, setup.task, setup.view).to(device)
@@ -355,13 +385,14 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
         synchronize(device)
         elapsed = time.perf_counter() - start
         train_loss = float(total) / n
-        finite = math.isfinite(train_loss)
-        record = add_epoch(result, epoch, train_loss, elapsed, setup.evaluate(model) if finite else {},
-                           setup.validate(model) if finite else {})
+        val = setup.validate(model) if math.isfinite(train_loss) else {}
+        test = setup.evaluate(model) if val and score_test_now(epoch, trial.epochs, stopping, val,
+                                                               test_each_epoch) else {}
+        record = add_epoch(result, epoch, train_loss, elapsed, test, val)
         if on_epoch is not None:
             on_epoch(trial, record)
         if result.status == "diverged" or stopping.update(record):
             break
     # With early stopping the trial's numbers are its best validation epoch's (the weights it
-    # would keep); the test split was measured, never consulted, at every epoch.
-    return finish(result, n, device, stopping.best if trial.patience is not None else None)
+    # would keep); the test split was measured there, never consulted.
+    return finish(result, n, device, stopping.chosen())
