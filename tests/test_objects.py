@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from torch import nn
 
 import nnbench
+from nnbench.analysis import frames as analysis
 from nnbench.cli import cli
 from nnbench.contract.errors import DuplicateComponentError, NNBenchError, UnknownComponentError
 from nnbench.loading.catalogue import collect_catalogue
@@ -82,6 +83,14 @@ def test_objects_on_every_axis_train_next_to_names(tmp_path: Path) -> None:
                               ("fnn", "relu", "adam"), ("fnn", "Squareplus", "rmsprop"), ("fnn", "Squareplus", "adam")}
     assert set(frame["loss"]) == {"mse"}  # torch's own classes of the built-ins are the built-ins
     assert len(frame) == 12
+    # The report names the code each result came from: a hash of each session object's source.
+    versions = analysis.code_versions(frame)
+    assert [tuple(row) for row in versions[["axis", "component", "trials"]].itertuples(index=False)] == [
+        ("activation", "Squareplus", 4), ("arch", "simple", 4)]  # torch.optim.RMSprop is the built-in rmsprop
+    assert all(code.startswith("source:") and len(code) == len("source:") + 16 for code in versions["code"])
+    page = nnbench.report(store=tmp_path / "o.db").html
+    overview = page[page.index('<section id="overview">'):]
+    assert all(code in overview for code in versions["code"]) and "that is not built in" in overview
 
 
 def test_a_plain_function_and_a_configured_module_are_activations(tmp_path: Path) -> None:

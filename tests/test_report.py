@@ -222,8 +222,10 @@ def test_report_object_saves_and_shows_in_notebooks(tmp_path: Path) -> None:
     report = Report("<html><body>a & b</body></html>")
     path = report.save(tmp_path / "deep" / "folder" / "r.html")
     assert path.read_text() == report.html
-    frame = report._repr_html_()
+    frame = report._repr_html_()  # a page made elsewhere, without its inline form: framed
     assert frame.startswith("<iframe srcdoc=\"&lt;html&gt;") and "a &amp; b" in frame and " sandbox " in frame
+    assert Report("<html></html>", "<div>inline</div>")._repr_html_() == "<div>inline</div>"
+    assert "inline" not in repr(Report("<html></html>", "<div>inline</div>"))
 
 
 def test_report_package_imports_no_plotting_and_building_imports_no_torch(
@@ -330,6 +332,21 @@ class DevTools:
                 raise RuntimeError("Chromium exited before answering")
             self._buffer += chunk
 
+    def open(self, url: str) -> str:
+        """A new page at ``url``, loaded, with its page, runtime and log events on; returns its session."""
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        session: str = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable", session)
+        self.send("Page.navigate", session, url=url)
+        self.wait_for("Page.loadEventFired")
+        return session
+
+    def evaluate(self, session: str, expression: str) -> Any:
+        """The value of ``expression`` (a script returning JSON text) in the page, decoded."""
+        return json.loads(self.send("Runtime.evaluate", session, expression=expression,
+                                    returnByValue=True)["result"]["value"])
+
     def close(self) -> None:
         with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.send("Browser.close", timeout=10)
@@ -352,16 +369,9 @@ def test_report_renders_in_headless_chromium(rich_report: tuple[str, Path], tmp_
     _, path = rich_report
     browser = DevTools(chromium, tmp_path / "profile")
     try:
-        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            browser.send(f"{domain}.enable", session)
-        browser.send("Page.navigate", session, url=path.as_uri())
-        browser.wait_for("Page.loadEventFired")
-        result = browser.send("Runtime.evaluate", session, expression=PAGE_CHECK, returnByValue=True)
-        page = json.loads(result["result"]["value"])
-        sorted_ = json.loads(browser.send("Runtime.evaluate", session, expression=SORT_CHECK,
-                                          returnByValue=True)["result"]["value"])
+        session = browser.open(path.as_uri())
+        page = browser.evaluate(session, PAGE_CHECK)
+        sorted_ = browser.evaluate(session, SORT_CHECK)
     finally:
         browser.close()
     assert page["sections"][: len(SECTIONS)] == SECTIONS
@@ -385,6 +395,89 @@ def test_report_renders_in_headless_chromium(rich_report: tuple[str, Path], tmp_
               or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
               or e["method"] in ("Runtime.exceptionThrown", "Page.javascriptDialogOpening")]
     assert errors == []
+
+
+NOTEBOOK_HOST = """<!DOCTYPE html><html><head><meta charset="utf-8"><style>
+body { font-size: 11px; } p { margin: 40px 0; color: rgb(1, 2, 3); font-size: 9px; } table { font-size: 30px; }
+h2 { font-size: 50px; }
+</style></head><body><p id="before">a notebook's own paragraph</p>
+<div class="output">FIRST</div><div class="output">SECOND</div><p id="after">another cell</p></body></html>"""
+FRAGMENT_CHECK = """(() => {
+  const reports = Array.from(document.querySelectorAll("div.nnbench-report"));
+  const style = (element, property) => getComputedStyle(element)[property];
+  const own = report => Array.from(report.querySelectorAll("[id]")).map(e => e.id);
+  const links = report => Array.from(report.querySelectorAll("a[href^='#']")).map(a => a.getAttribute("href").slice(1));
+  const table = reports[1].querySelector("section[id$='-leaderboard'] table");
+  const headers = Array.from(table.tHead.rows[0].cells);
+  const column = headers.findIndex(th => th.textContent.startsWith("mean"));
+  headers[column].click();
+  const other = reports[0].querySelector("section[id$='-leaderboard'] th:nth-child(" + (column + 1) + ")");
+  return JSON.stringify({
+    count: reports.length,
+    heights: reports.map(r => [r.getBoundingClientRect().height, r.scrollHeight]),
+    outside: [style(document.getElementById("before"), "marginTop"), style(document.getElementById("after"), "color")],
+    inside: [style(reports[0].querySelector("p"), "marginTop"), style(reports[0].querySelector("h2"), "fontSize"),
+             style(reports[0].querySelector("table"), "fontSize"), style(reports[0].querySelector("p"), "color"),
+             style(reports[0].querySelector("p"), "fontSize")],
+    ids: reports.map(own),
+    unresolved: reports.map(r => links(r).filter(id => !own(r).includes(id))),
+    sorted: [headers[column].getAttribute("aria-sort"), other.getAttribute("aria-sort")],
+    images: Array.from(document.images).map(i => i.complete && i.naturalWidth > 0),
+  });
+})()"""
+
+
+def test_the_inline_report_fits_its_content_and_keeps_to_itself(rich_report: tuple[str, Path], tmp_path: Path,
+                                                                 store_writer: Callable[..., Any]) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed; install it with `apt-get install -y chromium` "
+                    "(CI installs it in .ci/run)")
+    _, path = rich_report
+    from nnbench.storage.store import ResultStore
+
+    with ResultStore(path.parent.parent / "rich.db", readonly=True) as store:
+        shown = [build_report(store, ["run-1"], BUILTINS()) for _ in range(2)]
+    fragments = [report._repr_html_() for report in shown]
+    assert all(f.startswith('<div class="nnbench-report" id="nnbench-') and "<iframe" not in f and "<body" not in f
+               for f in fragments)
+    assert len(fragments[0]) < 1.05 * len(shown[0].html)  # no escaped copy of the page
+    host = tmp_path / "notebook.html"
+    host.write_text(NOTEBOOK_HOST.replace("FIRST", fragments[0]).replace("SECOND", fragments[1]), encoding="utf-8")
+    browser = DevTools(chromium, tmp_path / "profile")
+    try:
+        page = browser.evaluate(browser.open(host.as_uri()), FRAGMENT_CHECK)
+    finally:
+        browser.close()
+    assert page["count"] == 2
+    # As high as the content (no frame with a fixed height, nothing clipped), and that is a long page.
+    assert all(height > 3000 and abs(height - scroll) < 2 for height, scroll in page["heights"]), page["heights"]
+    assert page["outside"] == ["40px", "rgb(1, 2, 3)"]  # the notebook's own styles hold around the report
+    margin, heading, table, color, size = page["inside"]  # the report's own styles hold inside it
+    assert margin != "40px" and heading != "50px" and table != "30px" and color != "rgb(1, 2, 3)" and size == "15px"
+    assert not set(page["ids"][0]) & set(page["ids"][1])  # two reports, two sets of ids
+    assert page["unresolved"] == [[], []]  # every in-page link leads inside its own report
+    assert page["sorted"] == ["ascending", None]  # a click sorts that report's table only
+    assert page["images"] and all(page["images"])
+
+
+def test_report_styles_are_scoped_to_one_element() -> None:
+    css = """:root { --ink: #000; }
+* { box-sizing: border-box; }
+body { margin: 0; }
+/* a comment { with a brace } */
+th, td.num { padding: 1px; }
+@media print {
+  body { font-size: 10pt; }
+  nav.toc, a.download { display: none; }
+}
+"""
+    scoped = html_module.scoped_css(css, "#r")
+    assert scoped == ("#r { --ink: #000; }\n#r * { box-sizing: border-box; }\n#r { margin: 0; }\n"
+                      "#r th, #r td.num { padding: 1px; }\n@media print {\n#r { font-size: 10pt; }\n"
+                      "#r nav.toc, #r a.download { display: none; }\n}\n")
+    with pytest.raises(ValueError, match="unbalanced"):
+        html_module.scoped_css("p { margin: 0;", "#r")
 
 
 # -- fair comparisons: the tuning protocol, time-to-target and performance profiles ----------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,30 @@ def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
     variant = [", ".join(f"{k}={flat[k]}" for k in keys if k in flat) for flat, _ in parsed]
     task = [f"{name} → {target}" if target else name for name, (_, target) in zip(trials["task"], parsed, strict=True)]
     return trials.assign(variant=variant, task=task)
+
+
+def code_versions(trials: pd.DataFrame) -> pd.DataFrame:
+    """The code of every component that is not built in, as its trials recorded it: one row per axis,
+    component and code (an installed plugin's ``distribution version``, or ``source:`` and a hash of
+    the source of a component defined in a session), with its number of trials, the runs that trained
+    them and when the last one finished. Empty when every component is built in."""
+    columns = ["axis", "component", "code", "trials", "runs", "last trained"]
+    if trials.empty or "params" not in trials.columns:
+        return pd.DataFrame(columns=columns)
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in trials.to_dict("records"):
+        params = row["params"]
+        code = (json.loads(params) if isinstance(params, str) else {}).get("code") or {}
+        for axis, version in code.items():
+            key = (axis, str(row.get(axis, "")), str(version))
+            entry = rows.setdefault(key, {"trials": 0, "runs": set(), "last trained": ""})
+            entry["trials"] += 1
+            entry["runs"].add(str(row.get("run_id", "")))
+            entry["last trained"] = max(entry["last trained"], str(row.get("finished_at") or ""))
+    frame = pd.DataFrame([{"axis": axis, "component": component, "code": code, "trials": entry["trials"],
+                           "runs": ", ".join(sorted(entry["runs"])), "last trained": entry["last trained"] or None}
+                          for (axis, component, code), entry in rows.items()], columns=columns)
+    return frame.sort_values(["axis", "component", "last trained"], ignore_index=True)
 
 
 def tidy(trials: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ Importing this package is cheap: plotting libraries load when a report is built.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,16 +27,20 @@ __all__ = ["Report", "ReportSection", "build_report", "write_run_report"]
 
 @dataclass(frozen=True)
 class Report:
-    """A rendered report: ``html`` is the whole page."""
+    """A rendered report: ``html`` is the whole page; ``fragment`` the same report as one element, which
+    a notebook shows inline (``_repr_html_``): as high as its content, its styles applying inside it only."""
 
     html: str
+    fragment: str = field(default="", repr=False)
 
     def __repr__(self) -> str:
-        # A short text form: a notebook stores it beside the page, and the page is already there once.
+        # A short text form: a notebook stores it beside the HTML, which is already there once.
         return f"<nnbench report: {len(self.html) / 1024:,.0f} KiB of HTML; .save(path) writes it>"
 
     def _repr_html_(self) -> str:
-        # An isolated frame keeps the report's styles out of the notebook and its policy in force.
+        if self.fragment:
+            return self.fragment
+        # A page made elsewhere: a frame keeps its styles out of the notebook.
         return (f'<iframe srcdoc="{escape(self.html, quote=True)}" sandbox '
                 'style="width: 100%; height: 800px; border: 1px solid #ddd"></iframe>')
 
@@ -77,7 +81,7 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     title = "nnbench report: " + (", ".join(run_ids) if len(run_ids) <= 3 else f"{len(run_ids)} runs")
     tasks = ", ".join(dict.fromkeys(trials["task"])) or "no tasks"
     subtitle = f"{len(trials):,} trials on {tasks}; stored in {store.path}"
-    return Report(page.render(title, subtitle, shown, left_out))
+    return Report(page.render(title, subtitle, shown, left_out), page.render_fragment(title, subtitle, shown, left_out))
 
 
 def write_run_report(store: ResultStore, run_ids: Sequence[str], out_dir: Path,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +91,12 @@ def paragraphs(text: str) -> list[Paragraph]:
     return [Paragraph(part.strip()) for part in text.split("\n\n") if part.strip()]
 
 
+@jinja2.pass_context
+def _local(context: Any, link: str) -> str:
+    """An in-page link (``#anchor``) to the element as its id reads in this rendering (see ``prefix``)."""
+    return "#" + context.get("prefix", "") + link[1:] if link.startswith("#") else link
+
+
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("nnbench.reporting", "templates"),
     autoescape=True,  # every string from the store, a grid file or a plugin is data, not markup
@@ -96,9 +104,10 @@ _environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_environment.filters["local"] = _local
 
 
-PAGE_SCRIPT = """(function () {
+PAGE_SCRIPT = """(function (root) {
   "use strict";
   function key(row, column) {
     var cell = row.cells[column], value = cell ? cell.getAttribute("data-v") : null;
@@ -109,7 +118,9 @@ PAGE_SCRIPT = """(function () {
     if (typeof a === "number" && typeof b === "number") { return a === b ? 0 : (a < b ? -1 : 1); }
     return String(a).localeCompare(String(b), undefined, {numeric: true});
   }
-  document.querySelectorAll("table.sortable").forEach(function (table) {
+  root.querySelectorAll("table.sortable").forEach(function (table) {
+    if (table.hasAttribute("data-sorting")) { return; }  /* shown twice in one document: bound once */
+    table.setAttribute("data-sorting", "");
     var headers = table.tHead ? Array.prototype.slice.call(table.tHead.rows[0].cells) : [];
     headers.forEach(function (th, column) {
       function sort() {
@@ -132,12 +143,13 @@ PAGE_SCRIPT = """(function () {
       });
     });
   });
-  document.querySelectorAll("a.download[data-image]").forEach(function (link) {
+  root.querySelectorAll("a.download[data-image]").forEach(function (link) {
     link.href = link.closest("figure").querySelector("img").src;
     link.hidden = false;
   });
-})();"""
-"""The page's one script: sorting and SVG downloads. It reads the page and never writes markup from text."""
+})(document.currentScript ? document.currentScript.parentNode : document);"""
+"""The page's one script: sorting and SVG downloads, within the element that holds it (the page's body, or
+the inline report's own element). It reads the page and never writes markup from text."""
 SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(PAGE_SCRIPT.encode()).digest()).decode("ascii")
 CONTENT_POLICY = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'"
 
@@ -146,7 +158,63 @@ def render(title: str, subtitle: str, sections: list[ReportSection],
            left_out: Sequence[tuple[str, str]] = ()) -> str:
     """The whole report as one HTML document; each section's content is in its ``blocks``.
     ``left_out`` lists the sections that had nothing to show, with the reason, for one line."""
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return _environment.get_template("report.html").render(
-        title=title, subtitle=subtitle, sections=sections, generated=generated, version=__version__,
-        left_out=list(left_out), script=PAGE_SCRIPT, policy=CONTENT_POLICY)
+        **_content(title, subtitle, sections, left_out), prefix="", policy=CONTENT_POLICY)
+
+
+def render_fragment(title: str, subtitle: str, sections: list[ReportSection],
+                    left_out: Sequence[tuple[str, str]] = ()) -> str:
+    """The same report as one element to show inside another page (a notebook's output): no frame, so
+    it is as high as its content; its styles apply inside it only, and its ids are its own, so that
+    two reports shown in one notebook neither restyle nor link into each other."""
+    scope = f"nnbench-{secrets.token_hex(4)}"
+    css = (f"#{scope} * {{ {FRAGMENT_RESET} }}\n"
+           + scoped_css(_environment.loader.get_source(_environment, "report.css")[0], f"#{scope}"))  # type: ignore[union-attr]
+    return _environment.get_template("fragment.html").render(
+        **_content(title, subtitle, sections, left_out), prefix=f"{scope}-", scope=scope, css=css)
+
+
+def _content(title: str, subtitle: str, sections: list[ReportSection],
+             left_out: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return {"title": title, "subtitle": subtitle, "sections": sections, "generated": generated,
+            "version": __version__, "left_out": list(left_out), "script": PAGE_SCRIPT}
+
+
+_ROOTS = (":root", "html", "body")
+FRAGMENT_RESET = "color: inherit; font-family: inherit; font-size: inherit; letter-spacing: inherit;"
+"""What the inline report's elements take from the report, not from the notebook's own rules for ``p``,
+``td`` or ``li`` (the report's own rules are more specific and still apply)."""
+
+
+def scoped_css(css: str, scope: str) -> str:
+    """``css`` restricted to the element that ``scope`` selects (``#nnbench-1a2b``): every selector is
+    prefixed with it, and a rule for ``:root``, ``html`` or ``body`` styles that element instead.
+    Rules nest inside at-rules such as ``@media print``; comments are dropped."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    out, i = [], 0
+    while True:
+        start = css.find("{", i)
+        if start < 0:
+            break
+        head, depth, end = css[i:start].strip(), 1, start + 1
+        while depth:
+            if end >= len(css):
+                raise ValueError(f"unbalanced braces in the report's styles after {head!r}")
+            depth += {"{": 1, "}": -1}.get(css[end], 0)
+            end += 1
+        body = css[start + 1 : end - 1]
+        if head.startswith("@"):
+            out.append(f"{head} {{\n{scoped_css(body, scope)}}}\n")
+        else:
+            selectors = ", ".join(_scoped_selector(part.strip(), scope) for part in head.split(","))
+            out.append(f"{selectors} {{{body}}}\n")
+        i = end
+    return "".join(out)
+
+
+def _scoped_selector(selector: str, scope: str) -> str:
+    for root in _ROOTS:
+        if selector == root or (selector.startswith(root) and selector[len(root)] in " .:[>"):
+            return scope + selector[len(root):]
+    return f"{scope} {selector}"

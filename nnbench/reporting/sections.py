@@ -140,6 +140,12 @@ def overview(data: ReportData) -> ReportSection:
     section.blocks.append(table(runs[["run", "nnbench", "torch", "python", "host", "devices", "platform", "commit"]],
                                 caption="Software and machine of each run."))
     section.blocks.append(table(analysis.grid_overview(data.runs), caption="The grid each run asked for."))
+    versions = analysis.code_versions(data.trials)
+    if len(versions):
+        section.blocks.append(table(versions, {"trials": count, "last trained": timestamp}, caption=(
+            "The code of each component that is not built in, as its trials ran it: an installed plugin's "
+            "distribution and version, or a hash of the source of a component defined in a session. Code "
+            "that changed trains again; the leaderboard keeps its versions apart (the variant column).")))
     section.blocks.append(table(counts, {"trials": count, "train_time": duration},
                                 {"trials": "count", "train_time": "training time"}, "Trials by status."))
     return section
