@@ -330,6 +330,12 @@ def test_time_profile_bands_bracket_the_profile_and_collapse_without_spread() ->
                                          .reset_index(), taus=[1.0, 1.5, 2.0, 3.0])
     merged = point.merge(bands, on=["configuration", "tau"])
     assert (merged["low"] <= merged["rho"]).all() and (merged["rho"] <= merged["high"]).all()
+    # The bands of the drawn configurations alone are theirs in the full computation: the others are
+    # still resampled (each can be the fastest on a task), only not summarised.
+    slow = intervals.time_profile_bands(noisy, np.array([1.0, 1.5, 2.0, 3.0]), only=["slow", "absent"])
+    assert list(dict.fromkeys(slow["configuration"])) == ["slow"]
+    pd.testing.assert_frame_equal(slow.reset_index(drop=True),
+                                  bands[bands["configuration"] == "slow"].reset_index(drop=True))
 
 
 def test_early_stopping_keeps_the_decision() -> None:

@@ -200,15 +200,20 @@ def score_profiles(scored: pd.DataFrame, configurations: Sequence[str], points: 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = RESAMPLES) -> pd.DataFrame:
+def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = RESAMPLES,
+                       only: Sequence[str] | None = None) -> pd.DataFrame:
     """95% stratified bootstrap bands of the Dolan-Moré performance profile of time-to-target: ``times``
     has one row per trial (configuration, task, time; infinite: never reached), and each configuration's
     seeds are resampled within each task, its median time, the best per task, the ratios and the profile
-    recomputed from them. Columns: configuration, tau, low, high."""
+    recomputed from them. ``only``: the configurations whose bands are wanted (all when ``None``); every
+    configuration is still resampled, as each one can be the fastest. Columns: configuration, tau, low,
+    high."""
     columns = ["configuration", "tau", "low", "high"]
     if times.empty:
         return pd.DataFrame(columns=columns)
     configurations = list(dict.fromkeys(times["configuration"]))
+    wanted = configurations if only is None else [c for c in dict.fromkeys(only) if c in configurations]
+    rows = np.asarray([configurations.index(c) for c in wanted], dtype=int)
     tasks = list(dict.fromkeys(times["task"]))
     cells = [(c, t) for c in configurations for t in tasks
              if ((times["configuration"] == c) & (times["task"] == t)).any()]
@@ -225,13 +230,13 @@ def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = R
         best = medians.min(axis=-2, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(np.isfinite(medians) & np.isfinite(best), medians / best, np.inf)
-        ratio = np.where(np.isnan(ratio), 1.0, ratio)  # 0 / 0: both instant
-        rho = (ratio[..., None] <= grid).mean(axis=-2)  # (..., configurations, taus)
+        ratio = np.where(np.isnan(ratio), 1.0, ratio)[..., rows, :]  # 0 / 0: both instant
+        rho = (ratio[..., None] <= grid).mean(axis=-2)  # (..., wanted configurations, taus)
         return np.moveaxis(rho.reshape(*shape, -1), -1, 0)
 
     _, low, high = stratified_bootstrap(strata, profile, resamples=resamples)
-    return pd.DataFrame({"configuration": np.repeat(configurations, len(grid)),
-                         "tau": np.tile(grid, len(configurations)), "low": low, "high": high}, columns=columns)
+    return pd.DataFrame({"configuration": np.repeat(wanted, len(grid)),
+                         "tau": np.tile(grid, len(wanted)), "low": low, "high": high}, columns=columns)
 
 
 def interval_text(low: float, high: float, digits: int = 3) -> str:

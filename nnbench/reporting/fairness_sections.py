@@ -143,8 +143,10 @@ def performance_profile(data: ReportData) -> ReportSection:
     per_trial = fairness.time_to_target(data.main, data.epochs, targets)
     tuned = dict(zip(data.main["trial_id"], fairness.tuning_info(analysis.tidy(data.main))["tuned"], strict=True))
     per_trial = per_trial.assign(tuned=per_trial["trial_id"].map(tuned).fillna(""), median_time=per_trial["time"])
-    taus = np.unique(profile["tau"].to_numpy(float))
-    bands = intervals.time_profile_bands(fairness.profile_times(per_trial), taus)
+    lines = min(12, profile["configuration"].nunique())
+    drawn = list(dict.fromkeys(profile["configuration"]))[:lines]  # the figure's curves: the only bands shown
+    taus = np.unique(profile.loc[profile["configuration"].isin(drawn), "tau"].to_numpy(float))
+    bands = intervals.time_profile_bands(fairness.profile_times(per_trial), taus, only=drawn)
     profile = profile.merge(bands, on=["configuration", "tau"], how="left")
     tasks = ratios["task"].nunique()
     section.blocks.append(Paragraph(
@@ -157,7 +159,6 @@ def performance_profile(data: ReportData) -> ReportSection:
         "the loss is left out of the name. A configuration not trained on a task counts as not reaching it. "
         "Bands: 95% stratified bootstrap (each configuration's seeds resampled within each task, the medians, "
         "ratios and profile recomputed)."))
-    lines = min(12, profile["configuration"].nunique())
     more = (f" The {lines} configurations best at τ = 1 are drawn; the table lists all."
             if profile["configuration"].nunique() > lines else "")
     section.blocks.append(plots.to_image(
