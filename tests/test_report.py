@@ -224,8 +224,8 @@ def test_report_object_saves_and_shows_in_notebooks(tmp_path: Path) -> None:
     assert path.read_text() == report.html
     frame = report._repr_html_()  # a page made elsewhere, without its inline form: framed
     assert frame.startswith("<iframe srcdoc=\"&lt;html&gt;") and "a &amp; b" in frame and " sandbox " in frame
-    assert Report("<html></html>", "<div>inline</div>")._repr_html_() == "<div>inline</div>"
-    assert "inline" not in repr(Report("<html></html>", "<div>inline</div>"))
+    assert Report("<html></html>", lambda: "<div>inline</div>")._repr_html_() == "<div>inline</div>"
+    assert "inline" not in repr(Report("<html></html>", lambda: "<div>inline</div>"))
 
 
 def test_report_package_imports_no_plotting_and_building_imports_no_torch(

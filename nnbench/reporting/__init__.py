@@ -10,8 +10,9 @@ Importing this package is cheap: plotting libraries load when a report is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,11 +28,17 @@ __all__ = ["Report", "ReportSection", "build_report", "write_run_report"]
 
 @dataclass(frozen=True)
 class Report:
-    """A rendered report: ``html`` is the whole page; ``fragment`` the same report as one element, which
-    a notebook shows inline (``_repr_html_``): as high as its content, its styles applying inside it only."""
+    """A rendered report: ``html`` is the whole page; :attr:`fragment` the same report as one element,
+    which a notebook shows inline (``_repr_html_``): as high as its content, its styles applying inside
+    it only. ``inline`` renders the fragment, once and only when it is first shown."""
 
     html: str
-    fragment: str = field(default="", repr=False)
+    inline: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def fragment(self) -> str:
+        """The report as one element to show inside another page; ``""`` for a page made elsewhere."""
+        return self.inline() if self.inline is not None else ""
 
     def __repr__(self) -> str:
         # A short text form: a notebook stores it beside the HTML, which is already there once.
@@ -81,7 +88,8 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     title = "nnbench report: " + (", ".join(run_ids) if len(run_ids) <= 3 else f"{len(run_ids)} runs")
     tasks = ", ".join(dict.fromkeys(trials["task"])) or "no tasks"
     subtitle = f"{len(trials):,} trials on {tasks}; stored in {store.path}"
-    return Report(page.render(title, subtitle, shown, left_out), page.render_fragment(title, subtitle, shown, left_out))
+    return Report(page.render(title, subtitle, shown, left_out),
+                  lambda: page.render_fragment(title, subtitle, shown, left_out))
 
 
 def write_run_report(store: ResultStore, run_ids: Sequence[str], out_dir: Path,
