@@ -145,7 +145,7 @@ def performance_profile(data: ReportData) -> ReportSection:
     per_trial = per_trial.assign(tuned=per_trial["trial_id"].map(tuned).fillna(""), median_time=per_trial["time"])
     lines = min(12, profile["configuration"].nunique())
     drawn = list(dict.fromkeys(profile["configuration"]))[:lines]  # the figure's curves: the only bands shown
-    taus = np.unique(profile.loc[profile["configuration"].isin(drawn), "tau"].to_numpy(float))
+    taus = np.unique(profile["tau"].to_numpy(float))
     bands = intervals.time_profile_bands(fairness.profile_times(per_trial), taus, only=drawn)
     profile = profile.merge(bands, on=["configuration", "tau"], how="left")
     tasks = ratios["task"].nunique()
