@@ -101,18 +101,18 @@ class _StackKeys:
 
     def __call__(self, trial: Trial) -> str:
         name = trial.activation
-        if name not in self.mixable:
+        # A model with nonlinearities of its own is given no activation (see trainer.build_model)
+        takes_activation = self.catalogue.architectures.get(trial.arch).takes_activation
+        if takes_activation and name not in self.mixable:
             self.mixable[name] = self._mixable(name)
-        return Trial.from_config({**trial.config(), "seed": 0,
-                                  "activation": "*" if self.mixable[name] else name}).trial_id
+        mixed = takes_activation and self.mixable[name]
+        return Trial.from_config({**trial.config(), "seed": 0, "activation": "*" if mixed else name}).trial_id
 
     def _mixable(self, name: str) -> bool:
         from nnbench.loading.plugins import BUILTIN_PLUGINS
         from nnbench.training.stacking import ELEMENTWISE
 
         registry = self.catalogue.activations
-        if name not in registry:
-            return False  # "none": an architecture with nonlinearities of its own
         spec = registry.get(name)
         if not spec.vectorizable or registry.plugin_of(name) not in BUILTIN_PLUGINS:
             return False  # a plugin's activation is built only in workers, and stacks with its own seeds
