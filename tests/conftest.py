@@ -5,6 +5,8 @@ Tests register an in-process plugin for one test with ``nnbench_plugin`` (from n
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +16,17 @@ from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import PluginManager, make_plugin_manager
 
 pytest_plugins = ("pytester",)  # runs nnbench.testing's fixture inside a pytest session of its own
+
+# Under mutation testing (mutmut), worker processes start in a test's temporary folder, where mutmut's
+# configuration cannot be found, so they must not load it. They would, by re-running this process's
+# main script (mutmut's) as multiprocessing does; without it they start as from a notebook. And the
+# pass that records which tests reach which functions reads its variable in this process only: the
+# workers run the unmutated code for that pass. When a mutant is tested the variable names it, and the
+# workers, which take over this process's environment, run that mutant too.
+if "MUTANT_UNDER_TEST" in os.environ:
+    vars(sys.modules["__main__"]).pop("__file__", None)
+    if os.environ["MUTANT_UNDER_TEST"] == "stats":
+        del os.environ["MUTANT_UNDER_TEST"]
 
 
 @pytest.fixture(autouse=True)
