@@ -265,3 +265,121 @@ def test_variants_name_only_the_overrides_that_differ_within_a_component() -> No
     assert list(tidied["task"])[-1] == "csv:t.csv → y"
     same_arch = analysis.with_variants(frame.iloc[[0, 2]])
     assert list(same_arch["variant"]) == ["", ""]  # an fnn's hidden sizes are what an fnn is
+
+
+def test_code_versions_by_hand() -> None:
+    def row(activation: str, code: dict[str, str] | None, run: str, finished: str | None,
+            optimizer: str = "adam") -> dict[str, Any]:
+        params = json.dumps({"arch": {}, **({"code": code} if code is not None else {})})
+        return {"activation": activation, "optimizer": optimizer, "params": params, "run_id": run,
+                "finished_at": finished}
+
+    mine, edited, lion = {"activation": "source:abc"}, {"activation": "source:def"}, "nnbench-extras 1.0"
+    trials = pd.DataFrame([
+        row("mine", edited, "run-c", "2026-01-04"),
+        row("mine", mine, "run-b", "2026-01-02"),
+        row("mine", mine, "run-a", "2026-01-03"),
+        row("mine", {**mine, "optimizer": lion}, "run-a", None, optimizer="lion"),
+        row("relu", None, "run-a", "2026-01-01"),  # built in: no code recorded
+    ])
+    versions = analysis.code_versions(trials)
+    assert versions.drop(columns="last trained").to_dict("records") == [
+        {"axis": "activation", "component": "mine", "code": "source:abc", "trials": 3, "runs": "run-a, run-b"},
+        {"axis": "activation", "component": "mine", "code": "source:def", "trials": 1, "runs": "run-c"},
+        {"axis": "optimizer", "component": "lion", "code": lion, "trials": 1, "runs": "run-a"}]
+    # the latest finish of each code; a trial that never finished adds none
+    assert versions["last trained"].tolist()[:2] == ["2026-01-03", "2026-01-04"]
+    assert pd.isna(versions["last trained"].iloc[2]) and versions.index.tolist() == [0, 1, 2]
+    columns = ["axis", "component", "code", "trials", "runs", "last trained"]
+    assert analysis.code_versions(trials.iloc[4:]).empty
+    assert analysis.code_versions(trials.iloc[:0]).columns.tolist() == columns
+    assert analysis.code_versions(trials.drop(columns="params")).columns.tolist() == columns
+
+
+def test_run_overview_reads_the_environment_each_run_recorded(tmp_path: Path, store_writer: Callable[..., Any],
+                                                              trial_result: Callable[..., Any]) -> None:
+    with store_writer(tmp_path / "s.db", [trial_result()]) as store:
+        runs = store.runs()
+    runs.loc[0, "environment"] = json.dumps({**json.loads(runs.loc[0, "environment"]),
+                                             "devices": {"cpu": "x86_64", "cuda:0": "H200"}})
+    overview = analysis.run_overview(runs).iloc[0]
+    assert (overview["nnbench"], overview["torch"], overview["python"]) == ("0.1.0", "2.13.0", "3.11.7")
+    assert (overview["host"], overview["platform"], overview["commit"]) == ("testhost", "Linux-test", "abc123")
+    assert overview["devices"] == "cpu: x86_64; cuda:0: H200" and overview["run"] == "run-1"
+
+
+def hand_trials(rows: list[tuple[str, str | None, float]]) -> pd.DataFrame:
+    """Trials of relu / adam on spirals, one per (status, error, training seconds)."""
+    return pd.DataFrame([{"trial_id": f"t{i}", "task": "spirals", "arch": "fnn", "activation": "relu",
+                          "loss": "cross_entropy", "optimizer": "adam", "lr": 1e-3, "seed": i, "status": status,
+                          "error": error, "train_time": seconds, "epochs_run": 2}
+                         for i, (status, error, seconds) in enumerate(rows)])
+
+
+def test_failures_are_grouped_by_status_and_reason_most_frequent_first() -> None:
+    trials = hand_trials([("diverged", "loss is nan", 1.0), ("timeout", "Traceback\nTimeoutError: over 5 s", 1.0),
+                          ("ok", None, 1.0), ("failed", "ValueError: boom", 1.0),
+                          ("timeout", "TimeoutError: over 5 s", 1.0), ("failed", "x\nValueError: boom", 1.0)])
+    table = analysis.failures(trials)
+    assert table.to_dict("records") == [  # ties stay in the order first seen
+        {"status": "timeout", "reason": "TimeoutError: over 5 s", "trials": 2,
+         "example": "spirals: fnn / relu / cross_entropy / adam / 0.001, seed 1"},
+        {"status": "failed", "reason": "ValueError: boom", "trials": 2,
+         "example": "spirals: fnn / relu / cross_entropy / adam / 0.001, seed 3"},
+        {"status": "diverged", "reason": "loss is nan", "trials": 1,
+         "example": "spirals: fnn / relu / cross_entropy / adam / 0.001, seed 0"}]
+    assert table.index.tolist() == [0, 1, 2]
+    assert analysis.failures(trials.iloc[2:3]).columns.tolist() == ["status", "reason", "trials", "example"]
+    # many reasons, each once: still in the order seen (a stable sort, whatever the number of rows)
+    many = hand_trials([("failed", f"RuntimeError: case {i}", 1.0) for i in range(19, -1, -1)])
+    assert analysis.failures(many)["reason"].tolist() == [f"RuntimeError: case {i}" for i in range(19, -1, -1)]
+
+
+def test_skipped_reasons_count_each_combination_once_most_frequent_first() -> None:
+    def skip(reason: str, **combination: Any) -> dict[str, str]:
+        return {"combination": json.dumps(combination), "reason": reason}
+
+    skipped = pd.DataFrame([skip("loss", loss="mse"), skip("no images", arch="cnn", lr=0.01),
+                            skip("no images", arch="cnn", lr=0.01), skip("no images", arch="cnn", lr=1),
+                            skip("a kind", arch="rnn"), skip("a kind", arch="lstm")])
+    table = analysis.skipped_reasons(skipped)
+    assert table.to_dict("records") == [
+        {"reason": "no images", "combinations": 2, "example": "arch=cnn, lr=0.01"},
+        {"reason": "a kind", "combinations": 2, "example": "arch=rnn"},
+        {"reason": "loss", "combinations": 1, "example": "loss=mse"}]
+    assert table.index.tolist() == [0, 1, 2]
+    assert analysis.skipped_reasons(skipped.iloc[:0]).columns.tolist() == ["reason", "combinations", "example"]
+    many = pd.DataFrame([skip(f"reason {i}", seed=i) for i in range(19, -1, -1)])
+    assert analysis.skipped_reasons(many)["reason"].tolist() == [f"reason {i}" for i in range(19, -1, -1)]
+
+
+def test_status_counts_in_their_order_with_training_time_and_the_skipped() -> None:
+    trials = hand_trials([("weird", None, 4.0), ("timeout", None, 5.0), ("ok", None, 1.0), ("failed", None, 2.0),
+                          ("ok", None, 1.5)])
+    skipped = pd.DataFrame([{"combination": "{}", "reason": "r"}] * 2 + [{"combination": '{"a": 1}', "reason": "r"}])
+    counts = analysis.status_counts(trials, skipped)
+    assert counts.to_dict("records") == [
+        {"status": "ok", "trials": 2, "train_time": 2.5}, {"status": "failed", "trials": 1, "train_time": 2.0},
+        {"status": "timeout", "trials": 1, "train_time": 5.0}, {"status": "weird", "trials": 1, "train_time": 4.0},
+        {"status": "skipped", "trials": 2, "train_time": 0.0}]
+    assert counts.index.tolist() == list(range(5))
+    assert analysis.status_counts(trials, skipped.iloc[:0])["status"].tolist() == ["ok", "failed", "timeout", "weird"]
+
+
+def test_the_grid_overview_writes_each_setting_as_the_grid_gave_it() -> None:
+    grid = {"task": ["moons", "iris"], "seeds": 3, "overrides": {"arch": {"fnn": {"hidden": [8]}}}, "exclude": [],
+            "targets": {}, "target": "label"}
+    table = analysis.grid_overview(pd.DataFrame({"run_id": ["run-1"], "grid": [json.dumps(grid)]}))
+    assert table.to_dict("records") == [
+        {"setting": "task", "run-1": "moons, iris"}, {"setting": "seeds", "run-1": "3"},
+        {"setting": "overrides", "run-1": '{"arch": {"fnn": {"hidden": [8]}}}'},
+        {"setting": "target", "run-1": "label"}]
+
+
+def test_speed_counts_only_trials_that_trained_an_epoch_for_some_time() -> None:
+    trials = hand_trials([("ok", None, 2.0), ("ok", None, 0.0), ("failed", None, 3.0), ("ok", None, 6.0)])
+    trials.loc[2, "epochs_run"] = 0  # failed before its first epoch ended
+    trials.loc[3, "epochs_run"] = None
+    trials = trials.assign(device="cpu", throughput=100.0, peak_memory=None)
+    table = analysis.speed(trials)
+    assert table[["trials", "epoch_time"]].values.tolist() == [[1, 1.0]]

@@ -139,7 +139,8 @@ def code_versions(trials: pd.DataFrame) -> pd.DataFrame:
             entry = rows.setdefault(key, {"trials": 0, "runs": set(), "last trained": ""})
             entry["trials"] += 1
             entry["runs"].add(str(row.get("run_id", "")))
-            entry["last trained"] = max(entry["last trained"], str(row.get("finished_at") or ""))
+            finished = row.get("finished_at")  # missing (None, or NaN in a frame) for a trial not finished
+            entry["last trained"] = max(entry["last trained"], str(finished) if pd.notna(finished) else "")
     frame = pd.DataFrame([{"axis": axis, "component": component, "code": code, "trials": entry["trials"],
                            "runs": ", ".join(sorted(entry["runs"])), "last trained": entry["last trained"] or None}
                           for (axis, component, code), entry in rows.items()], columns=columns)
