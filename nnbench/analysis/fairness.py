@@ -347,7 +347,7 @@ def budget_accounting(trials: pd.DataFrame) -> pd.DataFrame:
     out = counted.join(spent, how="outer").reset_index().sort_values(
         "task", key=lambda tasks: tasks.map(order), kind="stable", ignore_index=True)
     for column in ("tuned", "untuned", "tuning_trials", "tuning_ok"):
-        out[column] = out[column].fillna(0).astype(int)
+        out[column] = out[column].astype(float).fillna(0).astype(int)  # all missing: not yet a number
     out["tuning_time"] = out["tuning_time"].fillna(0.0)
     out["budget"] = out["budget"].fillna("–")
     return out[columns]
