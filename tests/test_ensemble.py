@@ -386,3 +386,11 @@ def test_a_model_that_cannot_run_stacked_falls_back_with_the_reason(plugged: Any
     assert len(messages) == 1 and "cannot run stacked" in messages[0]
     assert [r.status for r in together] == ["ok", "ok"]
     assert [e.train_loss for e in together[1].curve] == [e.train_loss for e in train_trial(trials[1], plugged).curve]
+
+
+def test_a_schedule_carries_over_numbers_and_tuples_of_numbers_but_not_flags() -> None:
+    from nnbench.training.ensemble import _is_setting
+
+    assert _is_setting(0.01) and _is_setting(3) and _is_setting((0.9, 0.999))
+    assert not _is_setting(True) and not _is_setting((0.9, False)) and not _is_setting(None)
+    assert not _is_setting("adam") and not _is_setting([0.9, 0.999])

@@ -11,7 +11,7 @@ import pytest
 
 from nnbench.contract.domain import build_domain
 from nnbench.contract.errors import UnknownComponentError
-from nnbench.planning.grid import GridError, default_grid, expand_grid, incompatibility
+from nnbench.planning.grid import GridError, default_grid, expand_grid, incompatibility, takes_keyword
 from nnbench.planning.gridfile import build_grid, load_grid_file, parse_assignment
 
 
@@ -137,8 +137,43 @@ def test_unknown_names_say_kind_name_closest_and_available(catalogue: Any) -> No
 
 
 def test_unknown_hyper_parameter_is_named(catalogue: Any) -> None:
-    with pytest.raises(GridError, match="architecture 'fnn' has no hyper-parameter 'hiden'; it takes: dropout, hidden"):
+    # the build-stage kinds (norm) are axes of the grid, not hyper-parameters of the architecture
+    message = "architecture 'fnn' has no hyper-parameter 'hiden'; it takes: dropout, hidden$"
+    with pytest.raises(GridError, match=message):
         expand_grid(build_grid(None, ["arch.fnn.hiden=3"]), catalogue)
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("arch.fnn.norm='batch'", "architecture 'fnn' has no hyper-parameter 'norm'; it takes: dropout, hidden$"),
+    ("optimizer.sgd.lr=0.5", "optimizer 'sgd' has no hyper-parameter 'lr'; it takes: dampening, differentiable, "
+                             "foreach, fused, maximize, momentum, nesterov, weight_decay$"),
+    # a plugin kind's factory is checked by its stage's inputs (an initializer takes the model first)
+    ("initializer.xavier_uniform.gian=2.0", "initializer 'xavier_uniform' has no hyper-parameter 'gian'; "
+                                            "it takes: gain$"),
+])
+def test_overrides_are_checked_against_what_each_factory_takes(catalogue: Any, assignment: str, message: str) -> None:
+    with pytest.raises(GridError, match=message):
+        expand_grid(build_grid(None, [assignment], domain=catalogue.domain, initializer="xavier_uniform"), catalogue)
+
+
+def test_an_override_may_set_any_keyword_the_factory_takes_beyond_its_defaults(catalogue: Any) -> None:
+    # sgd declares no defaults of its own; momentum is one of torch.optim.SGD's keywords
+    spec = build_grid(None, ["optimizer.sgd.momentum=0.5", "initializer.orthogonal.gain=2.0"],
+                      domain=catalogue.domain, optimizer="sgd", initializer="orthogonal")
+    trials, _ = expand_grid(spec, catalogue)
+    assert trials[0].params["optimizer"] == {"momentum": 0.5}
+    assert trials[0].params["initializer"] == {"gain": 2.0}
+
+
+def test_takes_keyword_reads_only_named_parameters() -> None:
+    def build(spec: Any, outputs: int, activation: Any, *, norm: Any = None) -> None: ...
+
+    def open_ended(spec: Any, outputs: int, activation: Any, **kwargs: Any) -> None: ...
+
+    assert takes_keyword(build, "norm")
+    assert not takes_keyword(build, "initializer")
+    assert not takes_keyword(open_ended, "norm")  # a **kwargs catch-all is not a declared parameter
+    assert not takes_keyword(max, "norm")  # no signature to read
 
 
 def test_grid_file_with_flags_overriding(tmp_path: Path, catalogue: Any) -> None:

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,3 +257,32 @@ def test_a_run_stopped_by_ctrl_c_names_no_trial_as_crashed(tmp_path: Path) -> No
         store.claim("stopped", [result(0).trial], in_process=True)
         store.finish_run("stopped", "interrupted")
         assert store.crashed_trials([result(0).trial.trial_id]) == {}
+
+
+def test_each_reader_keeps_to_the_runs_it_is_given(tmp_path: Path, store_writer: Any, trial_result: Any) -> None:
+    store_writer(tmp_path / "s.db", [trial_result(seed=0)], run_id="run-a",
+                 skipped=[Skipped({"arch": "cnn"}, "no images")]).close()
+    store = store_writer(tmp_path / "s.db", [trial_result(seed=1), trial_result(seed=2)], run_id="run-b",
+                         skipped=[Skipped({"arch": "rnn"}, "no sequences")])
+    store.close()
+    store = store_writer(tmp_path / "s.db", [trial_result(seed=3)], run_id="run-c")
+    case = {"kind": "activation", "name": "relu", "device": "cpu", "shape": "[64]", "status": "ok", "mean": 2e-6,
+            "run_id": "ignored"}
+    store.save_micro("micro-a", [case, {**case, "name": "tanh"}])
+    store.save_micro("micro-b", [{**case, "name": "gelu"}])
+    with store:
+        assert store.latest_run_id() == "run-c" and store.run_ids() == ["run-a", "run-b", "run-c"]  # micro apart
+        assert store.runs(["run-b"])["run_id"].tolist() == ["run-b"]
+        assert set(store.trials(["run-a"])["seed"]) == {0}
+        assert set(store.epochs(["run-a"])["trial_id"]) == set(store.trials(["run-a"])["trial_id"])
+        assert set(store.epochs()["trial_id"]) == set(store.trials()["trial_id"])
+        assert store.skipped(["run-b"])["reason"].tolist() == ["no sequences"]
+        micro = store.micro(["micro-a"])
+        assert micro["name"].tolist() == ["relu", "tanh"] and set(micro["run_id"]) == {"micro-a"}
+        assert micro["mean"].tolist() == [2e-6, 2e-6] and micro["median"].isna().all()  # missing: NULL
+        assert micro["created_at"].notna().all() and store.micro()["name"].tolist() == ["relu", "tanh", "gelu"]
+
+
+def test_an_empty_store_has_no_latest_run(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "empty.db") as store:
+        assert store.latest_run_id() is None

@@ -166,6 +166,27 @@ def test_a_component_with_the_wrong_output_shape_fails_naming_itself_and_its_plu
     assert "shape (2, 5)" in result.error
 
 
+class ReturnsATuple(nn.Module):
+    def __init__(self, inputs: int, outputs: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(inputs, outputs)
+
+    def forward(self, x: Any) -> Any:
+        return self.linear(x), x  # (logits, features): not what a loss can read
+
+
+def test_an_architecture_that_returns_no_tensor_is_told_what_it_returned() -> None:
+    class Plugin:
+        @hookimpl
+        def register_architectures(self, register: Any) -> None:
+            register(Architecture("pair", lambda spec, outputs, activation: ReturnsATuple(spec.shape[0], outputs),
+                                  ("vector",), "logits and features"))
+
+    catalogue = collect_catalogue(make_plugin_manager(load_entry_points=False, extra=[Plugin()]))
+    result = train_trial(make_trial(catalogue, arch="pair"), catalogue)
+    assert result.status == "failed" and result.error.rstrip().endswith("for this batch, but returned a tuple")
+
+
 def test_every_epoch_is_measured_on_validation_data_and_the_last_on_test_data(catalogue: Any) -> None:
     trial = make_trial(catalogue, task="moons", epochs=3)
     result = train_trial(trial, catalogue)
