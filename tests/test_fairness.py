@@ -701,3 +701,16 @@ def test_tuned_optimizers_meet_in_blocks_whatever_rates_they_chose(
     assert wide.shape == (2 * 2 * 3, 2) and incomplete == 0  # activation x protocol x seed
     assert analysis.rank_test(main, "protocol").blocks == 2 * 2 * 3  # activation x optimizer x seed
     assert analysis.varying_axes(main) == ["activation", "optimizer", "protocol"]
+
+
+def test_profile_names_show_the_loss_only_where_a_task_trained_two() -> None:
+    def board(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+        return analysis.tidy(pd.DataFrame([{"task": task, "arch": "fnn", "activation": activation, "loss": loss,
+                                            "optimizer": "adam", "lr": 1e-3, "protocol": "default", "tuned": None,
+                                            "median_time": 1.0} for task, activation, loss in rows]))
+
+    own = fairness.profile_times(board([("iris", "relu", "cross_entropy"), ("sine", "relu", "mse"),
+                                        ("iris", "tanh", "cross_entropy"), ("sine", "tanh", "mse")]))
+    assert own["configuration"].tolist() == ["relu", "relu", "tanh", "tanh"]  # one configuration across kinds
+    two = fairness.profile_times(board([("sine", "relu", "mse"), ("sine", "relu", "huber")]))
+    assert two["configuration"].tolist() == ["mse", "huber"]
