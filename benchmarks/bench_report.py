@@ -4,19 +4,26 @@ The store is synthetic, written through ``ResultStore`` without training: 2 task
 one RMSE) x 2 architectures x 25 activations x 5 optimizers x 2 learning rates x 5 seeds, with a
 few diverged and failed trials and some skipped combinations.
 
-    python benchmarks/bench_report.py [--output report.html] [--store bench.db]
+    python benchmarks/bench_report.py [--output report.html] [--store bench.db] [--run-end]
+
+``--run-end`` also times what ``nnbench run`` does after its last trial on this store: the findings it
+prints, then the report, as nnbench does it (the report reuses the findings' pairwise evidence) against
+the same with that evidence computed twice, alternating, in this one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from nnbench.analysis import verdicts
+from nnbench.analysis.frames import with_variants
 from nnbench.contract.trial import EpochRecord, Skipped, Trial, TrialResult
 from nnbench.reporting import build_report
 from nnbench.storage.store import ResultStore
@@ -80,11 +87,26 @@ def write_synthetic_store(path: Path) -> int:
     return count
 
 
+def run_end(store: ResultStore, shared: bool) -> float:
+    """Seconds for the findings a run prints and then its report; ``shared=False`` forgets the
+    findings' evidence before the report, as if the two computed it each on its own."""
+    verdicts._recent.clear()
+    start = time.perf_counter()
+    verdicts.findings(with_variants(store.trials(["bench"])))
+    if not shared:
+        verdicts._recent.clear()
+    build_report(store, ["bench"])
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, help="also write the report here")
     parser.add_argument("--store", type=Path, help="keep the synthetic store at this path (default: a temp file)")
+    parser.add_argument("--run-end", action="store_true", help="also time a run's findings and report, shared "
+                        "evidence against computed twice (3 of each, alternating)")
     args = parser.parse_args()
+    ends: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as scratch:
         path = args.store or Path(scratch) / "bench.db"
         path.unlink(missing_ok=True)
@@ -95,11 +117,18 @@ def main() -> None:
             start = time.perf_counter()
             report = build_report(store, ["bench"])
             seconds = time.perf_counter() - start
+            for _ in range(3 if args.run_end else 0):
+                for shared in (False, True):
+                    ends[shared].append(run_end(store, shared))
     if args.output:
         report.save(args.output)
     verdict = "within" if seconds < TARGET_SECONDS else "OVER"
     print(f"build_report: {seconds:.1f} s for {count:,} trials ({verdict} the {TARGET_SECONDS:.0f} s target); "
           f"page {len(report.html) / 2**20:.1f} MiB")
+    if args.run_end:
+        once, twice = statistics.median(ends[True]), statistics.median(ends[False])
+        print(f"a run's end (findings, then the report): {once:.1f} s with the evidence shared against {twice:.1f} s "
+              f"computed twice: {twice / once:.2f}x (median of 3)")
 
 
 if __name__ == "__main__":

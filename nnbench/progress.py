@@ -111,13 +111,14 @@ class ConsoleProgress(RunObserver):
         """The leaderboard per task, the trials that did not finish ok, and the report."""
         if not self.summary:
             return
-        from nnbench.analysis.frames import leaderboard
+        from nnbench.analysis.frames import leaderboard, with_variants
         from nnbench.analysis.verdicts import findings
 
         frame = store.trials([outcome.run_id])
         print_leaderboard(leaderboard(frame[frame["protocol"] != "tuning"]), self.domain, self.echo)  # tuning: search
         print_failures(frame, self.domain, self.echo)
-        verdicts = findings(frame, self.rope)
+        # Read as the report reads the run (variants apart), so the two agree and share their evidence.
+        verdicts = findings(with_variants(frame), self.rope)
         if verdicts:
             self.echo("\nfindings:")
             for verdict in verdicts:

@@ -287,6 +287,33 @@ def test_several_levels_group_into_equivalent_and_worse(tmp_path: Path, trial_re
     assert worse.startswith("identity is worse than") and "on 3 of 3 tasks" in worse
 
 
+def test_the_evidence_of_one_frame_is_computed_once_and_again_when_a_cell_or_the_rope_changes(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    results = grid_results(trial_result, {"relu": lambda m, s: m, "gelu": lambda m, s: m - 0.02 + rng.normal(0, 0.004)},
+                           tasks=("digits",), optimizers=(("adam", 1e-3),))
+    with store_writer(tmp_path / "shared.db", results) as store:
+        trials = store.trials()
+    computed: list[str] = []
+    monkeypatch.setattr(verdicts, "_recent", type(verdicts._recent)())  # nothing kept from other tests
+    original = verdicts.compare_axis
+    monkeypatch.setattr(verdicts, "compare_axis", lambda frame, axis, rope: computed.append(axis) or original(
+        frame, axis, rope))
+    first = verdicts.findings(trials)
+    again = verdicts.findings(trials.copy())  # a run's console and its report read equal frames
+    assert computed == ["activation"] and [v.text for v in again] == [v.text for v in first]
+    changed = trials.copy()
+    changed.loc[changed["activation"] == "gelu", "metric"] += 0.04  # now gelu is the better one
+    flipped = verdicts.findings(changed)
+    assert computed == ["activation", "activation"]
+    assert flipped[0].text.startswith("activation: gelu is better than relu")
+    assert first[0].text.startswith("activation: relu is better than gelu")
+    verdicts.findings(trials, rope=0.5)  # another ROPE: other evidence (everything equivalent)
+    assert computed == ["activation"] * 3
+    assert "practically equivalent" in verdicts.findings(trials, rope=0.5)[0].text and len(computed) == 3
+
+
 # -- run against run -------------------------------------------------------------------------------
 
 

@@ -9,8 +9,10 @@ every task named; "x is worse than a and b" needs each of a and b credibly bette
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +25,9 @@ from nnbench.analysis.rope import Rope, parse_rope
 RopeLike = Rope | str | float | Mapping[str, float] | None
 MAX_PARTS = 4
 """Claims in one verdict; the rest are in its evidence."""
+RECENT_EVIDENCE = 4
+"""Evidence kept for the most recent trial frames: a run's console findings and its report read the same."""
+_recent: OrderedDict[str, list[AxisComparison]] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,28 @@ def axis_comparisons(trials: pd.DataFrame, rope: RopeLike = None) -> list[AxisCo
     if main.empty:
         return []
     chosen = parse_rope(rope)
-    return [compare_axis(main, axis, chosen) for axis in frames.varying_axes(main)]
+    key = _fingerprint(main, chosen)
+    if key is not None and key in _recent:
+        _recent.move_to_end(key)
+        return list(_recent[key])
+    comparisons = [compare_axis(main, axis, chosen) for axis in frames.varying_axes(main)]
+    if key is not None:
+        _recent[key] = comparisons
+        while len(_recent) > RECENT_EVIDENCE:
+            _recent.popitem(last=False)
+    return list(comparisons)
+
+
+def _fingerprint(trials: pd.DataFrame, rope: Rope) -> str | None:
+    """A digest of everything the evidence is computed from (every cell, the column names, the
+    ROPE); ``None`` where a cell cannot be hashed (a frame built by hand holding lists)."""
+    try:
+        cells = pd.util.hash_pandas_object(trials, index=False).to_numpy().tobytes()
+    except TypeError:
+        return None
+    digest = hashlib.sha256(cells)
+    digest.update(repr((list(trials.columns), [str(t) for t in trials.dtypes], sorted(rope.given.items()))).encode())
+    return digest.hexdigest()
 
 
 # -- wording ---------------------------------------------------------------------------------------
