@@ -383,3 +383,198 @@ def test_speed_counts_only_trials_that_trained_an_epoch_for_some_time() -> None:
     trials = trials.assign(device="cpu", throughput=100.0, peak_memory=None)
     table = analysis.speed(trials)
     assert table[["trials", "epoch_time"]].values.tolist() == [[1, 1.0]]
+
+
+DEVICE_COLUMNS = ["task", "arch", "device", "baseline", "matched", "speedup"]
+
+
+def timed_trials(rows: list[tuple[str, str, str, int, float]]) -> pd.DataFrame:
+    """Trials by hand: (task, arch, device, seed, seconds per epoch), two epochs each."""
+    return pd.DataFrame([{
+        "trial_id": f"{task}-{arch}-{device}-{seed}", "task": task, "arch": arch, "activation": "relu",
+        "loss": "cross_entropy", "optimizer": "adam", "lr": 1e-3, "device": device, "seed": seed,
+        "status": "ok", "metric_name": "accuracy", "metric": 0.5, "epochs_run": 2, "train_time": 2 * per_epoch,
+        "throughput": 1000.0 / per_epoch, "peak_memory": None} for task, arch, device, seed, per_epoch in rows])
+
+
+def test_device_comparison_takes_the_cpu_as_baseline_wherever_it_is_listed_and_keeps_tasks_in_order() -> None:
+    rows = [("wine", "fnn", "cuda:0", 0, 1.0), ("wine", "fnn", "cpu", 0, 4.0), ("wine", "fnn", "mps", 0, 2.0),
+            ("wine", "fnn", "cuda:0", 1, 1.0), ("wine", "fnn", "cpu", 1, 2.0),
+            ("digits", "cnn", "cuda:0", 0, 0.5), ("digits", "cnn", "cpu", 0, 5.0)]
+    table = analysis.device_comparison(timed_trials(rows))
+    assert list(table.columns) == DEVICE_COLUMNS
+    # wine/fnn on cuda:0: ratios 4/1 and 2/1, median 3; mps matched the cpu on seed 0 only.
+    assert table.values.tolist() == [["wine", "fnn", "cuda:0", "cpu", 2, 3.0],
+                                     ["digits", "cnn", "cuda:0", "cpu", 1, 10.0],
+                                     ["wine", "fnn", "mps", "cpu", 1, 2.0]]
+
+
+def test_device_comparison_without_a_cpu_takes_the_first_device_and_one_device_compares_nothing() -> None:
+    rows = [("wine", "fnn", "cuda:1", 0, 3.0), ("wine", "fnn", "cuda:0", 0, 1.5)]
+    table = analysis.device_comparison(timed_trials(rows))
+    assert table.values.tolist() == [["wine", "fnn", "cuda:0", "cuda:1", 1, 2.0]]
+    alone = analysis.device_comparison(timed_trials(rows[:1]))
+    assert alone.empty and list(alone.columns) == DEVICE_COLUMNS
+
+
+def test_speed_keeps_the_order_tasks_and_architectures_were_first_seen() -> None:
+    rows = [("wine", "fnn", "cpu", 0, 1.0), ("digits", "cnn", "cpu", 0, 2.0), ("wine", "cnn", "cpu", 0, 3.0)]
+    table = analysis.speed(timed_trials(rows))
+    assert table[["task", "arch", "epoch_time"]].values.tolist() == [["wine", "fnn", 1.0], ["digits", "cnn", 2.0],
+                                                                     ["wine", "cnn", 3.0]]
+
+
+def test_speed_leaves_out_trials_with_no_recorded_epochs_or_time() -> None:
+    trials = timed_trials([("wine", "fnn", "cpu", s, 1.0) for s in range(4)])
+    trials.loc[0, "epochs_run"] = None  # never recorded: not counted as having trained
+    trials.loc[1, "train_time"] = None
+    trials.loc[2, "epochs_run"] = 1  # one epoch is enough
+    table = analysis.speed(trials)
+    assert table[["trials", "epoch_time"]].values.tolist() == [[2, 1.5]]  # 2 s / 1 epoch and 2 s / 2 epochs
+
+
+def test_lr_sensitivity_keeps_tasks_in_the_order_first_seen_with_a_fresh_index() -> None:
+    rows = [(task, opt, lr, s, m) for task in ("wine", "digits") for opt, lr, m in
+            (("sgd", 0.1, 0.3), ("adam", 0.01, 0.7), ("adam", 0.001, 0.5)) for s in range(2)]
+    trials = pd.DataFrame([{
+        "trial_id": f"{task}-{opt}-{lr}-{s}", "task": task, "arch": "fnn", "activation": "relu",
+        "loss": "cross_entropy", "optimizer": opt, "lr": lr, "device": "cpu", "seed": s, "status": "ok",
+        "metric_name": "accuracy", "metric": m, "protocol": "default"} for task, opt, lr, s, m in rows])
+    sweep = analysis.lr_sensitivity(trials)
+    assert list(sweep.index) == [0, 1, 2, 3]
+    assert sweep[["task", "optimizer", "lr", "mean"]].values.tolist() == [
+        ["wine", "adam", 0.001, 0.5], ["wine", "adam", 0.01, 0.7], ["digits", "adam", 0.001, 0.5],
+        ["digits", "adam", 0.01, 0.7]]  # sgd ran at one rate only
+
+
+def test_rank_test_table_by_hand() -> None:
+    def rank_test(axis: str, test: str, p_value: float, ranks: dict[str, float]) -> analysis.RankTest:
+        return analysis.RankTest(axis, list(ranks), 6, 1, test, 4.5, p_value, "kendall_w", 0.3, pd.Series(ranks), None,
+                                 "")
+
+    tests = [rank_test("activation", "friedman", 0.01, {"gelu": 1.2, "relu": 1.8}),
+             rank_test("optimizer", "wilcoxon", 0.2, {"sgd": 1.4, "adam": 1.6}),
+             rank_test("lr", "", math.nan, {})]
+    table = analysis.rank_test_table(tests)
+    assert list(table.columns) == ["axis", "levels", "blocks", "incomplete", "test", "statistic", "p_value", "effect",
+                                   "effect_size", "best", "significant"]
+    assert table.drop(columns=["p_value"]).values.tolist() == [
+        ["activation", 2, 6, 1, "friedman", 4.5, "kendall_w", 0.3, "gelu", "yes"],
+        ["optimizer", 2, 6, 1, "wilcoxon", 4.5, "kendall_w", 0.3, "sgd", "no"],
+        ["lr", 0, 6, 1, "none", 4.5, "kendall_w", 0.3, "", "not tested"]]
+    assert table["p_value"].iloc[:2].tolist() == [0.01, 0.2] and math.isnan(table["p_value"].iloc[2])
+
+
+def test_device_comparison_of_devices_that_share_no_trial_is_empty_with_its_columns() -> None:
+    apart = [("wine", "fnn", "cpu", 0, 2.0), ("wine", "fnn", "cuda:0", 1, 1.0)]
+    table = analysis.device_comparison(timed_trials(apart))
+    assert table.empty and list(table.columns) == DEVICE_COLUMNS
+
+
+def test_convergence_draws_the_best_eight_configurations_one_seed_enough(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    results = [trial_result("spirals", "relu", lr=lr, seed=0, metric=0.9 - i / 100, epochs=2)
+               for i, lr in enumerate([1e-3 * (i + 1) for i in range(9)])]
+    with store_writer(tmp_path / "nine.db", results) as store:
+        trials, epochs = store.trials(), store.epochs()
+    frame = analysis.convergence(trials, epochs)
+    assert sorted(set(frame["rank"])) == list(range(1, 9)) and set(frame["trials"]) == {1}
+    empty = analysis.convergence(trials, epochs.iloc[0:0])
+    assert empty.empty and list(empty.columns) == ["task", "metric_name", "rank", "config", "epoch"]
+
+
+def test_leaderboard_keeps_configurations_that_all_failed_or_lack_an_axis_value() -> None:
+    rows = [("relu", "ok", 0.8), ("relu", "ok", 0.9), ("gelu", "failed", None), ("gelu", "failed", None),
+            (None, "ok", 0.7)]  # an architecture that takes no activation stores none
+    trials = pd.DataFrame([{
+        "trial_id": f"t{i}", "task": "spirals", "arch": "fnn", "activation": activation, "loss": "cross_entropy",
+        "optimizer": "adam", "lr": 1e-3, "seed": i, "status": status, "metric_name": "accuracy", "metric": metric,
+        "train_time": 1.0, "n_params": 10} for i, (activation, status, metric) in enumerate(rows)])
+    board = analysis.leaderboard(trials)
+    shown = board[["rank", "activation", "seeds", "failed"]].astype(object)
+    assert shown.where(shown.notna(), None).values.tolist() == [[1, "relu", 2, 0], [2, None, 1, 0], [3, "gelu", 0, 2]]
+    assert list(board["iqm"].iloc[:2]) == pytest.approx([0.85, 0.7]) and math.isnan(board["iqm"].iloc[2])
+
+
+def test_code_versions_are_variants_only_within_one_component_and_a_frame_with_variants_is_kept() -> None:
+    def row(activation: str, code: str) -> dict:
+        return {"task": "spirals", "arch": "fnn", "activation": activation, "optimizer": "adam",
+                "params": json.dumps({"arch": {}, "optimizer": {}, "code": {"activation": code}})}
+
+    two_components = analysis.with_variants(pd.DataFrame([row("relu", "a1"), row("gelu", "b7")]))
+    assert list(two_components["variant"]) == ["", ""]  # each activation has its own code: not variants
+    two_codes = analysis.with_variants(pd.DataFrame([row("relu", "a1"), row("relu", "a2")]))
+    assert list(two_codes["variant"]) == ['code.activation="a1"', 'code.activation="a2"']
+    # A kind with no column of its own (a plugin's kind read by a frame without it) still compares.
+    extra = pd.DataFrame([row("relu", "a1"), row("relu", "a1")])
+    extra["params"] = [json.dumps({"arch": {}, "norm": {"eps": eps}}) for eps in (1e-5, 1e-3)]
+    assert list(analysis.with_variants(extra)["variant"]) == ["norm.eps=1e-05", "norm.eps=0.001"]
+    extra["params"] = [json.dumps({"arch": {}, "norm": {"eps": eps, "momentum": m}})
+                       for eps, m in ((1e-5, 0.1), (1e-3, 0.2))]
+    assert list(analysis.with_variants(extra)["variant"]) == ["norm.eps=1e-05, norm.momentum=0.1",
+                                                              "norm.eps=0.001, norm.momentum=0.2"]
+    given = pd.DataFrame([row("relu", "a1"), row("relu", "a2")]).assign(variant=["x", "y"])
+    assert analysis.with_variants(given) is given  # variants already read: nothing to add
+
+
+def test_variants_read_optimizer_overrides_nested_values_in_any_key_order_and_rows_without_params() -> None:
+    def row(params: object) -> dict:
+        return {"task": "spirals", "arch": "fnn", "activation": "relu", "optimizer": "sgd",
+                "params": params if params is None else json.dumps(params)}
+
+    frame = pd.DataFrame([row({"optimizer": {"momentum": 0.5}, "arch": {"shape": {"a": 1, "b": 2}}}),
+                          row({"optimizer": {"momentum": 0.9}, "arch": {"shape": {"b": 2, "a": 1}}})])
+    assert list(analysis.with_variants(frame)["variant"]) == ["optimizer.momentum=0.5", "optimizer.momentum=0.9"]
+    bare = pd.DataFrame([row(None), row({})])  # a row stored without parameters reads as none set
+    assert list(analysis.with_variants(bare)["variant"]) == ["", ""]
+
+
+def test_the_leaderboard_of_several_tasks_is_numbered_from_zero(pair: Any) -> None:
+    board = analysis.leaderboard(pair.trials())
+    assert board["task"].nunique() == 2 and list(board.index) == list(range(len(board)))
+    worse_first = pd.DataFrame([{
+        "trial_id": f"t{i}", "task": "spirals", "arch": "fnn", "activation": activation, "loss": "cross_entropy",
+        "optimizer": "adam", "lr": 1e-3, "seed": 0, "status": "ok", "metric_name": "accuracy", "metric": metric,
+        "train_time": 1.0, "n_params": 10} for i, (activation, metric) in enumerate([("tanh", 0.5), ("relu", 0.9)])])
+    ranked = analysis.leaderboard(worse_first)
+    assert list(ranked["activation"]) == ["relu", "tanh"] and list(ranked.index) == [0, 1]
+
+
+def test_only_ok_trials_with_a_finite_metric_count_and_grouped_iqm_cuts_a_quarter_each_end() -> None:
+    trials = pd.DataFrame({"status": ["ok", "ok", "failed", "diverged"], "metric": [0.5, math.nan, 0.7, 0.1]})
+    assert list(analysis.ok_trials(trials).index) == [0]
+    frame = pd.DataFrame({"g": ["a"] * 4 + ["b"] * 2, "v": [1.0, 2.0, 3.0, 100.0, 4.0, 6.0]})
+    iqm = analysis.grouped_iqm(frame, ["g"], "v")
+    assert iqm.to_dict() == {"a": 2.5, "b": 5.0}  # a: 1 and 100 cut; b: two values, nothing cut
+    missing = pd.DataFrame({"g": ["a", None, None], "v": [1.0, 2.0, 4.0]})
+    summary = analysis.summarize(missing, ["g"], "v")
+    assert summary["trials"].tolist() == [1, 2] and summary["mean"].tolist() == [1.0, 3.0]  # a missing key counts
+
+
+def test_a_tuned_learning_rate_reads_tuned_in_blocks_of_other_axes_only() -> None:
+    def row(optimizer: str, lr: float, protocol: str, tuned: list[str]) -> dict:
+        return {"trial_id": f"{optimizer}{lr}{protocol}", "task": "spirals", "arch": "fnn", "activation": "relu",
+                "optimizer": optimizer, "lr": lr, "seed": 0, "status": "ok", "metric": 0.5, "protocol": protocol,
+                "params": json.dumps({"tuning": {"tuned": tuned}} if tuned else {})}
+
+    trials = pd.DataFrame([row("adam", 0.003, "tuned", ["lr"]), row("sgd", 0.2, "tuned", ["momentum"]),
+                           row("sgd", 0.1, "default", [])])
+    blocks = analysis.blocking_frame(trials, "optimizer")
+    assert list(blocks["lr"]) == ["tuned", 0.2, 0.1]
+    assert list(analysis.blocking_frame(trials, "lr")["lr"]) == [0.003, 0.2, 0.1]
+    untuned = trials.assign(protocol="default")
+    assert list(analysis.blocking_frame(untuned, "optimizer")["lr"]) == [0.003, 0.2, 0.1]
+
+
+def test_rank_test_names_its_effect_and_says_when_there_is_nothing_to_compare(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    results = [trial_result(activation=a, seed=s, metric=m + s / 100)
+               for a, m in (("relu", 0.9), ("tanh", 0.7), ("gelu", 0.5)) for s in range(6)]
+    with store_writer(tmp_path / "three.db", results) as store:
+        trials = store.trials()
+    three = analysis.rank_test(trials, "activation")
+    assert (three.test, three.effect_name, list(three.mean_ranks.index)) == ("Friedman", "Kendall's W",
+                                                                            ["relu", "tanh", "gelu"])
+    one = analysis.rank_test(trials[trials["activation"] == "relu"], "activation")
+    assert one.verdict == "fewer than two levels finished ok: nothing to compare"
+    assert (one.test, one.effect_name) == ("", "") and math.isnan(one.p_value) and math.isnan(one.statistic)

@@ -385,3 +385,33 @@ def test_an_error_while_storing_a_result_stops_the_run_instead_of_hanging_it() -
     trials = probe_trials(session.catalogue, optimizer="lbfgs", seeds=2, epochs=1)
     with pytest.raises(BrokenPipeError, match="the terminal went away"):
         processes(session, workers=2).run(group_by_seed(trials), BrokenSink())
+
+
+def test_what_a_worker_sent_before_it_died_counts_and_only_the_rest_fail() -> None:
+    import multiprocessing
+
+    from nnbench.contract.trial import TrialResult
+    from nnbench.execution.processes import _Worker
+
+    session = probe_session()
+    first, second = probe_trials(session.catalogue, seeds=2)
+
+    class Dead:  # a worker process that ended on SIGKILL after sending one result
+        exitcode = -signal.SIGKILL
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout: float | None = None) -> None:
+            pass
+
+    parent, child = multiprocessing.Pipe()
+    child.send(("result", result_to_dict(TrialResult(first, "ok", "accuracy", 0.75))))
+    child.close()
+    worker = _Worker("cpu", Dead(), parent, ready=True)  # type: ignore[arg-type]
+    worker.item, worker.remaining = object(), {t.trial_id: t for t in (first, second)}  # type: ignore[assignment]
+    sink = RecordingSink()
+    assert processes(session, workers=1)._ended(worker, sink)
+    outcome = {r.trial.trial_id: (r.status, r.metric) for r in sink.results}
+    assert outcome[first.trial_id] == ("ok", 0.75) and outcome[second.trial_id][0] == "failed"
+    assert "SIGKILL" in next(r.error for r in sink.results if r.trial == second) and worker.conn.closed

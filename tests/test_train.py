@@ -206,3 +206,140 @@ def test_early_stopping_measures_test_data_where_the_final_numbers_come_from(cat
     assert len(lean.curve) == len(every.curve)
     assert (lean.best_epoch, lean.metric, lean.test_loss) == (every.best_epoch, every.metric, every.test_loss)
     assert not math.isnan(lean.curve[lean.best_epoch - 1].test_loss)
+
+
+# -- the trainer's parts, each by hand -------------------------------------------------------------
+
+
+def test_inputs_flatten_for_a_vector_reader_and_other_readings_are_refused_by_name() -> None:
+    from nnbench.training.trainer import choose_view
+
+    images = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    assert torch.equal(to_view(images, "image", "vector"), images.reshape(2, 60))
+    rows = torch.arange(2 * 4 * 5, dtype=torch.float32).reshape(2, 4, 5)
+    assert torch.equal(to_view(rows, "sequence", "vector"), rows.reshape(2, 20))
+    with pytest.raises(ValueError, match="^cannot read vector inputs as sequence$"):
+        to_view(torch.zeros(2, 6), "vector", "sequence")
+    moons = collect_catalogue(make_plugin_manager(load_entry_points=False)).tasks.get("moons")
+    with pytest.raises(ValueError, match=r"^task moons offers \('vector',\); the architecture reads \('image',\)$"):
+        choose_view(moons, ("image",))
+
+
+class Summed(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(-1)
+
+
+def test_an_activation_that_changes_the_shape_fails_naming_itself_what_it_returned_and_its_plugin() -> None:
+    from nnbench import Activation
+
+    class Plugin:
+        @hookimpl
+        def register_activations(self, register: Any) -> None:
+            register(Activation("summed", Summed, "sums its input's last dimension"))
+
+    catalogue = collect_catalogue(make_plugin_manager(load_entry_points=False, extra=[Plugin()]))
+    result = train_trial(make_trial(catalogue, activation="summed"), catalogue)
+    plugin = catalogue.activations.plugin_of("summed")
+    assert result.status == "failed" and result.error.rstrip().endswith(
+        f"activation 'summed' (plugin '{plugin}') must return a floating tensor of its input's shape (3, 4), but "
+        "returned a torch.float32 tensor of shape (3,)")
+
+
+def test_an_architecture_without_an_activation_is_built_without_one(catalogue: Any) -> None:
+    from nnbench.training.trainer import build_model
+
+    given: list[Any] = []
+
+    class Plugin:
+        @hookimpl
+        def register_architectures(self, register: Any) -> None:
+            register(Architecture("plain", lambda spec, outputs, activation: given.append(activation) or nn.Linear(
+                spec.shape[0], outputs), ("vector",), "a linear map", takes_activation=False))
+
+    own = collect_catalogue(make_plugin_manager(load_entry_points=False, extra=[Plugin()]))
+    trial = make_trial(own, arch="plain")
+    build_model(trial, own, own.tasks.get("moons"), "vector")
+    build_model(dataclasses.replace(trial, params={}), own, own.tasks.get("moons"), "vector")  # no arch table
+    assert given == [None, None]
+
+
+def test_a_log_softmax_head_normalises_each_row_without_a_warning(catalogue: Any) -> None:
+    import warnings
+
+    from nnbench.training.trainer import build_model
+
+    trial = make_trial(catalogue, task="digits", loss="nll")
+    model = build_model(trial, catalogue, catalogue.tasks.get("digits"), "vector")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an implicit softmax dimension warns
+        out = model(torch.randn(3, 64))
+    assert out.shape == (3, 10) and torch.allclose(out.exp().sum(dim=1), torch.ones(3))
+
+
+def test_an_epoch_record_holds_what_was_measured_and_nan_for_what_was_not() -> None:
+    from nnbench.contract.trial import TrialResult
+    from nnbench.training.trainer import add_epoch
+
+    result = TrialResult(make_trial(collect_catalogue(make_plugin_manager(load_entry_points=False))), "ok",
+                         metric_name="accuracy")
+    first = add_epoch(result, 1, 0.5, 0.2, {}, {"test_loss": 0.4, "metric": 0.8})
+    assert math.isnan(first.test_loss) and math.isnan(first.metric) and first.accuracy is None
+    assert (first.val_loss, first.val_metric) == (0.4, 0.8)
+    second = add_epoch(result, 2, 0.3, 0.3, {"test_loss": 0.2, "metric": 0.9, "accuracy": 0.9}, {})
+    assert math.isnan(second.val_loss) and math.isnan(second.val_metric)
+    assert (second.test_loss, second.metric, second.accuracy, second.rmse) == (0.2, 0.9, 0.9, None)
+    assert result.train_time == pytest.approx(0.5) and result.status == "ok"
+    # Where the test split was measured, its loss is the held-out one that must be finite.
+    add_epoch(result, 3, 0.3, 0.1, {"test_loss": math.inf, "metric": 0.1}, {"test_loss": 0.2, "metric": 0.9})
+    assert result.status == "diverged" and result.error == "non-finite loss at epoch 3 (train 0.3, test inf)"
+    # Where it was not, the validation loss is.
+    unmeasured = TrialResult(result.trial, "ok", metric_name="accuracy")
+    add_epoch(unmeasured, 1, 0.3, 0.1, {}, {"test_loss": math.inf, "metric": 0.1})
+    assert unmeasured.status == "diverged"
+    assert unmeasured.error == "non-finite loss at epoch 1 (train 0.3, validation inf)"
+
+
+def test_finish_computes_throughput_from_the_training_time_and_no_memory_on_a_cpu() -> None:
+    from nnbench.contract.trial import TrialResult
+    from nnbench.training.trainer import add_epoch, finish
+
+    trial = make_trial(collect_catalogue(make_plugin_manager(load_entry_points=False)))
+    result = TrialResult(trial, "ok", metric_name="accuracy")
+    for epoch in (1, 2, 3):
+        add_epoch(result, epoch, 0.5, 0.5, {"test_loss": 0.4, "metric": 0.8}, {"test_loss": 0.4, "metric": 0.8})
+    finish(result, 100, torch.device("cpu"))
+    assert result.throughput == pytest.approx(200.0) and result.peak_memory is None  # 100 rows x 3 epochs / 1.5 s
+    instant = TrialResult(trial, "ok", metric_name="accuracy")
+    add_epoch(instant, 1, 0.5, 0.0, {"test_loss": 0.4, "metric": 0.8}, {"test_loss": 0.4, "metric": 0.8})
+    assert finish(instant, 100, torch.device("cpu")).throughput is None  # no time measured: no rate
+
+
+def test_early_stopping_counts_epochs_without_improvement_in_either_direction() -> None:
+    from nnbench.contract.trial import EpochRecord
+    from nnbench.training.trainer import EarlyStopping
+
+    def epoch(value: float) -> EpochRecord:
+        return EpochRecord(1, 0.5, math.nan, math.nan, 0.1, 0.5, value)
+
+    never = EarlyStopping(2, higher_is_better=True)
+    assert [never.update(epoch(math.nan)) for _ in range(2)] == [False, True] and never.chosen() is None
+    lower = EarlyStopping(2, higher_is_better=False)
+    assert lower.improves(1.0) and not lower.improves(math.inf)
+    assert [lower.update(epoch(v)) for v in (1.0, 0.5, 0.7, 0.6)] == [False, False, False, True]
+    assert lower.chosen() is not None and lower.chosen().val_metric == 0.5
+
+
+def test_a_schedule_takes_the_trial_s_overrides(catalogue: Any) -> None:
+    from nnbench.training.trainer import make_schedule
+
+    trial = make_trial(catalogue, schedule="step")
+    trial = dataclasses.replace(trial, params={**trial.params, "schedule": {"drops": 1, "gamma": 0.5}})
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = make_schedule(trial, catalogue, optimizer, 10)
+    for _ in range(10):
+        optimizer.step()
+        schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)  # one drop of 0.5, not two of 0.1
+    bare = dataclasses.replace(trial, params={"optimizer": {}})  # no schedule table: the schedule's defaults
+    make_schedule(bare, catalogue, optimizer, 10)

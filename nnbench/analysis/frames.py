@@ -435,7 +435,7 @@ def device_comparison(trials: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["task", "arch", "device", "baseline", "matched", "speedup"])
     baseline = "cpu" if "cpu" in devices else devices[0]
     keys = ["task", *(a for a in config_axes(timed) if a != "device"), "seed"]
-    wide = timed.pivot_table(index=keys, columns="device", values="epoch_time", aggfunc="mean")
+    wide = timed.pivot_table(index=keys, columns="device", values="epoch_time", aggfunc="mean", sort=False)
     rows = []
     for device in (d for d in devices if d != baseline):
         ratio = (wide[baseline] / wide[device]).dropna().rename("ratio").reset_index()

@@ -212,15 +212,14 @@ def train_trial(
 
 @dataclass(frozen=True)
 class TrialSetup:
-    """What a trial's configuration fixes before its model is built: components, data on the
-    device, criterion and held-out evaluators. The seeds of one configuration share it."""
+    """What a trial's configuration fixes before its model is built: components, the training data
+    on the device, criterion and held-out evaluators. The seeds of one configuration share it."""
 
     task: Task
     loss: Loss
     optimizer: Optimizer
     view: Modality
     device: torch.device
-    data: TaskData
     criterion: nn.Module
     x: torch.Tensor
     y: torch.Tensor
@@ -237,7 +236,7 @@ def set_up(trial: Trial, catalogue: Catalogue) -> TrialSetup:
     view = choose_view(task, arch.modalities)
     data = _load(task, view, device)
     criterion = loss.factory()
-    return TrialSetup(task, loss, catalogue.optimizers.get(trial.optimizer), view, device, data, criterion,
+    return TrialSetup(task, loss, catalogue.optimizers.get(trial.optimizer), view, device, criterion,
                       data.x_train, loss.encode_target(data.y_train, task),
                       Evaluator(task, loss, criterion, data.x_test, data.y_test),
                       Evaluator(task, loss, criterion, data.x_val, data.y_val))
