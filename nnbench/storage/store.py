@@ -142,6 +142,10 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+LOCK_WAIT_SECONDS = 30
+"""How long opening or writing the store waits for another run's lock before it gives up."""
+
+
 class ResultStore:
     """A results database at ``path`` (created on first use)."""
 
@@ -184,7 +188,7 @@ class ResultStore:
         self._identity = _identity(self.path)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
@@ -204,7 +208,7 @@ class ResultStore:
                 db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             self._check_columns()
             self._release_dead_runs(db)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             try:
                 self._db.execute("PRAGMA journal_mode = WAL")
@@ -218,7 +222,7 @@ class ResultStore:
     def _connect_readonly(self) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
         try:
-            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
             db.execute("SELECT 1 FROM sqlite_master").fetchall()
             return db
         except sqlite3.OperationalError:
