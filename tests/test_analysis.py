@@ -294,6 +294,8 @@ def test_code_versions_by_hand() -> None:
     assert analysis.code_versions(trials.iloc[4:]).empty
     assert analysis.code_versions(trials.iloc[:0]).columns.tolist() == columns
     assert analysis.code_versions(trials.drop(columns="params")).columns.tolist() == columns
+    unknown_runs = analysis.code_versions(trials.drop(columns="run_id"))  # a frame made by hand
+    assert unknown_runs["runs"].tolist() == ["", "", ""] and unknown_runs["trials"].tolist() == [3, 1, 1]
 
 
 def test_run_overview_reads_the_environment_each_run_recorded(tmp_path: Path, store_writer: Callable[..., Any],
@@ -578,3 +580,68 @@ def test_rank_test_names_its_effect_and_says_when_there_is_nothing_to_compare(
     one = analysis.rank_test(trials[trials["activation"] == "relu"], "activation")
     assert one.verdict == "fewer than two levels finished ok: nothing to compare"
     assert (one.test, one.effect_name) == ("", "") and math.isnan(one.p_value) and math.isnan(one.statistic)
+
+
+def test_p_values_below_the_printed_precision_say_so() -> None:
+    assert analysis.format_p(5e-5) == "p < 0.0001"
+    assert analysis.format_p(1e-4) == "p = 0.0001"  # exactly the threshold still prints as a number
+    assert analysis.format_p(0.03125) == "p = 0.031"
+
+
+def test_convergence_keeps_tasks_in_the_order_first_seen_with_a_fresh_index(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    results = [trial_result(task, act, seed=s, metric=m, epochs=2)
+               for task in ("spirals", "moons") for act, m in (("relu", 0.9), ("tanh", 0.8)) for s in range(2)]
+    with store_writer(tmp_path / "order.db", results) as store:
+        frame = analysis.convergence(store.trials(), store.epochs(), top=2)
+    assert list(dict.fromkeys(frame["task"])) == ["spirals", "moons"]  # not in name order
+    assert list(frame.index) == list(range(len(frame))) and len(frame) == 8
+    assert frame[["rank", "epoch"]].values.tolist()[:4] == [[1, 1], [1, 2], [2, 1], [2, 2]]
+
+
+def test_matched_blocks_put_learning_rates_in_numeric_order_whatever_order_they_ran_in() -> None:
+    rows = [(lr, s, m) for lr, m in ((0.1, 0.6), (0.001, 0.8), (0.01, 0.7)) for s in range(3)]
+    trials = pd.DataFrame([{
+        "trial_id": f"{lr}-{s}", "task": "wine", "arch": "fnn", "activation": "relu", "loss": "cross_entropy",
+        "optimizer": "adam", "lr": lr, "device": "cpu", "seed": s, "status": "ok", "metric_name": "accuracy",
+        "metric": m + s / 100, "protocol": "default"} for lr, s, m in rows])
+    wide, incomplete = analysis.matched_blocks(trials, "lr")
+    assert list(wide.columns) == [analysis.format_level("lr", lr) for lr in (0.001, 0.01, 0.1)]
+    assert incomplete == 0 and wide.iloc[0].tolist() == pytest.approx([0.8, 0.7, 0.6])
+
+
+def test_lr_sensitivity_keeps_each_tasks_rows_in_optimizer_and_rate_order_over_many_rows() -> None:
+    rates = (0.3, 0.1, 0.03, 0.01, 0.003)
+    rows = [(task, opt, lr, s) for s in range(2) for lr in rates for opt in ("sgd", "adam", "rmsprop")
+            for task in ("wine", "digits")]  # 30 rows per seed, interleaved: a sort that is not stable shows
+    trials = pd.DataFrame([{
+        "trial_id": f"{task}-{opt}-{lr}-{s}", "task": task, "arch": "fnn", "activation": "relu",
+        "loss": "cross_entropy", "optimizer": opt, "lr": lr, "device": "cpu", "seed": s, "status": "ok",
+        "metric_name": "accuracy", "metric": 0.5 + lr, "protocol": "default"} for task, opt, lr, s in rows])
+    sweep = analysis.lr_sensitivity(trials)
+    expected = [(task, opt, lr) for task in ("wine", "digits") for opt in ("adam", "rmsprop", "sgd")
+                for lr in sorted(rates)]
+    assert list(sweep[["task", "optimizer", "lr"]].itertuples(index=False, name=None)) == expected
+
+
+def test_learning_rate_blocks_keep_the_rates_tuning_chose_apart_from_the_swept_ones() -> None:
+    def row(lr: float, protocol: str, seed: int) -> dict[str, Any]:
+        tuning = {"tuning": {"tuned": ["lr"], "budget": 4}} if protocol == "tuned" else {}
+        return {"trial_id": f"{lr}-{protocol}-{seed}", "task": "wine", "arch": "fnn", "activation": "relu",
+                "loss": "cross_entropy", "optimizer": "adam", "lr": lr, "device": "cpu", "seed": seed,
+                "status": "ok", "metric_name": "accuracy", "metric": 0.5 + lr + seed / 100, "protocol": protocol,
+                "params": json.dumps(tuning)}
+
+    trials = pd.DataFrame([row(lr, "default", s) for lr in (0.01, 0.1) for s in range(3)]
+                          + [row(0.01, "tuned", s) for s in range(3)])
+    wide, incomplete = analysis.matched_blocks(trials, "lr")
+    assert list(wide.columns) == [analysis.format_level("lr", 0.01), analysis.format_level("lr", 0.1)]
+    assert len(wide) == 3 and incomplete == 0  # the tuned blocks hold one rate: nothing to compare there
+
+
+def test_a_tuned_trial_whose_record_names_no_tuned_setting_did_not_tune_its_rate() -> None:
+    trials = pd.DataFrame([{"task": "wine", "protocol": "tuned", "params": json.dumps({"tuning": {"budget": 4}})},
+                           {"task": "wine", "protocol": "tuned", "params": json.dumps({"tuning": None})},
+                           {"task": "wine", "protocol": "tuned", "params": json.dumps({"tuning": {"tuned": ["lr"]}})},
+                           {"task": "wine", "protocol": "default", "params": "{}"}])
+    assert analysis.lr_was_tuned(trials).tolist() == [False, False, True, False]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import nnbench
 from nnbench import Device, hookimpl
 from nnbench.builtin.devices import discover_devices
 from nnbench.contract.errors import NNBenchError
+from nnbench.execution.executors import WorkerStartError
 from nnbench.execution.messages import describe_exit, result_from_dict, result_to_dict
 from nnbench.session import Session
 
@@ -415,3 +418,437 @@ def test_what_a_worker_sent_before_it_died_counts_and_only_the_rest_fail() -> No
     outcome = {r.trial.trial_id: (r.status, r.metric) for r in sink.results}
     assert outcome[first.trial_id] == ("ok", 0.75) and outcome[second.trial_id][0] == "failed"
     assert "SIGKILL" in next(r.error for r in sink.results if r.trial == second) and worker.conn.closed
+
+
+# -- the parent's bookkeeping, step by step (no worker process: a stand-in records what is sent) -----
+
+
+class SentTo:
+    """The parent's end of a worker's pipe, keeping what the parent sends."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, message: Any) -> None:
+        self.sent.append(message)
+
+    def poll(self) -> bool:
+        return False  # the worker has said nothing yet
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def stand_in(device: str = "cpu", item: Any = None) -> Any:
+    from nnbench.execution.processes import _Worker
+
+    return _Worker(device, None, SentTo(), ready=True, item=item)  # type: ignore[arg-type]
+
+
+class PartialClaims(RecordingSink):
+    """A sink whose store grants only the trials another run does not hold."""
+
+    def __init__(self, held_elsewhere: set[str]) -> None:
+        super().__init__()
+        self.held_elsewhere = held_elsewhere
+
+    def claim(self, trials: Any) -> list[Any]:
+        super().claim(trials)
+        return [t for t in trials if t.trial_id not in self.held_elsewhere]
+
+
+def test_a_group_another_run_holds_part_of_is_a_smaller_group_decided_anew() -> None:
+    from nnbench.training.calibration import StackingChoice, calibration_key
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, seeds=4)
+    executor = processes(session, workers=1)
+    executor._plan([trials])
+    [planned] = executor.queues["cpu"]
+    assert planned.undecided and len(planned.trials) == 4
+    mine = trials[2:]  # another run is training seeds 0 and 1
+    known = StackingChoice(True, ratio=3.0)
+    executor.choices.put(calibration_key(mine, session.catalogue), known)
+    worker = stand_in()
+    executor._assign(worker, [worker], PartialClaims({t.trial_id for t in trials[:2]}))
+    item = worker.item
+    assert item.trials == mine and item.key == calibration_key(mine, session.catalogue)
+    assert item.choice == known and item.seconds == pytest.approx(planned.seconds / 2)
+    assert list(worker.remaining) == [t.trial_id for t in mine]
+    [message] = worker.conn.sent
+    assert [c["seed"] for c in message["configs"]] == [2, 3] and message["choice"]["ratio"] == 3.0
+    assert not executor.queues["cpu"]
+
+
+def test_the_one_trial_left_of_a_group_another_run_holds_has_no_stacking_to_choose() -> None:
+    from nnbench.training.calibration import StackingChoices
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, seeds=2)
+    executor = processes(session, workers=1, choices=StackingChoices("always"))  # would stack any group
+    executor._plan([trials])
+    worker = stand_in()
+    executor._assign(worker, [worker], PartialClaims({trials[0].trial_id}))
+    assert worker.item.trials == trials[1:] and worker.item.choice is None and worker.item.key is None
+    assert worker.conn.sent[0]["choice"] is None
+
+
+def test_a_group_another_run_holds_all_of_is_passed_over() -> None:
+    session = probe_session()
+    first, second = probe_trials(session.catalogue, activation="relu,tanh", seeds=1)
+    executor = processes(session, workers=1)
+    executor._plan([[first], [second]])
+    worker = stand_in()
+    sink = PartialClaims({first.trial_id})
+    executor._assign(worker, [worker], sink)
+    assert worker.item.trials == [second] and sink.claimed == [[first.trial_id], [second.trial_id]]
+
+
+@pytest.mark.parametrize("per_device", [2, None], ids=["per-device-2", "measured"])
+def test_an_accelerators_capacity_is_measured_once_unless_given(per_device: int | None) -> None:
+    session = probe_session()
+    trials = probe_trials(session.catalogue, activation="relu,tanh,gelu", optimizer="lbfgs", seeds=1)
+    executor = processes(session, workers=1, per_device=per_device)
+    executor.is_accelerator = lambda device: device == "cpu"  # the CPU stands in for an accelerator
+    executor._plan([[t] for t in trials])
+    workers = [stand_in(), stand_in(), stand_in()]
+    elsewhere = stand_in("cuda:1", item=executor.queues["cpu"][0])  # busy on another device: no company
+    for worker in workers:
+        executor._assign(worker, [*workers, elsewhere], RecordingSink())
+    asked = [w.conn.sent[0]["measure_capacity"] for w in workers]
+    assert asked == ([False, False, False] if per_device else [True, False, False])
+    assert [w.peak for w in workers] == [3, 3, 3]  # each saw three trials on the device at once, itself included
+    assert elsewhere.peak == 0
+
+
+def test_workers_grow_to_a_measured_capacity_for_the_work_waiting() -> None:
+    from nnbench.execution.scheduling import WorkItem
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, optimizer="lbfgs", seeds=3)
+    executor = processes(session, workers=3)
+    executor._plan([[t] for t in trials])  # three cpu items for three idle cpu workers: none to start
+    executor.queues["cuda:0"] = deque(WorkItem([t], None, 1.0) for t in trials)
+    executor.target["cuda:0"] = 5  # measured: five trials at once
+    started: list[str] = []
+    executor._start = lambda device: started.append(device) or stand_in(device)  # type: ignore[method-assign]
+    cpu = [stand_in("cpu") for _ in range(3)]
+    # three items wait and two workers are idle: one more worker is enough
+    assert len(executor._grow([*cpu, stand_in("cuda:0"), stand_in("cuda:0")])) == 1 and started == ["cuda:0"]
+    started.clear()  # one is idle and two are busy: two more, one for each item the idle one will not take
+    busy = [stand_in("cuda:0", item=WorkItem(trials[:1], None, 1.0)) for _ in range(2)]
+    assert len(executor._grow([*cpu, stand_in("cuda:0"), *busy])) == 2 and started == ["cuda:0", "cuda:0"]
+
+
+def test_a_measured_choice_is_said_once_and_splits_only_the_groups_it_holds_for() -> None:
+    from nnbench.execution.scheduling import WorkItem
+    from nnbench.training.calibration import StackingChoice
+
+    session = probe_session()
+    four = probe_trials(session.catalogue, seeds=4)
+    three = probe_trials(session.catalogue, activation="tanh", seeds=3)
+    single = probe_trials(session.catalogue, activation="gelu", seeds=1)
+    executor = processes(session, workers=1)
+    executor.queues["cpu"] = deque([WorkItem(four, None, 40.0, "four"), WorkItem(three, None, 30.0, "three"),
+                                    WorkItem(single, None, 5.0)])
+    worker = stand_in(item=WorkItem(probe_trials(session.catalogue, activation="elu", seeds=4), None, 40.0, "four"))
+    sink = RecordingSink()
+    one_by_one = StackingChoice(False, ratio=0.5)
+    executor._learn("four", one_by_one, worker, sink)
+    executor._learn("four", one_by_one, worker, sink)  # a second worker measured it too: nothing new to say
+    assert len(sink.messages) == 1 and sink.messages[0].startswith("one-by-one training chosen for 4 trials of fnn")
+    queue = list(executor.queues["cpu"])
+    assert [i.seconds for i in queue] == sorted((i.seconds for i in queue), reverse=True)  # longest first
+    [kept] = [i for i in queue if i.key == "three"]
+    assert kept.undecided and kept.trials == three and kept.seconds == 30.0
+    split = [i for i in queue if i.choice == one_by_one]
+    assert sorted(t.seed for i in split for t in i.trials) == [0, 1, 2, 3] and all(len(i.trials) == 1 for i in split)
+    assert [i.trials for i in queue if i.choice is None and i.key is None] == [single] and len(queue) == 6
+
+
+def test_a_choice_measured_after_the_worker_finished_is_kept_without_a_line() -> None:
+    from nnbench.training.calibration import StackingChoice
+
+    session = probe_session()
+    executor = processes(session, workers=1)
+    executor.queues["cpu"] = deque()
+    sink = RecordingSink()
+    executor._learn("key", StackingChoice(True, ratio=2.0), stand_in(), sink)
+    assert sink.messages == [] and executor.choices.known["key"] == StackingChoice(True, ratio=2.0)
+
+
+def test_trials_a_worker_hands_back_are_first_in_line_one_each() -> None:
+    from dataclasses import asdict
+
+    from nnbench.execution.scheduling import WorkItem
+    from nnbench.training.calibration import StackingChoice
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, seeds=3)
+    executor = processes(session, workers=1)
+    waiting = WorkItem(probe_trials(session.catalogue, activation="tanh", seeds=1), None, 100.0)
+    executor.queues["cpu"] = deque([waiting])
+    worker = stand_in(item=WorkItem(trials, None, 3.0, "key"))
+    worker.remaining = {t.trial_id: t for t in trials}
+    choice = StackingChoice(False, ratio=0.8)
+    executor._handle(worker, ("release", [trials[1].trial_id, trials[2].trial_id], asdict(choice)), RecordingSink())
+    assert list(worker.remaining) == [trials[0].trial_id]
+    queue = list(executor.queues["cpu"])
+    assert [i.trials for i in queue] == [[trials[1]], [trials[2]], waiting.trials]
+    assert queue[0].choice == choice == queue[1].choice
+    assert [i.seconds for i in queue[:2]] == [executor.cost.seconds(trials[1]), executor.cost.seconds(trials[2])]
+
+
+class Alive:
+    """A worker process that is still running (and can be stopped)."""
+
+    exitcode = None
+
+    def __init__(self) -> None:
+        self.killed = False
+
+    def is_alive(self) -> bool:
+        return not self.killed
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+def test_a_worker_past_its_limit_is_spared_when_its_next_trial_has_just_started() -> None:
+    from nnbench.execution.processes import _Worker
+    from nnbench.execution.scheduling import WorkItem
+
+    session = probe_session()
+    first, second = probe_trials(session.catalogue, seeds=2)
+    parent, child = multiprocessing.Pipe()
+    child.send(("started", [second.trial_id]))  # sent while the parent was busy: the clock restarts
+    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem([first, second], None, 2.0, "key"))
+    worker.remaining = {second.trial_id: second}
+    worker.clock = time.monotonic() - 30  # the first trial started 30 s ago
+    sink = RecordingSink()
+    executor = processes(session, workers=1, timeout=10.0)
+    assert not executor._ended(worker, sink) and not worker.process.killed and sink.results == []
+    worker.clock = time.monotonic() - 30  # and with no news from the worker, it is stopped
+    assert executor._ended(worker, sink) and worker.process.killed
+    [result] = sink.results
+    assert result.trial == second and result.status == "timeout"
+    assert result.error == "ran past --timeout 10 s per trial and was stopped"
+
+
+def test_a_stack_past_its_shared_limit_says_how_long_the_stack_had() -> None:
+    from nnbench.execution.processes import _Worker
+    from nnbench.execution.scheduling import WorkItem
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, seeds=2)
+    parent, child = multiprocessing.Pipe()
+    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem(trials, None, 2.0, "key"))
+    worker.remaining = {t.trial_id: t for t in trials}
+    worker.clock, worker.covers = time.monotonic() - 15, 2  # 15 s into a stack of two with 10 s each: in time
+    sink = RecordingSink()
+    executor = processes(session, workers=1, timeout=10.0)
+    assert not executor._ended(worker, sink)
+    worker.clock = time.monotonic() - 21
+    assert executor._ended(worker, sink) and [r.status for r in sink.results] == ["timeout"] * 2
+    assert {r.error for r in sink.results} == {
+        "ran past --timeout 10 s per trial (2 trials stacked: 20 s) and was stopped"}
+
+
+def test_a_measured_capacity_sets_the_devices_workers_and_is_said() -> None:
+    executor = processes(probe_session(), workers=1)
+    executor.target["cuda:0"] = 1
+    sink = RecordingSink()
+    executor._handle(stand_in("cuda:0"), ("capacity", 3, "3 at once: 2.6x the trials per second"), sink)
+    assert executor.target["cuda:0"] == 3
+    assert sink.messages == ["cuda:0: 3 trials train at once (measured: 3 at once: 2.6x the trials per second; "
+                             "--per-device N to choose)"]
+    executor._handle(stand_in("cuda:0"), ("capacity", 1, "stacked was no faster"), sink)
+    assert executor.target["cuda:0"] == 1
+
+
+def test_a_worker_that_dies_before_it_is_ready_stops_the_run_with_what_to_do() -> None:
+    from nnbench.execution.processes import _Worker
+
+    class DiedAtStart:
+        exitcode = 1
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout: float | None = None) -> None:
+            pass
+
+    parent, child = multiprocessing.Pipe()
+    child.close()
+    worker = _Worker("cpu", DiedAtStart(), parent)  # type: ignore[arg-type]
+    said = (r"^a worker process could not start: the worker process exited with status 1; see the messages above\. "
+            r"From a Python script, call nnbench\.run\(\.\.\., workers=N\) under `if __name__ == \"__main__\":`$")
+    with pytest.raises(WorkerStartError, match=said):
+        processes(probe_session(), workers=1)._ended(worker, RecordingSink())
+
+
+def test_a_warning_a_worker_sends_is_raised_in_the_run_as_a_plugin_warning() -> None:
+    from nnbench.loading.plugins import PluginHookWarning
+
+    executor = processes(probe_session(), workers=1)
+    with pytest.warns(PluginHookWarning, match=r"^after_epoch of plugin 'noisy' raised ValueError$"):
+        executor._handle(stand_in(), ("warning", "after_epoch of plugin 'noisy' raised ValueError"), RecordingSink())
+
+
+def test_a_run_uses_the_stacking_choices_it_is_given() -> None:
+    from nnbench.training.calibration import StackingChoice, StackingChoices
+
+    session = probe_session()
+    executor = processes(session, workers=1, choices=StackingChoices("always"))
+    executor._plan([probe_trials(session.catalogue, seeds=4)])
+    [item] = executor.queues["cpu"]
+    assert item.choice == StackingChoice(True) and not item.undecided
+
+
+def test_workers_are_daemons_so_none_outlives_the_run() -> None:
+    executor = processes(probe_session(), workers=1)
+    worker = executor._start("cpu")
+    try:
+        assert worker.process.daemon and worker.process.name == "nnbench-worker-cpu"  # as ps and tracebacks show it
+    finally:
+        executor._stop([worker])
+    assert not worker.process.is_alive() and worker.conn.closed
+
+
+def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> None:
+    import dataclasses
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, activation="relu,tanh", optimizer="lbfgs", seeds=1)
+    units = [[trials[0]], [dataclasses.replace(trials[1], device="cuda:0")]]
+    executor = processes(session, workers=1, per_device=1)
+    started: list[Any] = []
+
+    class NeverReady(Alive):
+        def is_alive(self) -> bool:
+            return False  # died before saying it was ready
+
+    def start(device: str) -> Any:
+        parent, child = multiprocessing.Pipe()
+        child.close()
+        from nnbench.execution.processes import _Worker
+
+        started.append(_Worker(device, NeverReady(), parent))
+        return started[-1]
+
+    executor._start = start  # type: ignore[method-assign]
+    with pytest.raises(WorkerStartError):
+        executor.run(units, RecordingSink())
+    assert sorted(w.device for w in started) == ["cpu", "cuda:0"]
+    assert all(w.process.killed and w.conn.closed for w in started)
+
+
+def test_idle_cpu_workers_split_a_lone_group_and_each_half_is_its_own_group() -> None:
+    from nnbench.training.calibration import calibration_key
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, seeds=4)
+    executor = processes(session, workers=2)
+    executor._plan([trials])
+    halves = sorted(executor.queues["cpu"], key=lambda item: item.trials[0].seed)
+    assert [[t.seed for t in item.trials] for item in halves] == [[0, 1], [2, 3]]
+    assert [item.key for item in halves] == [calibration_key(trials[:2], session.catalogue),
+                                             calibration_key(trials[2:], session.catalogue)]
+    assert all(item.undecided and item.seconds > 0 for item in halves) and executor.target["cpu"] == 2
+
+
+def test_an_accelerator_of_unknown_capacity_starts_with_one_worker_and_the_group_whole() -> None:
+    session = probe_session()
+    executor = processes(session, workers=2, per_device=None)
+    executor.is_accelerator = lambda device: True
+    executor._plan([probe_trials(session.catalogue, seeds=4)])
+    [item] = executor.queues["cpu"]
+    assert len(item.trials) == 4 and executor.target["cpu"] == 1 and "cpu" not in executor.measured
+
+
+def test_a_choice_a_worker_measured_is_kept_said_and_applied() -> None:
+    from dataclasses import asdict
+
+    from nnbench.execution.scheduling import WorkItem
+    from nnbench.training.calibration import StackingChoice
+
+    session = probe_session()
+    trials = probe_trials(session.catalogue, seeds=2)
+    executor = processes(session, workers=1)
+    executor.queues["cpu"] = deque([WorkItem(trials, None, 2.0, "key")])
+    worker = stand_in(item=WorkItem(probe_trials(session.catalogue, activation="tanh", seeds=2), None, 2.0, "key"))
+    sink = RecordingSink()
+    executor._handle(worker, ("choice", "key", asdict(StackingChoice(True, ratio=1.5))), sink)
+    assert executor.choices.known == {"key": StackingChoice(True, ratio=1.5)}
+    assert sink.messages == [StackingChoice(True, ratio=1.5).describe(worker.item.trials[0], 2)]
+    [item] = executor.queues["cpu"]
+    assert item.trials == trials and item.choice == StackingChoice(True, ratio=1.5)
+
+
+def test_the_processes_executor_needs_the_sessions_catalogue() -> None:
+    from nnbench.execution.executors import ExecutorOptions
+    from nnbench.execution.processes import ProcessExecutor
+
+    with pytest.raises(ValueError, match=r"^the processes executor needs the catalogue of the running session "
+                                         r"to plan its work$"):
+        ProcessExecutor(ExecutorOptions(catalogue=None))
+
+
+def test_a_trial_this_run_already_holds_goes_out_as_it_waits_without_a_new_claim() -> None:
+    from nnbench.execution.scheduling import WorkItem
+    from nnbench.training.calibration import StackingChoice
+
+    session = probe_session()
+    [trial] = probe_trials(session.catalogue, seeds=1)
+    executor = processes(session, workers=1)
+    handed_back = WorkItem([trial], StackingChoice(False, ratio=0.7), 3.0, "key")  # a group's seed, released
+    executor.queues["cpu"] = deque([handed_back])
+    executor.claimed.add(trial.trial_id)
+    worker, sink = stand_in(), RecordingSink()
+    executor._assign(worker, [worker], sink)
+    assert worker.item is handed_back and sink.claimed == []
+    assert worker.conn.sent[0]["choice"]["ratio"] == 0.7
+
+
+def test_a_trial_sent_to_a_worker_has_one_limit_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnbench.execution.scheduling import WorkItem
+
+    monkeypatch.setattr("nnbench.execution.processes.usable_cores", lambda: 4)
+    session = probe_session()
+    [trial] = probe_trials(session.catalogue, seeds=1)
+    executor = processes(session, workers=1, timeout=10.0)
+    executor.queues["cpu"] = deque([WorkItem([trial], None, 1.0)])
+    worker, sink = stand_in(), RecordingSink()
+    worker.process = Alive()
+    executor._assign(worker, [worker], sink)
+    worker.clock -= 15  # sent 15 s ago, and the worker never said it started
+    assert executor._ended(worker, sink) and worker.process.killed and worker.conn.closed
+    [result] = sink.results
+    assert result.status == "timeout" and result.error == "ran past --timeout 10 s per trial and was stopped"
+    assert result.training == {"concurrent": 1, "slots": 4}  # alone on a CPU of four single-threaded slots
+
+
+def test_results_that_arrive_by_the_limit_count_and_the_worker_is_spared(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnbench.contract.trial import TrialResult
+    from nnbench.execution.processes import _Worker
+    from nnbench.execution.scheduling import WorkItem
+
+    monkeypatch.setattr("nnbench.execution.processes.usable_cores", lambda: 3)
+    session = probe_session()
+    [trial] = probe_trials(session.catalogue, seeds=1)
+    parent, child = multiprocessing.Pipe()
+    child.send(("result", result_to_dict(TrialResult(trial, "ok", "accuracy", 0.75))))
+    child.send(("done",))  # both sent while the parent was busy
+    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem([trial], None, 1.0))  # type: ignore[arg-type]
+    worker.remaining, worker.clock = {trial.trial_id: trial}, time.monotonic() - 30
+    sink = RecordingSink()
+    executor = processes(session, workers=1, timeout=10.0, threads=2)
+    assert not executor._ended(worker, sink) and not worker.process.killed
+    [result] = sink.results
+    assert (result.status, result.metric) == ("ok", 0.75) and worker.item is None and worker.remaining == {}
+    assert result.training == {"concurrent": 1, "slots": 1}  # three cores hold one two-threaded trial

@@ -92,7 +92,7 @@ def _flat_params(params: object) -> tuple[dict[str, str], str]:
     """A trial's hyper-parameters as ``{"arch.hidden": "[4]"}`` (tuned values left out: they are the
     tuning's result, not part of the configuration) and its CSV target, if any."""
     data = json.loads(params) if isinstance(params, str) else {}
-    tuned = set(data.get("tuning", {}).get("tuned", []))
+    tuned = set((data.get("tuning") or {}).get("tuned", []))
     flat = {f"{kind}.{name}": json.dumps(value, sort_keys=True)
             for kind, values in data.items() if kind != "tuning" and isinstance(values, dict)
             for name, value in values.items() if not (kind == "optimizer" and name in tuned)}
