@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,14 @@ import nnbench
 from nnbench import Device, hookimpl
 from nnbench.builtin.devices import discover_devices
 from nnbench.contract.errors import NNBenchError
-from nnbench.execution.executors import WorkerStartError
+from nnbench.contract.trial import TrialResult
+from nnbench.execution.executors import ExecutorOptions, WorkerStartError
 from nnbench.execution.messages import describe_exit, result_from_dict, result_to_dict
+from nnbench.execution.processes import ProcessExecutor, _Worker
+from nnbench.execution.scheduling import WorkItem
+from nnbench.loading.plugins import PluginHookWarning
 from nnbench.session import Session
+from nnbench.training.calibration import StackingChoice, StackingChoices, calibration_key
 
 GRID = {"task": "moons,spirals", "arch": "fnn", "activation": "relu,tanh", "optimizer": "sgd,adam",
         "seeds": 2, "epochs": 3}
@@ -253,9 +260,6 @@ def probe_session(*plugins: Any) -> Session:
 
 
 def processes(session: Session, **options: Any) -> Any:
-    from nnbench.execution.executors import ExecutorOptions
-    from nnbench.execution.processes import ProcessExecutor
-
     return ProcessExecutor(ExecutorOptions(catalogue=session.catalogue, extra_plugins=session._extra_plugins(),
                                            **options))
 
@@ -391,11 +395,6 @@ def test_an_error_while_storing_a_result_stops_the_run_instead_of_hanging_it() -
 
 
 def test_what_a_worker_sent_before_it_died_counts_and_only_the_rest_fail() -> None:
-    import multiprocessing
-
-    from nnbench.contract.trial import TrialResult
-    from nnbench.execution.processes import _Worker
-
     session = probe_session()
     first, second = probe_trials(session.catalogue, seeds=2)
 
@@ -442,8 +441,6 @@ class SentTo:
 
 
 def stand_in(device: str = "cpu", item: Any = None) -> Any:
-    from nnbench.execution.processes import _Worker
-
     return _Worker(device, None, SentTo(), ready=True, item=item)  # type: ignore[arg-type]
 
 
@@ -460,8 +457,6 @@ class PartialClaims(RecordingSink):
 
 
 def test_a_group_another_run_holds_part_of_is_a_smaller_group_decided_anew() -> None:
-    from nnbench.training.calibration import StackingChoice, calibration_key
-
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=4)
     executor = processes(session, workers=1)
@@ -483,8 +478,6 @@ def test_a_group_another_run_holds_part_of_is_a_smaller_group_decided_anew() -> 
 
 
 def test_the_one_trial_left_of_a_group_another_run_holds_has_no_stacking_to_choose() -> None:
-    from nnbench.training.calibration import StackingChoices
-
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=2)
     executor = processes(session, workers=1, choices=StackingChoices("always"))  # would stack any group
@@ -524,8 +517,6 @@ def test_an_accelerators_capacity_is_measured_once_unless_given(per_device: int 
 
 
 def test_workers_grow_to_a_measured_capacity_for_the_work_waiting() -> None:
-    from nnbench.execution.scheduling import WorkItem
-
     session = probe_session()
     trials = probe_trials(session.catalogue, optimizer="lbfgs", seeds=3)
     executor = processes(session, workers=3)
@@ -543,9 +534,6 @@ def test_workers_grow_to_a_measured_capacity_for_the_work_waiting() -> None:
 
 
 def test_a_measured_choice_is_said_once_and_splits_only_the_groups_it_holds_for() -> None:
-    from nnbench.execution.scheduling import WorkItem
-    from nnbench.training.calibration import StackingChoice
-
     session = probe_session()
     four = probe_trials(session.catalogue, seeds=4)
     three = probe_trials(session.catalogue, activation="tanh", seeds=3)
@@ -569,8 +557,6 @@ def test_a_measured_choice_is_said_once_and_splits_only_the_groups_it_holds_for(
 
 
 def test_a_choice_measured_after_the_worker_finished_is_kept_without_a_line() -> None:
-    from nnbench.training.calibration import StackingChoice
-
     session = probe_session()
     executor = processes(session, workers=1)
     executor.queues["cpu"] = deque()
@@ -580,11 +566,6 @@ def test_a_choice_measured_after_the_worker_finished_is_kept_without_a_line() ->
 
 
 def test_trials_a_worker_hands_back_are_first_in_line_one_each() -> None:
-    from dataclasses import asdict
-
-    from nnbench.execution.scheduling import WorkItem
-    from nnbench.training.calibration import StackingChoice
-
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=3)
     executor = processes(session, workers=1)
@@ -620,9 +601,6 @@ class Alive:
 
 
 def test_a_worker_past_its_limit_is_spared_when_its_next_trial_has_just_started() -> None:
-    from nnbench.execution.processes import _Worker
-    from nnbench.execution.scheduling import WorkItem
-
     session = probe_session()
     first, second = probe_trials(session.catalogue, seeds=2)
     parent, child = multiprocessing.Pipe()
@@ -641,9 +619,6 @@ def test_a_worker_past_its_limit_is_spared_when_its_next_trial_has_just_started(
 
 
 def test_a_stack_past_its_shared_limit_says_how_long_the_stack_had() -> None:
-    from nnbench.execution.processes import _Worker
-    from nnbench.execution.scheduling import WorkItem
-
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=2)
     parent, child = multiprocessing.Pipe()
@@ -672,8 +647,6 @@ def test_a_measured_capacity_sets_the_devices_workers_and_is_said() -> None:
 
 
 def test_a_worker_that_dies_before_it_is_ready_stops_the_run_with_what_to_do() -> None:
-    from nnbench.execution.processes import _Worker
-
     class DiedAtStart:
         exitcode = 1
 
@@ -693,16 +666,12 @@ def test_a_worker_that_dies_before_it_is_ready_stops_the_run_with_what_to_do() -
 
 
 def test_a_warning_a_worker_sends_is_raised_in_the_run_as_a_plugin_warning() -> None:
-    from nnbench.loading.plugins import PluginHookWarning
-
     executor = processes(probe_session(), workers=1)
     with pytest.warns(PluginHookWarning, match=r"^after_epoch of plugin 'noisy' raised ValueError$"):
         executor._handle(stand_in(), ("warning", "after_epoch of plugin 'noisy' raised ValueError"), RecordingSink())
 
 
 def test_a_run_uses_the_stacking_choices_it_is_given() -> None:
-    from nnbench.training.calibration import StackingChoice, StackingChoices
-
     session = probe_session()
     executor = processes(session, workers=1, choices=StackingChoices("always"))
     executor._plan([probe_trials(session.catalogue, seeds=4)])
@@ -721,8 +690,6 @@ def test_workers_are_daemons_so_none_outlives_the_run() -> None:
 
 
 def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> None:
-    import dataclasses
-
     session = probe_session()
     trials = probe_trials(session.catalogue, activation="relu,tanh", optimizer="lbfgs", seeds=1)
     units = [[trials[0]], [dataclasses.replace(trials[1], device="cuda:0")]]
@@ -736,7 +703,6 @@ def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> Non
     def start(device: str) -> Any:
         parent, child = multiprocessing.Pipe()
         child.close()
-        from nnbench.execution.processes import _Worker
 
         started.append(_Worker(device, NeverReady(), parent))
         return started[-1]
@@ -749,8 +715,6 @@ def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> Non
 
 
 def test_idle_cpu_workers_split_a_lone_group_and_each_half_is_its_own_group() -> None:
-    from nnbench.training.calibration import calibration_key
-
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=4)
     executor = processes(session, workers=2)
@@ -772,11 +736,6 @@ def test_an_accelerator_of_unknown_capacity_starts_with_one_worker_and_the_group
 
 
 def test_a_choice_a_worker_measured_is_kept_said_and_applied() -> None:
-    from dataclasses import asdict
-
-    from nnbench.execution.scheduling import WorkItem
-    from nnbench.training.calibration import StackingChoice
-
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=2)
     executor = processes(session, workers=1)
@@ -791,18 +750,12 @@ def test_a_choice_a_worker_measured_is_kept_said_and_applied() -> None:
 
 
 def test_the_processes_executor_needs_the_sessions_catalogue() -> None:
-    from nnbench.execution.executors import ExecutorOptions
-    from nnbench.execution.processes import ProcessExecutor
-
     with pytest.raises(ValueError, match=r"^the processes executor needs the catalogue of the running session "
                                          r"to plan its work$"):
         ProcessExecutor(ExecutorOptions(catalogue=None))
 
 
 def test_a_trial_this_run_already_holds_goes_out_as_it_waits_without_a_new_claim() -> None:
-    from nnbench.execution.scheduling import WorkItem
-    from nnbench.training.calibration import StackingChoice
-
     session = probe_session()
     [trial] = probe_trials(session.catalogue, seeds=1)
     executor = processes(session, workers=1)
@@ -816,8 +769,6 @@ def test_a_trial_this_run_already_holds_goes_out_as_it_waits_without_a_new_claim
 
 
 def test_a_trial_sent_to_a_worker_has_one_limit_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nnbench.execution.scheduling import WorkItem
-
     monkeypatch.setattr("nnbench.execution.processes.usable_cores", lambda: 4)
     session = probe_session()
     [trial] = probe_trials(session.catalogue, seeds=1)
@@ -834,10 +785,6 @@ def test_a_trial_sent_to_a_worker_has_one_limit_before_it_starts(monkeypatch: py
 
 
 def test_results_that_arrive_by_the_limit_count_and_the_worker_is_spared(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nnbench.contract.trial import TrialResult
-    from nnbench.execution.processes import _Worker
-    from nnbench.execution.scheduling import WorkItem
-
     monkeypatch.setattr("nnbench.execution.processes.usable_cores", lambda: 3)
     session = probe_session()
     [trial] = probe_trials(session.catalogue, seeds=1)
