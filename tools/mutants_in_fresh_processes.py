@@ -90,7 +90,8 @@ def main() -> None:
         with args.out.open("a") as out:
             out.write(f"{name} {outcome} {seconds:.0f} {failed}\n")
         print(f"[{number}/{len(names)}] {outcome:8} {name}", flush=True)
-    found = sum(outcome != "survived" for name, outcome in seen.items() if name in set(names))
+    chosen = set(names)
+    found = sum(outcome != "survived" for name, outcome in seen.items() if name in chosen)
     print(f"{found} of {len(names)} mutants found ({100 * found / len(names):.1f}%); survivors: "
           f"grep ' survived ' {args.out}")
 
