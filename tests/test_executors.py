@@ -703,7 +703,6 @@ def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> Non
     def start(device: str) -> Any:
         parent, child = multiprocessing.Pipe()
         child.close()
-
         started.append(_Worker(device, NeverReady(), parent))
         return started[-1]
 

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from training_events import completions, event_env, events
+from training_events import completions, event_env, settled_events
 
 from nnbench.storage.store import ResultStore
 
@@ -49,11 +49,7 @@ def test_sigkill_halfway_then_resume_trains_each_finished_trial_once(tmp_path: P
     assert 0 < len(first) < TOTAL, f"the kill should land halfway, {len(first)} of {TOTAL} were stored"
     # What the killed run trained but did not store: at most the one unit each worker held. Its workers
     # finish that unit or notice their parent is gone, then exit: wait until they have stopped writing.
-    log = tmp_path / "events.txt"
-    deadline, size = time.monotonic() + 15, -1
-    while time.monotonic() < deadline and size != (size := log.stat().st_size if log.exists() else 0):
-        time.sleep(1.5)
-    unstored = Counter(pid for pid, trial, epoch in events(tmp_path) if epoch == EPOCHS and trial not in first)
+    unstored = Counter(pid for pid, trial, epoch in settled_events(tmp_path) if epoch == EPOCHS and trial not in first)
     assert len(unstored) <= WORKERS and all(count <= UNIT for count in unstored.values()), unstored
 
     # Copying the main file alone (what users do) keeps every committed trial: each commit is

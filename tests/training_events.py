@@ -9,6 +9,7 @@ checks "trained once" by what was trained, which a count of stored rows per prim
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -48,6 +49,16 @@ def events(folder: Path) -> list[tuple[int, str, int]]:
     if not path.exists():
         return []
     return [(int(p), t, int(e)) for p, t, e in (line.split() for line in path.read_text().splitlines())]
+
+
+def settled_events(folder: Path, quiet: float = 1.5, limit: float = 15.0) -> list[tuple[int, str, int]]:
+    """The recorded events once no process has added one for ``quiet`` seconds (or after ``limit``
+    seconds): what processes that outlive their parent for a while finish writing."""
+    path = folder / "events.txt"
+    deadline, size = time.monotonic() + limit, -1
+    while time.monotonic() < deadline and size != (size := path.stat().st_size if path.exists() else 0):
+        time.sleep(quiet)
+    return events(folder)
 
 
 def completions(folder: Path, epochs: int) -> Counter[str]:
