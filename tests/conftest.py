@@ -36,6 +36,15 @@ def without_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NNBENCH_PLUGINS", "none")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Built-in tasks save their splits in a folder of this test session, not in the user's cache
+    (a test about data folders sets NNBENCH_DATA itself)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NNBENCH_DATA", str(tmp_path_factory.mktemp("data")))
+        yield
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """Train as the executors do (one torch thread): fast on a busy machine, and reproducible."""

@@ -145,7 +145,7 @@ def _stored(db: Path) -> int:
         return 0
 
 
-PARALLEL_EPOCHS = 20
+PARALLEL_EPOCHS = 60
 CLI = [sys.executable, "-m", "nnbench", "run", "--task", "moons,spirals", "--arch", "fnn",
        "--activation", "relu,tanh", "--optimizer", "sgd,adam", "--seeds", "2", "--epochs", str(PARALLEL_EPOCHS),
        "--batch-size", "16", "--workers", "2", "--no-vectorize", "--quiet", "--no-report"]

@@ -3,15 +3,15 @@
 Synthetic data are drawn from fixed seeds; the scikit-learn data sets ship with scikit-learn. Every
 task has a fixed train/validation/test split (64/16/20, stratified for classes) and inputs
 standardized with the training statistics, so nothing from held-out data leaks into training.
+A split, once made, is saved on disk and read from there by later processes (:mod:`~nnbench.builtin.split_cache`).
 """
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import torch
 
+from nnbench.builtin.split_cache import cached_split
 from nnbench.contract.specs import Task, TaskData
 
 SPLIT_SEED = 0
@@ -62,7 +62,7 @@ def _rng(name: str) -> np.random.Generator:
     return np.random.default_rng([SPLIT_SEED, *name.encode()])
 
 
-@cache
+@cached_split
 def load_toy() -> TaskData:
     rng = _rng("toy")
     x = rng.normal(size=(1000, 2))
@@ -70,7 +70,7 @@ def load_toy() -> TaskData:
     return make_task_data(x, y, classification=False, standardize_target=True)
 
 
-@cache
+@cached_split
 def load_spirals() -> TaskData:
     rng = _rng("spirals")
     n = 500
@@ -84,7 +84,7 @@ def load_spirals() -> TaskData:
     return make_task_data(x, y, classification=True)
 
 
-@cache
+@cached_split
 def load_moons() -> TaskData:
     from sklearn import datasets
 
@@ -92,7 +92,7 @@ def load_moons() -> TaskData:
     return make_task_data(x, y, classification=True)
 
 
-@cache
+@cached_split
 def load_circles() -> TaskData:
     from sklearn import datasets
 
@@ -100,7 +100,7 @@ def load_circles() -> TaskData:
     return make_task_data(x, y, classification=True)
 
 
-@cache
+@cached_split
 def load_xor() -> TaskData:
     rng = _rng("xor")
     x = rng.uniform(-1, 1, size=(1000, 2))
@@ -110,7 +110,7 @@ def load_xor() -> TaskData:
     return make_task_data(x, y, classification=True)
 
 
-@cache
+@cached_split
 def load_iris() -> TaskData:
     from sklearn import datasets
 
@@ -118,7 +118,7 @@ def load_iris() -> TaskData:
     return make_task_data(x, y, classification=True)
 
 
-@cache
+@cached_split
 def load_wine() -> TaskData:
     from sklearn import datasets
 
@@ -126,7 +126,7 @@ def load_wine() -> TaskData:
     return make_task_data(x, y, classification=True)
 
 
-@cache
+@cached_split
 def load_breast_cancer() -> TaskData:
     from sklearn import datasets
 
@@ -134,7 +134,7 @@ def load_breast_cancer() -> TaskData:
     return make_task_data(x, y, classification=True)
 
 
-@cache
+@cached_split
 def load_digits() -> TaskData:
     from sklearn import datasets
 
@@ -143,7 +143,7 @@ def load_digits() -> TaskData:
     return make_task_data(images, y, classification=True, feature_axes=(0, 1, 2, 3))
 
 
-@cache
+@cached_split
 def load_diabetes() -> TaskData:
     from sklearn import datasets
 
@@ -154,7 +154,7 @@ def load_diabetes() -> TaskData:
 ADDING_STEPS = 30
 
 
-@cache
+@cached_split
 def load_adding() -> TaskData:
     """The adding problem: sum the two values whose marker is 1."""
     rng = _rng("adding")
@@ -174,7 +174,7 @@ def load_adding() -> TaskData:
 PARITY_BITS = 12
 
 
-@cache
+@cached_split
 def load_parity() -> TaskData:
     """Is the number of ones in a bit string odd? Train and test strings are disjoint."""
     rng = _rng("parity")
@@ -187,7 +187,7 @@ def load_parity() -> TaskData:
 SINE_WINDOW = 20
 
 
-@cache
+@cached_split
 def load_sine() -> TaskData:
     """Forecast the next value of a noisy sine wave of random frequency, phase and amplitude."""
     rng = _rng("sine")

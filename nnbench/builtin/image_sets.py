@@ -37,10 +37,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from nnbench.builtin.data_folder import DATA_ENV_VAR, data_root
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.specs import Task, TaskData
 
-DATA_ENV_VAR = "NNBENCH_DATA"
 SPLIT_SEED = 0
 VAL_FRACTION = 0.1  # of the official training set
 CLASSES = 10
@@ -63,15 +63,6 @@ SHA256 = {
     "cifar10/cifar-10-binary.tar.gz": "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
 }
 """SHA-256 of each official file, keyed by ``<task folder>/<file name>``."""
-
-
-def data_root() -> Path:
-    """``$NNBENCH_DATA``, else the platform's cache folder for nnbench."""
-    if os.environ.get(DATA_ENV_VAR):
-        return Path(os.environ[DATA_ENV_VAR]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("nnbench"))
 
 
 class Images(NamedTuple):

@@ -1,8 +1,8 @@
 """Starting worker processes cheaply: forked from a server that has already imported torch.
 
-A fresh Python process pays seconds before it can train (importing torch and scikit-learn,
-loading the plugins), and a grid of small trials pays it once per worker and again for every
-replacement of a worker that crashed or ran out of time. Workers are therefore forked from
+A fresh Python process pays seconds before it can train (importing torch, loading the plugins), and
+a grid of small trials pays it once per worker and again for every replacement of a worker that
+crashed or ran out of time. Workers are therefore forked from
 :mod:`multiprocessing`'s fork server, which imports :data:`PRELOAD` once; a worker then costs a
 fork and loading the plugins (a tenth of a second or so). The server is started as early as a run
 knows it may need workers (:func:`prestart`), so its imports overlap the grid's planning in the
@@ -22,12 +22,14 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 PRELOAD = (
-    "torch", "torch._dynamo", "torch.func", "numpy", "sklearn.model_selection", "sklearn.datasets",
+    "torch", "torch._dynamo", "torch.func", "numpy",
     "nnbench.loading.plugins", "nnbench.loading.catalogue", "nnbench.execution.worker", "nnbench.training.ensemble",
     "nnbench.training.stacked_networks", "nnbench.builtin.datasets",
 )
 """What the fork server imports once for every worker (a module that is not installed is skipped).
-``torch._dynamo`` is what building the first optimizer imports: seconds a trial would pay otherwise."""
+``torch._dynamo`` is what building the first optimizer imports: seconds a trial would pay otherwise.
+scikit-learn is left out: built-in tasks read their saved splits (:mod:`nnbench.builtin.split_cache`),
+so only a worker that makes a split for the first time imports it, and the server starts a second sooner."""
 
 _CONTEXT: BaseContext | None = None
 
