@@ -5,8 +5,11 @@ leaderboard per task, the trials that did not finish ok and the report. ``nnbenc
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,33 @@ if TYPE_CHECKING:
     from nnbench.storage.store import ResultStore
 
 Echo = Callable[..., None]
+
+SUMMARY_MODULES = ("pandas", "scipy.stats", "matplotlib", "matplotlib.backends.backend_agg",
+                   "matplotlib.backends.backend_svg", "seaborn", "jinja2", "nnbench.analysis.verdicts",
+                   "nnbench.reporting")
+"""What the summary and the report import: about 2 s that a run would otherwise spend after its last trial."""
+
+
+def import_in_background(modules: Sequence[str]) -> threading.Thread | None:
+    """Import ``modules`` in a daemon thread at the lowest CPU priority, so that the trials training
+    in other processes meanwhile keep the cores; returns the thread (to join before the modules are
+    used), or None where a thread's priority cannot be lowered alone (outside Linux) and the modules
+    are left to be imported when used. A module that fails to import is left to fail, and be
+    reported, where it is used."""
+    if sys.platform != "linux":  # elsewhere setpriority would lower the whole process, workers' parent
+        return None
+
+    def work() -> None:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: this thread only
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # imported again where used, which says what is wrong
+                continue
+
+    thread = threading.Thread(target=work, name="nnbench-summary-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def progress_bar(total: int, notebook: bool) -> Any:
@@ -65,6 +95,16 @@ class ConsoleProgress(RunObserver):
         self.repeats: dict[str, int] = {}
         self.bar: Any = None
         self.training: dict[str, str] = {}  # trial id -> what the bar names while it trains
+        self.imports: threading.Thread | None = None
+
+    def training_location(self, in_process: bool) -> None:
+        """While other processes train, import what the summary and the report will need; finish that
+        before training here, where a second thread would take time from the timed steps."""
+        if in_process:
+            if self.imports is not None:
+                self.imports.join()
+        elif self.summary and self.imports is None:
+            self.imports = import_in_background(SUMMARY_MODULES)
 
     def planned(self, plan: Plan) -> None:
         if self.show_plan:
@@ -111,6 +151,8 @@ class ConsoleProgress(RunObserver):
         """The leaderboard per task, the trials that did not finish ok, and the report."""
         if not self.summary:
             return
+        if self.imports is not None:
+            self.imports.join()  # at full speed now: nothing trains any more
         from nnbench.analysis.frames import leaderboard, with_variants
         from nnbench.analysis.verdicts import findings
 

@@ -288,6 +288,11 @@ class RunObserver:
     def log(self, message: str) -> None:
         """Something the user should know (a fallback, the end of tuning)."""
 
+    def training_location(self, in_process: bool) -> None:
+        """Trials are about to train in this process (``in_process``), or in others (workers, a cluster)
+        while this one mostly waits, with time for other work that slows no timed training. Called as
+        each executor starts."""
+
     def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
         """The run ended without an exception (finished, or stopped by the failure budget); ``store``
         is still open, for reading what the run stored."""
@@ -414,6 +419,7 @@ class Session:
         on_result: Callable[[TrialResult], None] | None = None,
         on_log: Callable[[str], None] | None = None,
         on_start: Callable[[list[Trial]], None] | None = None,
+        on_location: Callable[[bool], None] | None = None,
     ) -> RunOutcome:
         """Train ``plan.todo`` with the chosen executor, storing each result as soon as it arrives.
 
@@ -433,7 +439,8 @@ class Session:
         self.prepare_tasks(plan.todo, options.download)
         outcome = RunOutcome(new_run_id(), store.path, plan)
         store.add_axes(self.domain.axes)
-        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, hooks, on_start)
+        sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, hooks, on_start,
+                            on_location)
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
         context = _Execution(self, store, options, sink, StackingChoices(), CostModel(self.catalogue,
                                                                                      store.epoch_times()))
@@ -540,7 +547,7 @@ class Session:
             observer.planned(plan)
             try:
                 outcome = self.execute(plan, results, options, on_result=observer.result, on_log=observer.log,
-                                       on_start=observer.started)
+                                       on_start=observer.started, on_location=observer.training_location)
             finally:
                 observer.close()
             observer.finished(outcome, results)
@@ -623,11 +630,11 @@ class _Execution:
         if decision.executor == "inline":
             risky = self.risky(trials)
             if risky:
-                self.sink.in_process = False
+                self.sink.trains_in_process(False)
                 self.executor(_Decision("processes", decision.workers), workers=1).run(
                     self.units([t for t in trials if t.trial_id in risky]), self.sink)
                 trials = [t for t in trials if t.trial_id not in risky]
-        self.sink.in_process = decision.executor == "inline"
+        self.sink.trains_in_process(decision.executor == "inline")
         self.executor(decision).run(self.units(trials), self.sink)
 
     def risky(self, trials: list[Trial]) -> set[str]:
@@ -651,14 +658,22 @@ class _StoringSink:
 
     def __init__(self, session: Session, store: ResultStore, outcome: RunOutcome, max_failures: int | None,
                  on_result: Callable[[TrialResult], None] | None, on_log: Callable[[str], None] | None,
-                 hooks: LifecycleHooks | None = None, on_start: Callable[[list[Trial]], None] | None = None) -> None:
+                 hooks: LifecycleHooks | None = None, on_start: Callable[[list[Trial]], None] | None = None,
+                 on_location: Callable[[bool], None] | None = None) -> None:
         self.session, self.store, self.outcome = session, store, outcome
         self.max_failures, self.on_result, self.on_log, self.on_start = max_failures, on_result, on_log, on_start
+        self.on_location = on_location
         self.hooks = hooks or LifecycleHooks(session.pm)
         self.failures = 0
         self.replacing: dict[str, str] = {}  # finished trials this run retrains (--force), as stored
         self.elsewhere: dict[str, Trial] = {}
         self.in_process = True  # whether the executor now running trains in this process
+
+    def trains_in_process(self, in_process: bool) -> None:
+        """Note, and tell whoever started the run, where the executor about to run trains."""
+        self.in_process = in_process
+        if self.on_location is not None:
+            self.on_location(in_process)
 
     def claim(self, trials: Sequence[Trial]) -> list[Trial]:
         """The trials of a unit this run may train now; those another live run trains are set aside,
