@@ -4,11 +4,13 @@ The store is synthetic, written through ``ResultStore`` without training: 2 task
 one RMSE) x 2 architectures x 25 activations x 5 optimizers x 2 learning rates x 5 seeds, with a
 few diverged and failed trials and some skipped combinations.
 
-    python benchmarks/bench_report.py [--output report.html] [--store bench.db] [--run-end]
+    python benchmarks/bench_report.py [--output report.html] [--store bench.db] [--run-end] [--forked]
 
 ``--run-end`` also times what ``nnbench run`` does after its last trial on this store: the findings it
 prints, then the report, as nnbench does it (the report reuses the findings' pairwise evidence) against
-the same with that evidence computed twice, alternating, in this one process.
+the same with that evidence computed twice, alternating, in this one process. ``--forked`` times the
+report with its figure sections drawn at once in forked children (one per usable core, as nnbench does
+on Linux) against drawn one after another, alternating, 3 of each.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nnbench.analysis import verdicts
 from nnbench.analysis.frames import with_variants
 from nnbench.contract.trial import EpochRecord, Skipped, Trial, TrialResult
 from nnbench.reporting import build_report
+from nnbench.reporting import forked as forked_sections
 from nnbench.storage.store import ResultStore
 
 TARGET_SECONDS = 30.0
@@ -99,14 +102,31 @@ def run_end(store: ResultStore, shared: bool) -> float:
     return time.perf_counter() - start
 
 
+def timed_report(store: ResultStore, forked: bool) -> float:
+    """Seconds for the report, its figure sections forked (as nnbench builds it) or drawn one after another."""
+    verdicts._recent.clear()
+    cores = forked_sections.usable_cores
+    if not forked:
+        forked_sections.usable_cores = lambda: 1
+    try:
+        start = time.perf_counter()
+        build_report(store, ["bench"])
+        return time.perf_counter() - start
+    finally:
+        forked_sections.usable_cores = cores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, help="also write the report here")
     parser.add_argument("--store", type=Path, help="keep the synthetic store at this path (default: a temp file)")
     parser.add_argument("--run-end", action="store_true", help="also time a run's findings and report, shared "
                         "evidence against computed twice (3 of each, alternating)")
+    parser.add_argument("--forked", action="store_true", help="also time the report with its figure sections "
+                        "forked against drawn one after another (3 of each, alternating)")
     args = parser.parse_args()
     ends: dict[bool, list[float]] = {True: [], False: []}
+    reports: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as scratch:
         path = args.store or Path(scratch) / "bench.db"
         path.unlink(missing_ok=True)
@@ -120,6 +140,9 @@ def main() -> None:
             for _ in range(3 if args.run_end else 0):
                 for shared in (False, True):
                     ends[shared].append(run_end(store, shared))
+            for _ in range(3 if args.forked else 0):
+                for forked in (False, True):
+                    reports[forked].append(timed_report(store, forked))
     if args.output:
         report.save(args.output)
     verdict = "within" if seconds < TARGET_SECONDS else "OVER"
@@ -129,6 +152,11 @@ def main() -> None:
         once, twice = statistics.median(ends[True]), statistics.median(ends[False])
         print(f"a run's end (findings, then the report): {once:.1f} s with the evidence shared against {twice:.1f} s "
               f"computed twice: {twice / once:.2f}x (median of 3)")
+    if args.forked:
+        forked, serial = statistics.median(reports[True]), statistics.median(reports[False])
+        print(f"the report with its figure sections forked ({forked_sections.usable_cores()} cores, "
+              f"{'allowed' if forked_sections.can_fork() else 'NOT allowed here'}): {forked:.1f} s against "
+              f"{serial:.1f} s one after another: {serial / forked:.2f}x (median of 3)")
 
 
 if __name__ == "__main__":

@@ -55,19 +55,23 @@ def import_in_background(modules: Sequence[str]) -> threading.Thread | None:
 
 
 def progress_bar(total: int, notebook: bool) -> Any:
-    """tqdm's bar: its notebook front end in Jupyter (when ipywidgets is there), else text on stderr."""
+    """tqdm's bar: its notebook front end in Jupyter (when ipywidgets is there), else text on stderr.
+
+    The bar starts no monitor thread (tqdm's, which would outlive it): it is refreshed at every trial
+    anyway, and a process running no other thread may fork the report's figure sections."""
     if notebook:
         try:
             import ipywidgets  # noqa: F401  (the notebook bar needs it)
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            return notebook_tqdm(total=total, unit="trial")
+            return type("NotebookBar", (notebook_tqdm,), {"monitor_interval": 0})(total=total, unit="trial")
         except ImportError:
             pass
     from tqdm import tqdm
 
     # disable=None: no bar when stderr is not a terminal (a log file, a CI job)
-    return tqdm(total=total, unit="trial", dynamic_ncols=True, file=sys.stderr, disable=None)
+    return type("Bar", (tqdm,), {"monitor_interval": 0})(total=total, unit="trial", dynamic_ncols=True,
+                                                          file=sys.stderr, disable=None)
 
 
 def in_notebook() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 from nnbench import hookimpl
@@ -17,27 +18,33 @@ if TYPE_CHECKING:
 def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame, skipped: pd.DataFrame,
                     micro: pd.DataFrame, rope: Mapping[str, float]) -> list[ReportSection]:
     from nnbench.reporting import fairness_sections, sections, verdict_sections
+    from nnbench.reporting.forked import build_all
     from nnbench.reporting.micro_section import micro_benchmarks
     from nnbench.reporting.statistics import statistics
 
     data = sections.ReportData(runs, trials, epochs, skipped, rope)
     # The answer first: findings, the leaderboard, the warnings that qualify both; the evidence after.
-    return [
+    # These share the pairwise evidence and the warnings, computed once here ...
+    answer = [
         verdict_sections.findings(data),
         sections.leaderboard(data),
         fairness_sections.fair_comparison(data),
         verdict_sections.aggregates(data),
         verdict_sections.comparisons(data),
         statistics(data),
-        sections.effects(data),
-        sections.interactions(data),
-        sections.convergence(data),
-        sections.learning_rate(data),
-        sections.speed(data),
-        sections.robustness(data),
-        fairness_sections.tuned_against_default(data),
-        fairness_sections.time_to_target(data),
-        fairness_sections.performance_profile(data),
-        micro_benchmarks(micro),
-        sections.overview(data),
     ]
+    # ... and the figures, drawn at once in forked children that inherit all of it.
+    figures = build_all([
+        partial(sections.effects, data),
+        partial(sections.interactions, data),
+        partial(sections.convergence, data),
+        partial(sections.learning_rate, data),
+        partial(sections.speed, data),
+        partial(sections.robustness, data),
+        partial(fairness_sections.tuned_against_default, data),
+        partial(fairness_sections.time_to_target, data),
+        partial(fairness_sections.performance_profile, data),
+        partial(micro_benchmarks, micro),
+        partial(sections.overview, data),
+    ])
+    return answer + figures

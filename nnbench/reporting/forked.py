@@ -1,0 +1,87 @@
+"""Building a report's figure sections at once, each in a process forked from this one.
+
+Drawing figures takes most of a report's time (matplotlib writes SVG in Python), one figure after
+another on one core. Where ``fork`` is safe (Linux, and no other thread in this process that a
+child could inherit holding a lock) and more than one core is usable, each section is built in a
+forked child, as many at once as there are cores. A child starts with everything this process
+holds (the frames, the evidence already computed, the imported libraries), so nothing is sent to
+it; it sends back its finished section, pickled. A child that raises, dies or returns what cannot
+be pickled costs only time: that section is built again here, where any error is raised just as
+it would be without children.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def can_fork() -> bool:
+    """Whether children may be forked here: Linux (elsewhere system libraries do not survive a
+    fork reliably), with no other thread running (a thread holding a lock at the fork would leave
+    the child waiting for it forever)."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (asked on Linux only, where children are forked)."""
+    return len(os.sched_getaffinity(0))
+
+
+def build_all(builders: Sequence[Callable[[], T]], processes: int | None = None) -> list[T]:
+    """Each builder's result, in order: built in up to ``processes`` forked children at once
+    (default: the usable cores), or one after another here where that cannot help or is not safe."""
+    if len(builders) < 2 or not can_fork():
+        processes = 1
+    elif processes is None:
+        processes = usable_cores()
+    if processes < 2:
+        return [build() for build in builders]
+    context = multiprocessing.get_context("fork")
+    built: dict[int, T] = {}
+    waiting = deque(enumerate(builders))
+    running: dict[Any, tuple[int, Any]] = {}  # result pipe -> (builder's index, child)
+    while waiting or running:
+        while waiting and len(running) < processes:
+            index, build = waiting.popleft()
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_build_and_send, args=(build, send), daemon=True)
+            child.start()
+            send.close()  # the child holds the only writing end: a child that dies reads as end of file
+            running[receive] = (index, child)
+        for ready in wait(list(running)):
+            index, child = running.pop(ready)
+            result = _receive(ready)  # type: ignore[arg-type]
+            child.join()
+            if result is not None:
+                built[index] = result[0]
+    return [built[index] if index in built else build() for index, build in enumerate(builders)]
+
+
+def _build_and_send(build: Callable[[], Any], send: Connection) -> None:
+    try:
+        payload = pickle.dumps((build(),), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # built again in the parent, which raises it where it is seen
+        payload = b""
+    send.send_bytes(payload)
+    send.close()
+    os._exit(0)  # nothing inherited (an open store, atexit handlers) is finalized in the child
+
+
+def _receive(receive: Connection) -> tuple[Any] | None:
+    try:
+        payload = receive.recv_bytes()
+        return pickle.loads(payload) if payload else None
+    except Exception:  # a child that died, or a section that does not unpickle: built again here
+        return None
+    finally:
+        receive.close()
