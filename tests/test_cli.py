@@ -244,3 +244,19 @@ def test_a_plugin_that_calls_sys_exit_at_import_does_not_stop_list_or_plugins(
         result = runner.invoke(cli, command, catch_exceptions=False)
         assert result.exit_code == 0, result.output
     assert "adam" in invoke(runner, "list", "optimizers").output
+
+
+@pytest.mark.parametrize(("arguments", "code"), [(["--version"], 0), (["run", "--seeds", "0"], 1)])
+def test_the_console_script_leaves_its_objects_out_of_the_collectors_last_passes(arguments: list[str],
+                                                                                  code: int) -> None:
+    import subprocess
+    import sys
+
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, file=sys.stderr))\n"
+             "from nnbench.cli import main\n"
+             f"sys.argv = ['nnbench', *{arguments!r}]\n"
+             "main()\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == code  # the command's own exit status, error or not
+    assert done.stderr.strip().endswith("frozen True")
