@@ -648,3 +648,17 @@ def test_the_speed_section_says_which_trials_shared_a_device(tmp_path: Path, tri
     alone = [r for r in results if r.training is None or r.training["concurrent"] <= r.training["slots"]]
     with store_writer(tmp_path / "alone.db", alone) as store:
         assert company_blocks(store.trials()) == []
+
+
+def test_log_scale_ticks_read_as_plain_numbers(rich_report: tuple[str, Path]) -> None:
+    import base64
+    import re
+
+    html, _ = rich_report
+    figures = [base64.b64decode(data).decode("utf-8")
+               for data in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)]
+    log_axes = [svg for svg in figures if "(log scale)" in svg]
+    assert log_axes  # the training-loss curves are drawn on a log scale
+    assert not [svg for svg in figures if "mathdefault" in svg]  # mathtext would show as written
+    ticks = {text for svg in log_axes for text in re.findall(r"<text[^>]*>([^<]+)</text>", svg)}
+    assert "0.1" in ticks or "1" in ticks

@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, NullLocator
 
 from nnbench.analysis.frames import RankTest, format_level, higher_is_better
 from nnbench.contract.section import Image
@@ -90,6 +91,20 @@ def as_plain_text(figure: Figure) -> None:
     mathtext, so it neither fails to parse nor renders as a formula."""
     for text in figure.findobj(Text):
         text.set_parse_math(False)
+
+
+class PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of which log ticks to label, each labelled in plain numbers (0.1, 0.04, 1e-05)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return thousands(x)
+
+
+def plain_log_labels(axis: Axis) -> None:
+    """Label a log-scale ``axis`` in plain numbers: matplotlib's own labels are mathtext
+    (``$\\mathdefault{10^{-1}}$``), which a figure of plain text would show as written."""
+    axis.set_major_formatter(PlainLogFormatter())
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
 
 
 def thousands(value: float, _position: object = None) -> str:
@@ -217,8 +232,12 @@ def convergence(frame: pd.DataFrame) -> Figure:
             split = part["split"].iloc[0] if "split" in part else "test"
             metric_ax.set(title=f"{task}: {split} metric", xlabel="epoch",
                           ylabel=metric_label(part["metric_name"].iloc[0], split))
-            loss_ax.set(title=f"{task}: training loss", xlabel="epoch", ylabel="training loss (log scale)",
-                        yscale="log" if part["train_loss"].gt(0).all() else "linear")
+            log_loss = bool(part["train_loss"].gt(0).all())
+            loss_ax.set(title=f"{task}: training loss", xlabel="epoch",
+                        ylabel="training loss (log scale)" if log_loss else "training loss",
+                        yscale="log" if log_loss else "linear")
+            if log_loss:
+                plain_log_labels(loss_ax.yaxis)
             for ax in (metric_ax, loss_ax):
                 ax.xaxis.get_major_locator().set_params(integer=True)
             loss_ax.legend(title="leaderboard rank", loc="upper left", bbox_to_anchor=(1.02, 1))
@@ -262,6 +281,7 @@ def lr_sensitivity(frame: pd.DataFrame, split: str = "test") -> Figure:
                 ax.scatter(chosen["lr"], chosen["mean"], s=110, facecolors="none", edgecolors=colours[optimizer],
                            linewidths=1.5, zorder=3, label="selected by tuning" if optimizer == optimizers[0] else None)
         ax.set_xscale("log")
+        plain_log_labels(ax.xaxis)
         rates = sorted(part["lr"].unique())
         if len(rates) <= 8:
             ax.set_xticks(rates, [format_level("lr", rate) for rate in rates], minor=False)
@@ -340,6 +360,7 @@ def speed(frame: pd.DataFrame) -> Figure:
             sns.barplot(data=frame, x=column, y="label", hue="device", ax=ax, palette=PALETTE, errorbar=None)
             if len(values) and values.min() > 0 and values.max() / values.min() > 50:
                 ax.set_xscale("log")
+                plain_log_labels(ax.xaxis)
                 label += ", log scale"
             else:
                 ax.xaxis.set_major_formatter(FuncFormatter(thousands))
