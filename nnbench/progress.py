@@ -64,14 +64,18 @@ def progress_bar(total: int, notebook: bool) -> Any:
             import ipywidgets  # noqa: F401  (the notebook bar needs it)
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            return type("NotebookBar", (notebook_tqdm,), {"monitor_interval": 0})(total=total, unit="trial")
+            return _without_monitor(notebook_tqdm)(total=total, unit="trial")
         except ImportError:
             pass
     from tqdm import tqdm
 
     # disable=None: no bar when stderr is not a terminal (a log file, a CI job)
-    return type("Bar", (tqdm,), {"monitor_interval": 0})(total=total, unit="trial", dynamic_ncols=True,
-                                                          file=sys.stderr, disable=None)
+    return _without_monitor(tqdm)(total=total, unit="trial", dynamic_ncols=True, file=sys.stderr, disable=None)
+
+
+def _without_monitor(bar: type) -> type:
+    """``bar``'s class as one that starts no monitor thread (tqdm reads ``monitor_interval`` per class)."""
+    return type(bar.__name__, (bar,), {"monitor_interval": 0})
 
 
 def in_notebook() -> bool:
