@@ -689,6 +689,26 @@ def test_workers_are_daemons_so_none_outlives_the_run() -> None:
     assert not worker.process.is_alive() and worker.conn.closed
 
 
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="workers are spawned here")
+def test_workers_start_with_the_servers_imports_frozen_so_they_share_its_memory() -> None:
+    from worker_probes import send_frozen_count
+
+    from nnbench.execution.launching import PRELOAD, worker_context
+
+    assert PRELOAD[-1] == "nnbench.execution.preloaded"  # frozen after every other import, not before some
+    context = worker_context()
+    ours, theirs = context.Pipe()
+    process = context.Process(target=send_frozen_count, args=(theirs,), daemon=True)
+    process.start()
+    theirs.close()
+    try:
+        frozen = ours.recv()
+    finally:
+        process.join(30)
+    # torch alone makes hundreds of thousands of objects; a server that never froze leaves none frozen.
+    assert frozen > 100_000
+
+
 def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> None:
     session = probe_session()
     trials = probe_trials(session.catalogue, activation="relu,tanh", optimizer="lbfgs", seeds=1)

@@ -61,3 +61,11 @@ class ProbeArchitectures:
         register(Architecture("seed1_crashes", _seed_one_crashes, ("vector",), "seed 1 kills its process"))
         register(Architecture("hangs", _hangs, ("vector",), "never returns"))
         register(Architecture("warns", _warns, ("vector",), "warns while it is built"))
+
+
+def send_frozen_count(conn: Any) -> None:
+    """In a process started like a worker: send how many objects its garbage collector leaves alone."""
+    import gc
+
+    conn.send(gc.get_freeze_count())
+    conn.close()

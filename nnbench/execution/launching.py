@@ -25,11 +25,14 @@ PRELOAD = (
     "torch", "torch._dynamo", "torch.func", "numpy",
     "nnbench.loading.plugins", "nnbench.loading.catalogue", "nnbench.execution.worker", "nnbench.training.ensemble",
     "nnbench.training.stacked_networks", "nnbench.builtin.datasets",
+    "nnbench.execution.preloaded",  # last: freezes what the imports above made
 )
 """What the fork server imports once for every worker (a module that is not installed is skipped).
 ``torch._dynamo`` is what building the first optimizer imports: seconds a trial would pay otherwise.
 scikit-learn is left out: built-in tasks read their saved splits (:mod:`nnbench.builtin.split_cache`),
-so only a worker that makes a split for the first time imports it, and the server starts a second sooner."""
+so only a worker that makes a split for the first time imports it, and the server starts a second sooner.
+The last, :mod:`nnbench.execution.preloaded`, freezes the garbage collector's view of all that, so that
+workers share the server's pages instead of copying them and the server ends promptly after the run."""
 
 _CONTEXT: BaseContext | None = None
 
