@@ -39,6 +39,20 @@ def test_builders_run_in_children_at_once_and_results_keep_their_order() -> None
     assert [r[0] for r in build_all([timed(i) for i in range(4)], processes=1)] == [0, 1, 2, 3]
 
 
+def test_children_start_in_the_order_given_and_results_still_come_in_the_builders_order() -> None:
+    results = build_all([timed(i) for i in range(4)], processes=2, order=[3, 1, 0, 2])
+    assert [r[0] for r in results] == [0, 1, 2, 3]
+    starts = {r[0]: r[2] for r in results}
+    assert starts[3] < starts[1] < starts[2] and starts[0] < starts[2]  # 3 and 1 first, then 0, then 2
+    assert max(starts[3], starts[1]) < min(r[3] for r in results)  # the first two at once
+
+
+@pytest.mark.parametrize("order", [[0, 1], [0, 1, 1], [0, 1, 3], [2, 1, 0, 0]])
+def test_an_order_that_is_not_each_index_once_is_refused(order: list[int]) -> None:
+    with pytest.raises(ValueError, match="each of the 3 builders' indexes once"):
+        build_all([timed(i) for i in range(3)], processes=2, order=order)
+
+
 def in_child_only(action: Callable[[], Any]) -> Callable[[], int]:
     def build() -> int:
         if os.getpid() != PARENT:

@@ -218,6 +218,22 @@ def test_twenty_levels_get_room_and_every_label() -> None:
     assert image.name == "twenty-levels" and image.svg == ""  # a small SVG is shown, and downloaded as it is
 
 
+def test_a_large_figure_is_shown_as_a_png_laid_out_once_for_both_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    laid_out = []
+    execute = ConstrainedLayoutEngine.execute
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", lambda self, fig: (laid_out.append(fig), execute(self, fig)))
+    figure = Figure(figsize=(4, 3), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(range(20_000), [i % 97 for i in range(20_000)], marker=".")
+    ax.set_title("many points")
+    image = plots.to_image(figure, "many points")
+    assert image.uri.startswith("data:image/png;base64,") and image.svg.startswith("data:image/svg+xml;base64,")
+    assert len(laid_out) == 1  # the SVG's layout, kept for the PNG
+
+
 def test_report_object_saves_and_shows_in_notebooks(tmp_path: Path) -> None:
     report = Report("<html><body>a & b</body></html>")
     path = report.save(tmp_path / "deep" / "folder" / "r.html")

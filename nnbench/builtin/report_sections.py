@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nnbench import hookimpl
 
@@ -12,29 +12,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nnbench.contract.section import ReportSection
+    from nnbench.reporting.sections import ReportData
 
 
 @hookimpl
 def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame, skipped: pd.DataFrame,
                     micro: pd.DataFrame, rope: Mapping[str, float]) -> list[ReportSection]:
-    from nnbench.reporting import fairness_sections, sections, verdict_sections
+    from nnbench.reporting import fairness_sections, sections
     from nnbench.reporting.forked import build_all
     from nnbench.reporting.micro_section import micro_benchmarks
-    from nnbench.reporting.statistics import statistics
 
     data = sections.ReportData(runs, trials, epochs, skipped, rope)
-    # The answer first: findings, the leaderboard, the warnings that qualify both; the evidence after.
-    # These share the pairwise evidence and the warnings, computed once here ...
-    answer = [
-        verdict_sections.findings(data),
-        sections.leaderboard(data),
-        fairness_sections.fair_comparison(data),
-        verdict_sections.aggregates(data),
-        verdict_sections.comparisons(data),
-        statistics(data),
-    ]
-    # ... and the figures, drawn at once in forked children that inherit all of it.
-    figures = build_all([
+    # The answer first (findings, the leaderboard, the warnings that qualify both), the evidence after.
+    # Each entry is built at once with the others, in forked children that inherit the frames.
+    builders: list[partial[Any]] = [
+        partial(_answer, data),
         partial(sections.effects, data),
         partial(sections.interactions, data),
         partial(sections.convergence, data),
@@ -46,5 +38,26 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
         partial(fairness_sections.performance_profile, data),
         partial(micro_benchmarks, micro),
         partial(sections.overview, data),
-    ])
-    return answer + figures
+    ]
+    # Started longest first (as drawn for the default grid), so that no long one is left alone at the end.
+    longest = [sections.convergence, sections.interactions, sections.effects, _answer,
+               fairness_sections.performance_profile, sections.speed]
+    order = sorted(range(len(builders)), key=lambda index: longest.index(builders[index].func)
+                   if builders[index].func in longest else len(longest))
+    answer, *figures = build_all(builders, order=order)
+    return [*answer, *figures]
+
+
+def _answer(data: ReportData) -> list[ReportSection]:
+    """The sections that share the pairwise evidence and the warnings, computed once for all of them."""
+    from nnbench.reporting import fairness_sections, sections, verdict_sections
+    from nnbench.reporting.statistics import statistics
+
+    return [
+        verdict_sections.findings(data),
+        sections.leaderboard(data),
+        fairness_sections.fair_comparison(data),
+        verdict_sections.aggregates(data),
+        verdict_sections.comparisons(data),
+        statistics(data),
+    ]

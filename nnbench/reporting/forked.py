@@ -1,10 +1,10 @@
-"""Building a report's figure sections at once, each in a process forked from this one.
+"""Building a report's sections at once, each in a process forked from this one.
 
 Drawing figures takes most of a report's time (matplotlib writes SVG in Python), one figure after
 another on one core. Where ``fork`` is safe (Linux, and no other thread in this process that a
 child could inherit holding a lock) and more than one core is usable, each section is built in a
 forked child, as many at once as there are cores. A child starts with everything this process
-holds (the frames, the evidence already computed, the imported libraries), so nothing is sent to
+holds (the frames, anything already computed, the imported libraries), so nothing is sent to
 it; it sends back its finished section, pickled. A child that raises, dies or returns what cannot
 be pickled costs only time: that section is built again here, where any error is raised just as
 it would be without children.
@@ -38,9 +38,18 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def build_all(builders: Sequence[Callable[[], T]], processes: int | None = None) -> list[T]:
+def build_all(builders: Sequence[Callable[[], T]], processes: int | None = None,
+              order: Sequence[int] | None = None) -> list[T]:
     """Each builder's result, in order: built in up to ``processes`` forked children at once
-    (default: the usable cores), or one after another here where that cannot help or is not safe."""
+    (default: the usable cores), or one after another here where that cannot help or is not safe.
+
+    ``order`` is the indexes of ``builders`` in the order their children start (default: as given).
+    Starting the longest first keeps every core busy to the end, instead of one long build left
+    running alone; the results come back in the builders' order either way.
+    """
+    order = list(range(len(builders))) if order is None else list(order)
+    if sorted(order) != list(range(len(builders))):
+        raise ValueError(f"order must list each of the {len(builders)} builders' indexes once, not {order}")
     if len(builders) < 2 or not can_fork():
         processes = 1
     elif processes is None:
@@ -49,17 +58,17 @@ def build_all(builders: Sequence[Callable[[], T]], processes: int | None = None)
         return [build() for build in builders]
     gc.freeze()  # a child's garbage collector leaves the inherited objects alone, instead of copying their pages
     try:
-        built = _build_in_children(builders, processes)
+        built = _build_in_children(builders, processes, order)
     finally:
         gc.unfreeze()
     return [built[index] if index in built else build() for index, build in enumerate(builders)]
 
 
-def _build_in_children(builders: Sequence[Callable[[], T]], processes: int) -> dict[int, T]:
+def _build_in_children(builders: Sequence[Callable[[], T]], processes: int, order: Sequence[int]) -> dict[int, T]:
     """The results that children sent back whole, by builder's index."""
     context = multiprocessing.get_context("fork")
     built: dict[int, T] = {}
-    waiting = deque(enumerate(builders))
+    waiting = deque((index, builders[index]) for index in order)
     running: dict[Any, tuple[int, Any]] = {}  # result pipe -> (builder's index, child)
     while waiting or running:
         while waiting and len(running) < processes:

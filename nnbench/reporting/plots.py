@@ -75,6 +75,9 @@ def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
     if len(vector.getvalue()) > SVG_SHOWN_LIMIT:
         buffer = io.BytesIO()
         FigureCanvasAgg(figure)
+        # Drawing the SVG laid the figure out; the PNG keeps that layout rather than redo it (a whole
+        # extra pass over every artist, the longest step of a large figure).
+        figure.set_layout_engine("none")
         with mpl.rc_context({"text.parse_math": False}):
             figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
         raster = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
