@@ -27,7 +27,7 @@ from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import Skipped, Trial, TrialResult
 from nnbench.execution.environment import environment
 from nnbench.execution.executors import ExecutorOptions, GridStopped
-from nnbench.execution.scheduling import CostModel, Workers, usable_cores
+from nnbench.execution.scheduling import CostModel, Workers
 from nnbench.execution.worker import reads_every_epoch
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import (
@@ -37,6 +37,7 @@ from nnbench.loading.plugins import (
     make_plugin_manager,
     watch_interrupts,
 )
+from nnbench.machine import usable_cores
 from nnbench.planning.csvtask import register_csv_tasks
 from nnbench.planning.grid import GridSpec, expand_grid
 from nnbench.planning.gridfile import build_grid, load_grid_file

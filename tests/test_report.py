@@ -224,7 +224,8 @@ def test_a_large_figure_is_shown_as_a_png_laid_out_once_for_both_files(monkeypat
 
     laid_out = []
     execute = ConstrainedLayoutEngine.execute
-    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", lambda self, fig: (laid_out.append(fig), execute(self, fig)))
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute",
+                        lambda self, fig: (laid_out.append(fig), execute(self, fig)))
     figure = Figure(figsize=(4, 3), layout="constrained")
     ax = figure.add_subplot()
     ax.plot(range(20_000), [i % 97 for i in range(20_000)], marker=".")

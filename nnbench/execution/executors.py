@@ -100,7 +100,7 @@ class InlineExecutor:
     def run(self, units: Sequence[Sequence[Trial]], sink: ResultSink) -> None:
         import torch
 
-        from nnbench.execution.scheduling import usable_cores
+        from nnbench.machine import usable_cores
         from nnbench.training.calibration import StackingChoices
         from nnbench.training.ensemble import train_group
 

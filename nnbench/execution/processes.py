@@ -35,9 +35,9 @@ from nnbench.execution.scheduling import (
     items_of,
     longest_first,
     plan_items,
-    usable_cores,
 )
 from nnbench.loading.plugins import PluginHookWarning
+from nnbench.machine import usable_cores
 from nnbench.training.calibration import StackingChoice, StackingChoices, calibration_key
 
 if TYPE_CHECKING:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nnbench.contract.trial import Trial
+from nnbench.machine import usable_cores
 from nnbench.training.calibration import StackingChoice, StackingChoices, calibration_key
 
 if TYPE_CHECKING:
@@ -26,14 +26,6 @@ if TYPE_CHECKING:
 DEFAULT_TRAIN_ROWS = 1000  # a task never seen in the store: about the size of the built-in ones
 PARALLEL_SECONDS = 2.0
 """Below this much estimated training, starting worker processes costs more than it saves."""
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def is_accelerator(device: str) -> bool:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
+from nnbench.machine import usable_cores
+
 T = TypeVar("T")
 
 
@@ -31,11 +33,6 @@ def can_fork() -> bool:
     fork reliably), with no other thread running (a thread holding a lock at the fork would leave
     the child waiting for it forever)."""
     return sys.platform == "linux" and threading.active_count() == 1
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (asked on Linux only, where children are forked)."""
-    return len(os.sched_getaffinity(0))
 
 
 def build_all(builders: Sequence[Callable[[], T]], processes: int | None = None,
