@@ -100,3 +100,60 @@ def test_a_folder_that_cannot_be_written_costs_speed_only(tmp_path: Path, monkey
     make = inspect.unwrap(load_digits)
     assert_same(cached_split(make)(), make())
     assert blocked.read_text() == "nnbench cannot make a folder here"
+
+
+# -- the vision sets: only their validation indices are saved --------------------------------------
+
+
+def labels(n: int = 600, classes: int = 10, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, classes, n).astype(np.int64)
+
+
+def test_validation_indices_are_the_stratified_split_and_are_read_back_without_drawing(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.model_selection import train_test_split
+
+    from nnbench.builtin import image_sets
+
+    y = labels()
+    expected = train_test_split(np.arange(len(y)), test_size=image_sets.VAL_FRACTION,
+                                random_state=image_sets.SPLIT_SEED, stratify=y)
+    train, val = image_sets.validation_split(y)
+    assert np.array_equal(train, np.sort(expected[0])) and np.array_equal(val, np.sort(expected[1]))
+    monkeypatch.setattr("sklearn.model_selection.train_test_split", lambda *a, **k: pytest.fail("drawn again"))
+    again = image_sets.validation_split(y.copy())
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], val)
+    assert len(list(folder.iterdir())) == 1
+
+
+def test_other_labels_get_a_split_of_their_own(folder: Path) -> None:
+    from nnbench.builtin import image_sets
+
+    first, second = image_sets.validation_split(labels(seed=0)), image_sets.validation_split(labels(seed=1))
+    assert not np.array_equal(first[1], second[1])
+    longer = image_sets.validation_split(labels(n=700))
+    assert len(longer[0]) + len(longer[1]) == 700
+    assert len(list(folder.iterdir())) == 3
+
+
+def test_saved_indices_that_do_not_split_these_images_are_drawn_again(folder: Path) -> None:
+    from nnbench.builtin import image_sets
+
+    y = labels()
+    train, val = image_sets.validation_split(y)
+    (saved,) = folder.iterdir()
+    whole = saved.read_bytes()
+    with open(saved, "wb") as out:
+        np.savez(out, train=train[:-5], val=val)  # a readable file that leaves five images out
+    again = image_sets.validation_split(y)
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], val)
+    assert saved.read_bytes() == whole  # replaced by the split drawn again
+
+
+def test_a_process_with_the_validation_indices_saved_does_not_import_scikit_learn(tmp_path: Path) -> None:
+    probe = ("import sys, numpy as np; from nnbench.builtin.image_sets import validation_split; "
+             "train, val = validation_split(np.arange(500) % 5); print('sklearn' in sys.modules, len(val))")
+    env = {**os.environ, "NNBENCH_DATA": str(tmp_path)}
+    seen = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    assert seen == ["True 50\n", "False 50\n"]

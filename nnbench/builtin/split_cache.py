@@ -11,6 +11,10 @@ upgrading either library therefore makes a new file instead of reading a stale o
 written under a temporary name and renamed, so a reader never sees half of one; a file that cannot
 be read (damaged, truncated, from another format) is made again and replaced. A folder that cannot
 be written to costs speed only: the split is made in memory as before. Deleting the folder is safe.
+
+Tasks whose data come from files (the vision sets) save less: only the indices of their validation
+split (:func:`saved_arrays`), named by a digest of the labels they were drawn from, so that new
+files give a new split while the standardized images are still made from the files themselves.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import fields
 from functools import cache, wraps
 from importlib import metadata
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,14 +57,35 @@ def cached_split(make: Callable[[], TaskData]) -> Callable[[], TaskData]:
     @wraps(make)
     def load() -> TaskData:
         path = split_folder() / f"{make.__name__}-{_digest(make.__module__)}.npz"
-        saved = _read(path)
+        saved = _read(path, FIELDS)
         if saved is not None:
-            return saved
+            return TaskData(**{name: torch.from_numpy(array) for name, array in saved.items()})
         data = make()
-        _write(path, data)
+        _write(path, {name: getattr(data, name).numpy() for name in FIELDS})
         return data
 
     return load
+
+
+def saved_arrays(name: str, names: tuple[str, ...], inputs: bytes, make: Callable[[], dict[str, np.ndarray]],
+                 module: str, check: Callable[[dict[str, np.ndarray]], bool] = lambda arrays: True,
+                 ) -> dict[str, np.ndarray]:
+    """The arrays ``names`` that ``make`` computes from data it is given (a split's indices from a
+    data set's labels), read from disk when another process has already made them.
+
+    ``inputs`` are the bytes that decide the result (the labels, the split's fraction and seed); with
+    ``module``'s source and the library versions they name the file, so other data, an edited maker
+    or another library version make a new file. A file that cannot be read whole, or whose arrays
+    fail ``check``, is made again and replaced.
+    """
+    digest = hashlib.sha256(_digest(module).encode() + b"|" + inputs).hexdigest()[:16]
+    path = split_folder() / f"{name}-{digest}.npz"
+    saved = _read(path, names)
+    if saved is not None and check(saved):
+        return saved
+    arrays = make()
+    _write(path, {key: arrays[key] for key in names})
+    return arrays
 
 
 @cache
@@ -76,22 +102,22 @@ def _version(distribution: str) -> str:
         return "absent"
 
 
-def _read(path: Path) -> TaskData | None:
-    """The split saved at ``path``, or None when there is none or it cannot be read whole."""
+def _read(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays ``names`` saved at ``path``, or None when there is no such file, it lacks one of
+    them or it cannot be read whole."""
     try:
         with np.load(path, allow_pickle=False) as saved:
-            arrays = {name: saved[name] for name in FIELDS}
+            return {name: saved[name] for name in names}
     except UNREADABLE:  # none saved yet, or damaged: made again, and the file replaced
         return None
-    return TaskData(**{name: torch.from_numpy(array) for name, array in arrays.items()})
 
 
-def _write(path: Path, data: TaskData) -> None:
+def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as out:
-            np.savez(out, **{name: getattr(data, name).numpy() for name in FIELDS})
+            np.savez(out, **cast(dict[str, Any], arrays))  # the names are arrays, not savez options
         os.replace(partial, path)  # a file under its real name is always complete
     except OSError:  # an unwritable folder costs speed, not the run
         with contextlib.suppress(OSError):
