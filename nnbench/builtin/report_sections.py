@@ -39,8 +39,9 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
         partial(micro_benchmarks, micro),
         partial(sections.overview, data),
     ]
-    # Started longest first (as drawn for the default grid), so that no long one is left alone at the end.
-    longest = [sections.convergence, sections.interactions, sections.effects, _answer,
+    # Started longest first, so that no long one is left alone at the end: the answer (its bootstrap and
+    # Bayesian comparisons grow fastest with the trials), then the figures that draw every trial.
+    longest = [_answer, sections.convergence, sections.interactions, sections.effects,
                fairness_sections.performance_profile, sections.speed]
     order = sorted(range(len(builders)), key=lambda index: longest.index(builders[index].func)
                    if builders[index].func in longest else len(longest))
