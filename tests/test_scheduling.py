@@ -67,7 +67,13 @@ def test_more_workers_than_work_or_cores_is_clamped_or_warned_and_said() -> None
     many = resolve_workers(8, None, items(3, 5.0), 1, None, cores=2)
     assert many.cpu == 3
     assert "--workers 8: only 3 work items can train at once here, so 3 workers start" in many.notes
-    assert any("needs more than the 2 cores here" in note for note in many.notes)
+    assert "3 workers with --threads 1 need more than the 2 cores here: workers share cores, so their timings " \
+        "are measured in company" in many.notes
+    one = resolve_workers(8, None, items(1, 5.0), 1, None, cores=2)
+    assert one.notes == ("--workers 8: only 1 work item can train at once here, so 1 worker starts",)  # no company
+    assert resolve_workers(2, None, items(4, 5.0), 1, None, cores=2).notes == ()
+    assert any("2 workers with --threads 2 need more" in n for n in resolve_workers(2, None, items(4, 5.0), 2, None,
+                                                                                     cores=2).notes)
 
 
 def test_per_device_on_a_cpu_only_grid_is_said_to_change_nothing() -> None:

@@ -242,8 +242,8 @@ def resolve_workers(requested: int | None, per_device: int | None, items: Sequen
     cpu = min(requested, len(cpu_items))
     if requested > len(cpu_items) and cpu_items:
         notes.append(f"--workers {requested}: only {len(cpu_items)} work item{'s' if len(cpu_items) != 1 else ''} "
-                     f"can train at once here, so {cpu} worker{'s' if cpu != 1 else ''} start")
-    if requested * threads > cores:
-        notes.append(f"--workers {requested} with --threads {threads} needs more than the {cores} cores here: "
+                     f"can train at once here, so {'1 worker starts' if cpu == 1 else f'{cpu} workers start'}")
+    if cpu * threads > cores:  # the workers that start, not those asked for, decide whether cores are shared
+        notes.append(f"{cpu} workers with --threads {threads} need more than the {cores} cores here: "
                      "workers share cores, so their timings are measured in company")
     return Workers(False, cpu, per_device, tuple(notes))
