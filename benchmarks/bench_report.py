@@ -9,7 +9,7 @@ few diverged and failed trials and some skipped combinations.
 ``--run-end`` also times what ``nnbench run`` does after its last trial on this store: the findings it
 prints, then the report, as nnbench does it (the report reuses the findings' pairwise evidence) against
 the same with that evidence computed twice, alternating, in this one process. ``--forked`` times the
-report with its figure sections drawn at once in forked children (one per usable core, as nnbench does
+report with its sections built at once in forked children (one per usable core, as nnbench does
 on Linux) against drawn one after another, alternating, 3 of each.
 """
 
@@ -103,7 +103,7 @@ def run_end(store: ResultStore, shared: bool) -> float:
 
 
 def timed_report(store: ResultStore, forked: bool) -> float:
-    """Seconds for the report, its figure sections forked (as nnbench builds it) or drawn one after another."""
+    """Seconds for the report, its sections forked (as nnbench builds it) or built one after another."""
     verdicts._recent.clear()
     cores = forked_sections.usable_cores
     if not forked:
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="keep the synthetic store at this path (default: a temp file)")
     parser.add_argument("--run-end", action="store_true", help="also time a run's findings and report, shared "
                         "evidence against computed twice (3 of each, alternating)")
-    parser.add_argument("--forked", action="store_true", help="also time the report with its figure sections "
+    parser.add_argument("--forked", action="store_true", help="also time the report with its sections "
                         "forked against drawn one after another (3 of each, alternating)")
     args = parser.parse_args()
     ends: dict[bool, list[float]] = {True: [], False: []}
@@ -154,7 +154,7 @@ def main() -> None:
               f"computed twice: {twice / once:.2f}x (median of 3)")
     if args.forked:
         forked, serial = statistics.median(reports[True]), statistics.median(reports[False])
-        print(f"the report with its figure sections forked ({forked_sections.usable_cores()} cores, "
+        print(f"the report with its sections forked ({forked_sections.usable_cores()} cores, "
               f"{'allowed' if forked_sections.can_fork() else 'NOT allowed here'}): {forked:.1f} s against "
               f"{serial:.1f} s one after another: {serial / forked:.2f}x (median of 3)")
 
