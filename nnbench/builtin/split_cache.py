@@ -53,16 +53,15 @@ def cached_split(make: Callable[[], TaskData]) -> Callable[[], TaskData]:
     """Wrap a task's ``load`` (no arguments, deterministic): remembered in memory for the process,
     and read from disk when another process has already made it."""
 
+    def arrays() -> dict[str, np.ndarray]:
+        data = make()
+        return {name: getattr(data, name).numpy() for name in FIELDS}
+
     @cache
     @wraps(make)
     def load() -> TaskData:
-        path = split_folder() / f"{make.__name__}-{_digest(make.__module__)}.npz"
-        saved = _read(path, FIELDS)
-        if saved is not None:
-            return TaskData(**{name: torch.from_numpy(array) for name, array in saved.items()})
-        data = make()
-        _write(path, {name: getattr(data, name).numpy() for name in FIELDS})
-        return data
+        saved = saved_arrays(make.__name__, FIELDS, b"", arrays, make.__module__)  # no inputs: make takes none
+        return TaskData(**{name: torch.from_numpy(array) for name, array in saved.items()})
 
     return load
 
