@@ -136,15 +136,16 @@ def test_other_labels_get_a_split_of_their_own(folder: Path) -> None:
     assert len(list(folder.iterdir())) == 3
 
 
-def test_saved_indices_that_do_not_split_these_images_are_drawn_again(folder: Path) -> None:
+@pytest.mark.parametrize("wrong", ["five left out", "one past the end"])
+def test_saved_indices_that_do_not_split_these_images_are_drawn_again(wrong: str, folder: Path) -> None:
     from nnbench.builtin import image_sets
 
     y = labels()
     train, val = image_sets.validation_split(y)
     (saved,) = folder.iterdir()
     whole = saved.read_bytes()
-    with open(saved, "wb") as out:
-        np.savez(out, train=train[:-5], val=val)  # a readable file that leaves five images out
+    with open(saved, "wb") as out:  # a readable file, of indices that are not these images' split
+        np.savez(out, train=train[:-5] if wrong == "five left out" else np.append(train[1:], len(y)), val=val)
     again = image_sets.validation_split(y)
     assert np.array_equal(again[0], train) and np.array_equal(again[1], val)
     assert saved.read_bytes() == whole  # replaced by the split drawn again
