@@ -55,13 +55,17 @@ def test_a_saved_split_is_read_back_exactly(task: object, folder: Path) -> None:
     assert_same(read, make())
 
 
+def twice_in_new_processes(probe: str, data: Path) -> list[str]:
+    """What ``probe`` prints in two processes, one after the other, sharing the data folder ``data``."""
+    env = {**os.environ, "NNBENCH_DATA": str(data)}
+    return [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+
+
 def test_a_process_with_the_split_saved_does_not_import_scikit_learn(tmp_path: Path) -> None:
     probe = ("import sys; from nnbench.builtin.datasets import load_digits; load_digits(); "
              "print('sklearn' in sys.modules)")
-    env = {**os.environ, "NNBENCH_DATA": str(tmp_path)}
-    seen = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
-            for _ in range(2)]
-    assert seen == ["True\n", "False\n"]
+    assert twice_in_new_processes(probe, tmp_path) == ["True\n", "False\n"]
 
 
 @pytest.mark.parametrize("damage", [b"", b"not a zip file", "truncated"])
@@ -154,7 +158,4 @@ def test_saved_indices_that_do_not_split_these_images_are_drawn_again(wrong: str
 def test_a_process_with_the_validation_indices_saved_does_not_import_scikit_learn(tmp_path: Path) -> None:
     probe = ("import sys, numpy as np; from nnbench.builtin.image_sets import validation_split; "
              "train, val = validation_split(np.arange(500) % 5); print('sklearn' in sys.modules, len(val))")
-    env = {**os.environ, "NNBENCH_DATA": str(tmp_path)}
-    seen = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
-            for _ in range(2)]
-    assert seen == ["True 50\n", "False 50\n"]
+    assert twice_in_new_processes(probe, tmp_path) == ["True 50\n", "False 50\n"]
