@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +83,31 @@ def test_a_damaged_file_is_made_again_and_replaced(damage: bytes | str, folder: 
     assert [path.name for path in folder.iterdir()] == [saved.name]  # no partial file left behind
 
 
+def test_a_single_array_under_the_name_is_made_again_and_replaced(folder: Path) -> None:
+    make = inspect.unwrap(load_digits)
+    cached_split(make)()
+    (saved,) = folder.iterdir()
+    whole = saved.read_bytes()
+    with open(saved, "wb") as out:  # a readable .npy, not the .npz of named arrays written here
+        np.save(out, np.arange(10))
+    assert_same(cached_split(make)(), make())
+    assert saved.read_bytes() == whole
+
+
+def test_partial_files_that_writers_left_long_ago_are_swept(folder: Path) -> None:
+    make = inspect.unwrap(load_digits)
+    cached_split(make)()
+    (saved,) = folder.iterdir()
+    abandoned, fresh = (folder / f".{saved.name}.{tag}.partial" for tag in ("abandoned", "fresh"))
+    for partial in (abandoned, fresh):
+        partial.write_bytes(b"half a file")
+    old = time.time() - split_cache.ABANDONED_SECONDS - 60
+    os.utime(abandoned, (old, old))
+    saved.unlink()
+    cached_split(make)()
+    assert sorted(path.name for path in folder.iterdir()) == sorted([saved.name, fresh.name])  # fresh: maybe writing
+
+
 def test_an_edited_loader_or_another_library_version_makes_a_new_file(folder: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     make = inspect.unwrap(load_digits)
@@ -140,7 +166,16 @@ def test_other_labels_get_a_split_of_their_own(folder: Path) -> None:
     assert len(list(folder.iterdir())) == 3
 
 
-@pytest.mark.parametrize("wrong", ["five left out", "one past the end"])
+WRONG_INDICES = {
+    "five left out": lambda train, n: train[:-5],
+    "one past the end": lambda train, n: np.append(train[1:], n),
+    "floats": lambda train, n: train.astype(np.float64),
+    "out of order": lambda train, n: train[::-1],
+    "one number": lambda train, n: np.array(5),
+}
+
+
+@pytest.mark.parametrize("wrong", list(WRONG_INDICES))
 def test_saved_indices_that_do_not_split_these_images_are_drawn_again(wrong: str, folder: Path) -> None:
     from nnbench.builtin import image_sets
 
@@ -148,8 +183,8 @@ def test_saved_indices_that_do_not_split_these_images_are_drawn_again(wrong: str
     train, val = image_sets.validation_split(y)
     (saved,) = folder.iterdir()
     whole = saved.read_bytes()
-    with open(saved, "wb") as out:  # a readable file, of indices that are not these images' split
-        np.savez(out, train=train[:-5] if wrong == "five left out" else np.append(train[1:], len(y)), val=val)
+    with open(saved, "wb") as out:  # a readable file, of indices that are not these images' split as drawn
+        np.savez(out, train=WRONG_INDICES[wrong](train, len(y)), val=val)
     again = image_sets.validation_split(y)
     assert np.array_equal(again[0], train) and np.array_equal(again[1], val)
     assert saved.read_bytes() == whole  # replaced by the split drawn again

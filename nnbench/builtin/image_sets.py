@@ -283,7 +283,10 @@ def validation_split(y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     def partition(split: dict[str, np.ndarray]) -> bool:  # else drawn again rather than trusted
         train, val = split["train"], split["val"]
-        return len(train) + len(val) == len(labels) and np.array_equal(np.union1d(train, val), np.arange(len(labels)))
+        sorted_indices = all(part.ndim == 1 and part.dtype.kind in "iu" and bool(np.all(np.diff(part) > 0))
+                             for part in (train, val))  # as drawn: integers, ascending, each once
+        return (sorted_indices and len(train) + len(val) == len(labels)
+                and np.array_equal(np.union1d(train, val), np.arange(len(labels))))
 
     split = saved_arrays("validation-indices", ("train", "val"), inputs, draw, __name__, partition)
     return split["train"], split["val"]

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import sys
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import fields
@@ -80,11 +82,19 @@ def saved_arrays(name: str, names: tuple[str, ...], inputs: bytes, make: Callabl
     digest = hashlib.sha256(_digest(module).encode() + b"|" + inputs).hexdigest()[:16]
     path = split_folder() / f"{name}-{digest}.npz"
     saved = _read(path, names)
-    if saved is not None and check(saved):
+    if saved is not None and _passes(check, saved):
         return saved
     arrays = make()
     _write(path, {key: arrays[key] for key in names})
     return arrays
+
+
+def _passes(check: Callable[[dict[str, np.ndarray]], bool], saved: dict[str, np.ndarray]) -> bool:
+    """Whether ``saved`` passes ``check``; arrays of a shape the check cannot even look at do not."""
+    try:
+        return bool(check(saved))
+    except (TypeError, ValueError, IndexError):  # a 0-d array where a vector belongs, say
+        return False
 
 
 @cache
@@ -105,19 +115,43 @@ def _read(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """The arrays ``names`` saved at ``path``, or None when there is no such file, it lacks one of
     them or it cannot be read whole."""
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            return {name: saved[name] for name in names}
+        saved = np.load(path, allow_pickle=False)
     except UNREADABLE:  # none saved yet, or damaged: made again, and the file replaced
+        return None
+    if not isinstance(saved, np.lib.npyio.NpzFile):  # one bare array (a .npy), not the arrays saved here
+        return None
+    try:
+        with saved:
+            return {name: saved[name] for name in names}
+    except UNREADABLE:
         return None
 
 
 def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as out:
+        # A name of its own for each writer (threads of one process, or hosts sharing the folder, too);
+        # opened as a new file, so with the folder's usual permissions, unlike mkstemp's owner-only ones.
+        partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}.partial")
+        with open(partial, "xb") as out:
             np.savez(out, **cast(dict[str, Any], arrays))  # the names are arrays, not savez options
         os.replace(partial, path)  # a file under its real name is always complete
+        _sweep_abandoned(path)
     except OSError:  # an unwritable folder costs speed, not the run
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+
+
+ABANDONED_SECONDS = 3600
+"""A partial file this old belongs to a writer that was killed mid-write (a worker past its time limit)."""
+
+
+def _sweep_abandoned(path: Path) -> None:
+    """Remove the partial files of ``path`` that writers left behind long ago."""
+    limit = time.time() - ABANDONED_SECONDS
+    for partial in path.parent.glob(f".{path.name}.*.partial"):
+        with contextlib.suppress(OSError):  # gone already, or another writer's to remove
+            if partial.stat().st_mtime < limit:
+                partial.unlink()
