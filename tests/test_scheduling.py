@@ -72,6 +72,10 @@ def test_more_workers_than_work_or_cores_is_clamped_or_warned_and_said() -> None
     one = resolve_workers(8, None, items(1, 5.0), 1, None, cores=2)
     assert one.notes == ("--workers 8: only 1 work item can train at once here, so 1 worker starts",)  # no company
     assert resolve_workers(2, None, items(4, 5.0), 1, None, cores=2).notes == ()
+    alone = resolve_workers(8, None, items(1, 5.0), 4, None, cores=2)  # one worker, its own threads too many
+    assert alone.notes[1] == ("--threads 4 is more than the 2 cores here: the worker's threads share cores, which "
+                              "slows its steps (--threads 2 or fewer would not)")
+    assert not any("company" in note for note in resolve_workers(1, None, items(3, 5.0), 4, 30.0, cores=2).notes)
     assert any("2 workers with --threads 2 need more" in n for n in resolve_workers(2, None, items(4, 5.0), 2, None,
                                                                                      cores=2).notes)
 

@@ -243,7 +243,10 @@ def resolve_workers(requested: int | None, per_device: int | None, items: Sequen
     if requested > len(cpu_items) and cpu_items:
         notes.append(f"--workers {requested}: only {len(cpu_items)} work item{'s' if len(cpu_items) != 1 else ''} "
                      f"can train at once here, so {'1 worker starts' if cpu == 1 else f'{cpu} workers start'}")
-    if cpu * threads > cores:  # the workers that start, not those asked for, decide whether cores are shared
+    if cpu == 1 and threads > cores:  # no company: the one worker's own threads outnumber the cores
+        notes.append(f"--threads {threads} is more than the {cores} cores here: the worker's threads share cores, "
+                     f"which slows its steps (--threads {cores} or fewer would not)")
+    elif cpu * threads > cores:  # the workers that start, not those asked for, decide whether cores are shared
         notes.append(f"{cpu} workers with --threads {threads} need more than the {cores} cores here: "
                      "workers share cores, so their timings are measured in company")
     return Workers(False, cpu, per_device, tuple(notes))
