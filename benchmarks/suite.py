@@ -15,8 +15,9 @@ Sections (``--only``):
   without ``vectorize``): the tutorial's 2-2-1 network on ``toy`` and the digits MLP; on a GPU
   (``--device cuda``) 16 and 256 seeds of the digits MLP.
 - ``run``: the whole ``nnbench run`` of the default grid (a fresh store, a process of its own)
-  against the sum of its trials' training time, and peak memory (RSS of all its processes) with
-  ``--workers 1`` and ``--workers 2``.
+  against the sum of its trials' training time, split into the time inside and around the trials,
+  with the imports no run can skip as a share of that training time; and peak memory (RSS of all
+  its processes) with ``--workers 1`` and ``--workers 2``.
 - ``help``: ``nnbench --help`` wall-clock time and whether it imports heavy modules.
 
 Speeds are ratios of times taken in this one run, alternating the contenders and keeping each
@@ -270,6 +271,30 @@ def _stored_train_time(store: Path) -> tuple[float, int]:
     return float(total or 0), int(count)
 
 
+IMPORT_FLOOR = """
+import importlib, sys, time
+from nnbench.progress import SUMMARY_MODULES
+assert "torch" not in sys.modules
+start = time.perf_counter()
+import torch
+import torch._dynamo  # torch.optim.Optimizer.__init__ imports it on first use
+for name in SUMMARY_MODULES:
+    if not name.startswith("nnbench"):
+        importlib.import_module(name)
+print(time.perf_counter() - start)
+"""
+
+
+def import_floor() -> float | None:
+    """Seconds a fresh process spends importing what every default-grid run needs: torch, the
+    ``torch._dynamo`` that torch's optimizers import when the first one is made, and the libraries
+    of the summary and the report. No change to nnbench's own code can take them off a run."""
+    done = subprocess.run([sys.executable, "-c", IMPORT_FLOOR], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def run_section(catalogue: Catalogue, repeats: int, device: str) -> list[Figure]:
     figures = []
     help_text = subprocess.run([sys.executable, "-m", "nnbench", "run", "--help"], capture_output=True,
@@ -293,6 +318,10 @@ def run_section(catalogue: Catalogue, repeats: int, device: str) -> list[Figure]
             Figure("  around trials: start-up, grid, store, leaderboard, report", f"{wall / trial_wall - 1:+.1%}",
                    "", None, f"{wall - trial_wall:.1f}s"),
         ]
+        imports = import_floor()
+        if imports is not None:
+            figures.append(Figure("  of which imports no run can skip (torch, torch._dynamo, summary libraries)",
+                                  f"{imports / train_time:+.1%}", "", None, f"{imports:.1f}s in a fresh process"))
         gb = 1024**3
         if peak_one is None:
             figures.append(Figure("peak memory, default grid", "n/a", "< 1.5 GB", None, "pip install psutil"))
