@@ -320,7 +320,7 @@ def run_section(catalogue: Catalogue, repeats: int, device: str) -> list[Figure]
         ]
         imports = import_floor()
         if imports is not None:
-            figures.append(Figure("  of which imports no run can skip (torch, torch._dynamo, summary libraries)",
+            figures.append(Figure("  imports no run can skip: torch, torch._dynamo, report libraries",
                                   f"{imports / train_time:+.1%}", "", None, f"{imports:.1f}s in a fresh process"))
         gb = 1024**3
         if peak_one is None:
