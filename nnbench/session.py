@@ -439,7 +439,6 @@ class Session:
         hooks = LifecycleHooks(self.pm)  # warns with a PluginHookWarning: one line on the command line
         self.prepare_tasks(plan.todo, options.download)
         outcome = RunOutcome(new_run_id(), store.path, plan)
-        store.add_axes(self.domain.axes)
         sink = _StoringSink(self, store, outcome, options.max_failures, on_result, on_log, hooks, on_start,
                             on_location)
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
@@ -540,7 +539,7 @@ class Session:
 
             prestart()  # the workers' server imports torch while the grid is planned
         plan = self.plan(grid, None, force)
-        with ResultStore(store_path) as results:
+        with ResultStore(store_path, axes=self.domain.axes) as results:
             for run_id in results.ended_runs:
                 observer.log(f"run {run_id} in {results.path} ended without finishing (its process is gone): "
                              "marked interrupted; its finished trials stay stored")

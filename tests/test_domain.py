@@ -82,8 +82,7 @@ def test_every_axis_reaches_the_cli_the_grid_file_the_store_and_the_analysis(
     spec = build_grid(load_grid_file(path, domain), domain=domain)
     assert all(spec[ax.name] == list(ax.default) for ax in domain.axes if not ax.count)
 
-    with ResultStore(tmp_path / "store.db") as store:
-        store.add_axes(domain.axes)
+    with ResultStore(tmp_path / "store.db", axes=domain.axes) as store:
         columns = {row[1] for row in store._db.execute("PRAGMA table_info(trials)")}
         assert {ax.name for ax in domain.axes} <= columns, "declared but not in the store"
         store.start_run("r", {}, {}, 1, [])

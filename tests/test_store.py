@@ -122,7 +122,8 @@ def test_a_store_of_schema_version_1_migrates_forward_without_losing_a_row(tmp_p
     path.write_bytes(PREVIOUS_RELEASE_STORE.read_bytes())
     before = table_counts(path)
     with ResultStore(path, readonly=True) as old:  # read as it is, unchanged
-        assert old.version == 1 and len(old.trials()) == before["trials"]
+        assert old.migrated == ["m002_run_processes_claims_and_training"]  # in memory only
+        assert len(old.trials()) == before["trials"] and old.crashed_trials(old.trials()["trial_id"]) == {}
     assert path.read_bytes() == PREVIOUS_RELEASE_STORE.read_bytes()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE runs SET status = 'running' WHERE rowid = 1")  # left running by the old release

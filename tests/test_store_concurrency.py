@@ -13,6 +13,7 @@ from training_events import completions, event_env
 
 from nnbench.contract.trial import Trial
 from nnbench.storage.liveness import is_alive, this_process
+from nnbench.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 from nnbench.storage.store import ResultStore
 
 EPOCHS = 8
@@ -46,7 +47,9 @@ def test_stores_created_by_many_processes_at_once_are_one_valid_store(tmp_path: 
     found = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
     assert found == []
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [("2",)]
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(str(SCHEMA_VERSION),)]
+        assert [r[0] for r in db.execute("SELECT name FROM migrations ORDER BY rowid")] == [
+            m.__name__ for m in MIGRATIONS]  # each applied once, in order
 
 
 def test_two_runs_of_one_grid_on_one_store_train_each_trial_once_between_them(tmp_path: Path) -> None:

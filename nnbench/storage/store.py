@@ -11,6 +11,8 @@ trial is written in one transaction and checkpointed into the main file at once,
 process loses at most the trials it was still training, and the file ``nnbench.db`` alone holds
 every committed trial.
 
+The tables are made, and changed between releases, by named migrations
+(:mod:`nnbench.storage.migrations`), applied once when a store opens: a store of every release opens.
 Several runs may use one store at the same time: creating and migrating the schema, claiming
 trials and storing results are each one ``BEGIN IMMEDIATE`` transaction. A run whose process died
 reads as ``interrupted`` and its claims are released the next time the store is opened (all but
@@ -26,112 +28,49 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnbench.contract.axes import UNSET, Axis
+from nnbench.contract.axes import Axis
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.storage.liveness import is_alive, this_process
+from nnbench.storage.migrations import (
+    LEGACY_VERSIONS,
+    SCHEMA_VERSION,
+    MigrationError,
+    column_definition,
+    expected_columns,
+    migrate,
+    pending,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from nnbench.contract.trial import Skipped, Trial, TrialResult
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # read-only opening reads these as they are; opening to write migrates them
 DEFAULT_STORE = "nnbench.db"
 FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
 
 RESULT_COLUMNS = (
-    ("status", "TEXT NOT NULL"), ("metric_name", "TEXT"), ("metric", "REAL"), ("train_loss", "REAL"),
-    ("test_loss", "REAL"), ("val_loss", "REAL"), ("val_metric", "REAL"), ("accuracy", "REAL"), ("rmse", "REAL"),
-    ("r2", "REAL"), ("n_params", "INTEGER"), ("train_time", "REAL"), ("throughput", "REAL"),
-    ("peak_memory", "INTEGER"), ("epochs_run", "INTEGER"), ("best_epoch", "INTEGER"), ("error", "TEXT"),
-    ("finished_at", "TEXT NOT NULL"), ("training", "TEXT"),
+    "status", "metric_name", "metric", "train_loss", "test_loss", "val_loss", "val_metric", "accuracy", "rmse",
+    "r2", "n_params", "train_time", "throughput", "peak_memory", "epochs_run", "best_epoch", "error", "finished_at",
+    "training",
 )
 """What the ``trials`` table holds besides a trial's axes: its outcome. ``training`` (JSON, NULL in rows
 stored before it was recorded) says how the trial was trained: see ``TrialResult.training``."""
 
-
-def axis_column(ax: Axis) -> str:
-    """The column definition of a trial axis: typed as its values, NULL only where ``none`` means NULL."""
-    return f"{ax.name} {ax.sql_type}" + ("" if ax.nullable else " NOT NULL")
-
-
-TRIAL_COLUMNS = ("trial_id", "run_id", *(ax.name for ax in TRIAL_AXES), "params", *(c for c, _ in RESULT_COLUMNS))
-"""The columns of every store; a kind that a plugin declares adds one of its own (:meth:`ResultStore.add_axes`)."""
-NON_AXIS_COLUMNS = frozenset({"trial_id", "run_id", "params", *(c for c, _ in RESULT_COLUMNS)})
+TRIAL_COLUMNS = ("trial_id", "run_id", *(ax.name for ax in TRIAL_AXES), "params", *RESULT_COLUMNS)
+"""The columns of every store; a kind that a plugin declares adds one of its own when a store is opened with
+its axis (``ResultStore(path, axes=...)``)."""
+NON_AXIS_COLUMNS = frozenset({"trial_id", "run_id", "params", *RESULT_COLUMNS})
 MICRO_COLUMNS = (
     "run_id", "created_at", "kind", "name", "plugin", "device", "shape", "size", "status", "error", "rounds",
     "iterations", "min", "max", "mean", "median", "stddev", "iqr", "ops",
 )
 EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "test_loss", "metric", "val_loss", "val_metric", "accuracy",
                  "rmse", "r2", "epoch_time")
-
-_TRIAL_TABLE = ",\n    ".join([
-    "trial_id TEXT PRIMARY KEY", "run_id TEXT NOT NULL REFERENCES runs(run_id)",
-    *(axis_column(ax) for ax in TRIAL_AXES), "params TEXT NOT NULL", *(f"{c} {t}" for c, t in RESULT_COLUMNS)])
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
-    grid TEXT NOT NULL, environment TEXT NOT NULL, n_trials INTEGER, n_skipped INTEGER, process TEXT
-);
-CREATE TABLE IF NOT EXISTS trials (
-    {_TRIAL_TABLE}
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    trial_id TEXT NOT NULL REFERENCES trials(trial_id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
-    train_loss REAL, test_loss REAL, metric REAL, val_loss REAL, val_metric REAL, accuracy REAL, rmse REAL,
-    r2 REAL, epoch_time REAL,
-    PRIMARY KEY (trial_id, epoch)
-);
-CREATE TABLE IF NOT EXISTS run_trials (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), trial_id TEXT NOT NULL, reused INTEGER NOT NULL,
-    PRIMARY KEY (run_id, trial_id)
-);
-CREATE TABLE IF NOT EXISTS skipped (
-    run_id TEXT NOT NULL REFERENCES runs(run_id), combination TEXT NOT NULL, reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS micro (
-    run_id TEXT NOT NULL, created_at TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, plugin TEXT,
-    device TEXT NOT NULL, shape TEXT NOT NULL, size INTEGER, status TEXT NOT NULL, error TEXT, rounds INTEGER,
-    iterations INTEGER, min REAL, max REAL, mean REAL, median REAL, stddev REAL, iqr REAL, ops REAL
-);
-CREATE TABLE IF NOT EXISTS claims (
-    trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id), claimed_at TEXT NOT NULL,
-    in_process INTEGER NOT NULL DEFAULT 0
-);
-INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');
-"""
-
-MIGRATIONS = {
-    # 1 -> 2: runs name the process that writes them; claims of trials in training; how each trial
-    # was trained. Runs left `running` by the release that wrote version 1 cannot be checked, and no
-    # such release can write a version-2 store: they ended without saying so.
-    1: ["ALTER TABLE runs ADD COLUMN process TEXT",
-        "ALTER TABLE trials ADD COLUMN training TEXT",
-        "CREATE TABLE IF NOT EXISTS claims (trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES "
-        "runs(run_id), claimed_at TEXT NOT NULL, in_process INTEGER NOT NULL DEFAULT 0)",
-        "UPDATE runs SET status = 'interrupted' WHERE status = 'running'"],
-}
-"""The statements that bring a store of each older version to the next one; none loses a row."""
-ADDED_SINCE = {1: {"runs": {"process"}, "trials": {"training"}, "claims": None}}
-"""What a store of an older version lacks (a table: ``None``), for reading it as it is."""
-
-
-@cache
-def expected_columns() -> dict[str, tuple[str, ...]]:
-    """Every table of the current schema with its columns (the core axes' included), read from
-    :data:`SCHEMA` itself."""
-    with closing(sqlite3.connect(":memory:")) as db:
-        db.executescript(SCHEMA)
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: tuple(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in tables}
 
 
 class StoreError(NNBenchError):
@@ -149,13 +88,18 @@ LOCK_WAIT_SECONDS = 30
 class ResultStore:
     """A results database at ``path`` (created on first use)."""
 
-    def __init__(self, path: str | Path = DEFAULT_STORE, *, readonly: bool = False) -> None:
-        """Open (or create) the store; ``readonly`` opens an existing store for reading only, so
-        reports and exports work on a store in a read-only place and never change it."""
+    def __init__(self, path: str | Path = DEFAULT_STORE, *, readonly: bool = False, axes: Sequence[Axis] = ()) -> None:
+        """Open (or create) the store, applying the migrations it lacks (:mod:`nnbench.storage.migrations`).
+
+        ``readonly`` opens an existing store for reading only, so reports and exports work on a store in a
+        read-only place and never change it (a store of an older release is migrated in a copy in memory).
+        ``axes`` are the session's trial axes: a kind that a plugin declared gets its column where the store
+        lacks one, rows stored before reading as the kind's default (so their trial ids stay what they were).
+        """
         self.path = Path(path)
         self.readonly = readonly
         self._column_defaults: dict[str, Any] | None = None
-        self.version = SCHEMA_VERSION
+        self.migrated: list[str] = []  # the migrations this opening applied (in memory, for a read-only store)
         self.ended_runs: list[str] = []  # runs found running whose process had died: marked interrupted
         if self.path.is_dir():
             raise StoreError(
@@ -168,12 +112,11 @@ class ResultStore:
         try:
             if readonly:
                 self._db = self._connect_readonly()
-                self.version = self._check_schema(readonly=True) or SCHEMA_VERSION
-                self._check_columns()
+                self._open_for_reading()
                 return
             self._db = self._connect()
             try:
-                self._open_for_writing()
+                self._open_for_writing(axes)
             except StoreError:
                 reason = _unwritable(self.path)
                 if reason:
@@ -192,20 +135,18 @@ class ResultStore:
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
-    def _open_for_writing(self) -> None:
-        """Create, migrate and check the schema in one write transaction, so two runs opening a new
-        store at the same moment cannot see it half made; then switch to write-ahead logging."""
+    def _open_for_writing(self, axes: Sequence[Axis]) -> None:
+        """Create or migrate the store and add the columns of ``axes`` in one write transaction, so two runs
+        opening a new store at the same moment cannot see it half made; then switch to write-ahead logging."""
         with self._transaction(check=False) as db:
-            version = self._check_schema()
-            if version is None:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            else:
-                for old in range(version, SCHEMA_VERSION):
-                    for statement in MIGRATIONS[old]:
-                        db.execute(statement)
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            self._check_store()
+            try:
+                self.migrated = migrate(db)
+            except MigrationError as exc:
+                raise StoreError(f"store {self.path} was written by a newer nnbench: it holds the migration "
+                                 f"{exc.args[0]!r}, which this release does not know; upgrade nnbench to write to "
+                                 "it, or give another --store") from None
+            self._add_axis_columns(db, axes)
             self._check_columns()
             self._release_dead_runs(db)
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
@@ -219,6 +160,37 @@ class ResultStore:
                     raise
                 time.sleep(0.05)
 
+    def _open_for_reading(self) -> None:
+        """Check the store; one that lacks migrations is copied into memory and migrated there, so it reads
+        with today's tables and its file stays as it was. A store of a newer release reads as it is: its
+        migrations only ever added."""
+        self._check_store(readonly=True)
+        try:
+            todo = pending(self._db)
+        except MigrationError:
+            todo = []
+        if todo:
+            copy = sqlite3.connect(":memory:", isolation_level=None)
+            self._db.backup(copy)
+            self._db.close()
+            self._db = copy
+            with self._transaction(check=False) as db:
+                self.migrated = migrate(db)
+        self._check_columns()
+
+    def _add_axis_columns(self, db: sqlite3.Connection, axes: Sequence[Axis]) -> None:
+        have = {row[1] for row in db.execute("PRAGMA table_info(trials)")}
+        for ax in axes:
+            if ax.name in have:
+                continue
+            if not ax.name.isidentifier():
+                raise StoreError(f"the axis {ax.name!r} cannot become a column of store {self.path}")
+            try:
+                db.execute(f"ALTER TABLE trials ADD COLUMN {column_definition(ax)}")
+            except ValueError as exc:
+                raise StoreError(f"the axis {ax.name!r} cannot become a column of store {self.path}: {exc}") from None
+        self._column_defaults = None
+
     def _connect_readonly(self) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
         try:
@@ -230,14 +202,14 @@ class ResultStore:
             # it stands (the main file holds every committed trial: each commit is checkpointed).
             return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
-    def _check_schema(self, readonly: bool = False) -> int | None:
-        """The store's schema version (``None``: an empty file, to be made a store), or raise
-        saying why the file is not a store this nnbench can use."""
+    def _check_store(self, readonly: bool = False) -> None:
+        """Raise, saying why, when the file is neither empty (to be made a store, when writing) nor an
+        nnbench store of this release or an earlier one."""
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
             if readonly:
                 raise StoreError(f"{self.path} is empty, not an nnbench store; run `nnbench run` first")
-            return None
+            return
         if "meta" not in tables:
             raise StoreError(f"{self.path} is an SQLite database but not an nnbench store (no meta table)")
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -249,32 +221,30 @@ class ResultStore:
         except (TypeError, ValueError):
             raise StoreError(f"{self.path} has store schema version {row[0]!r}, which is not a number, so it was "
                              "not written by nnbench; give a new --store path") from None
-        if version not in READABLE_VERSIONS:
+        if version != SCHEMA_VERSION and version not in LEGACY_VERSIONS:
             raise StoreError(
                 f"{self.path} has store schema version {version}, but this nnbench reads version "
-                f"{SCHEMA_VERSION} (and migrates {', '.join(map(str, READABLE_VERSIONS[:-1]))}); use the "
-                "nnbench release that wrote it, or a new --store path"
+                f"{SCHEMA_VERSION} (and migrates every earlier one); use the nnbench release that wrote it, or a "
+                "new --store path"
             )
-        return version
 
     def _check_columns(self) -> None:
         """Every table and column this nnbench reads is there (a store changed by hand is refused
         before anything is written to it)."""
-        lacking: dict[str, Any] = {}
-        for old in range(self.version, SCHEMA_VERSION):
-            lacking.update(ADDED_SINCE.get(old, {}))
         present = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         for table, columns in expected_columns().items():
-            if table in lacking and lacking[table] is None:
-                continue
             if table not in present:
                 raise StoreError(f"store {self.path} has no {table!r} table, so it is damaged or was changed by "
                                  "hand; give a new --store path")
             have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
-            missing = [c for c in columns if c not in have and c not in (lacking.get(table) or ())]
+            missing = [c for c in columns if c not in have]
             if missing:
                 raise StoreError(f"store {self.path} lacks the column {missing[0]!r} of its {table!r} table, so it "
                                  "is damaged or was changed by hand; give a new --store path")
+        undeclared = [name for name in TRIAL_COLUMNS if name not in expected_columns()["trials"]]
+        if undeclared:  # a core axis declared without its migration: nnbench's own mistake
+            raise StoreError(f"the trial axis {undeclared[0]!r} has no migration that adds its column; add one "
+                             "to nnbench/storage/migrations.py")
 
     def close(self) -> None:
         self._db.close()
@@ -385,8 +355,6 @@ class ResultStore:
     def crashed_trials(self, trial_ids: Iterable[str]) -> dict[str, str]:
         """Among ``trial_ids``, those that were training in the own process of a run whose process died
         (read ``interrupted``), with no result and no other run's claim since: each with that run's id."""
-        if self.version < SCHEMA_VERSION:
-            return {}  # a store read as an older release wrote it records no claims
         found: dict[str, str] = {}
         for chunk in _chunks(list(trial_ids)):
             found.update(self._db.execute(
@@ -403,21 +371,6 @@ class ResultStore:
             "SELECT task, arch, COALESCE(json_extract(params, '$.arch'), '{}'), batch_size, device, "
             "AVG(train_time / epochs_run), AVG(throughput * train_time / epochs_run) FROM trials "
             "WHERE status = 'ok' AND epochs_run > 0 AND train_time > 0 GROUP BY 1, 2, 3, 4, 5").fetchall()
-
-    def add_axes(self, axes: Sequence[Axis]) -> None:
-        """Give the ``trials`` table a column for every axis among ``axes`` it lacks (a kind a plugin
-        declared): rows stored before read as the axis's neutral value, so nothing is lost and every
-        stored trial id stays what it was."""
-        missing = [ax for ax in axes if ax.name not in self._columns()]
-        if not missing:
-            return
-        with self._transaction() as db:
-            for ax in missing:
-                if not ax.name.isidentifier() or ax.neutral is UNSET:
-                    raise StoreError(f"the axis {ax.name!r} cannot become a column of store {self.path}")
-                db.execute(f"ALTER TABLE trials ADD COLUMN {ax.name} {ax.sql_type} NOT NULL DEFAULT "
-                           f"{_sql_literal(ax.neutral)}")
-        self._column_defaults = None
 
     def _columns(self) -> dict[str, Any]:
         """Every column of ``trials`` with its default value (plugin kinds' columns have their neutral one)."""
@@ -437,7 +390,8 @@ class ResultStore:
         columns = self._columns()
         unknown = sorted(set(trial.components) - set(columns))
         if unknown:
-            raise StoreError(f"store {self.path} has no column for the kind {unknown[0]!r}; add_axes first")
+            raise StoreError(f"store {self.path} has no column for the kind {unknown[0]!r}; open it with the session's "
+                             "axes (ResultStore(path, axes=domain.axes))")
         for name in TRIAL_COLUMNS:
             row.setdefault(name, None)  # an axis left out of the id at its neutral value
         names = [*TRIAL_COLUMNS, *(c for c in columns if c not in TRIAL_COLUMNS)]
@@ -643,12 +597,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return stat.st_dev, stat.st_ino
-
-
-def _sql_literal(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
 
 
 def _unquote(default: str | None) -> Any:
