@@ -1,11 +1,11 @@
-"""Seeds stacked against one by one, per architecture, and what the calibration picks.
+"""Seeds stacked against one by one, per architecture, and what the planner picks from the declarations.
 
     python benchmarks/bench_stacking.py                    # CPU: 16 seeds of each built-in architecture
     python benchmarks/bench_stacking.py --device cuda --seeds 64 --only fnn,cnn
 
-For each case, ``train_group`` trains the same seeds stacked (no calibration) and one by one, on
+For each case, ``train_item`` trains the same seeds stacked and one by one, on
 one torch thread, alternating the two, ``--repeats`` times; the figure is the ratio of the medians.
-Next to it: what the calibration (a few timed steps each way) measured for the same group, and
+Next to it: what the planner decides for the same group from the architecture's ``stacks_from``, and
 whether every seed's final numbers agree between the two ways (they must, to float tolerance).
 The target: 16 seeds of the Elman RNN on ``parity`` at least 2x faster stacked.
 """
@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
+from nnbench.execution.stacks import stacking
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
-from nnbench.training import ensemble
-from nnbench.training.calibration import StackingChoices
+from nnbench.training.ensemble import train_item
 from nnbench.training.trainer import synchronize
 
 CASES: dict[str, tuple[dict[str, Any], float]] = {
@@ -49,10 +49,10 @@ def measure(catalogue: Catalogue, trials: list[Any], repeats: int, device: str) 
                                                                                        list[Any]]:
     """Median seconds stacked and one by one, and the last results of each."""
     def stacked() -> list[Any]:
-        return ensemble.train_group(trials, catalogue, choices=StackingChoices("always"))
+        return train_item(trials, catalogue, stacked=True)
 
     def alone() -> list[Any]:
-        return ensemble.train_group(trials, catalogue, vectorize=False)
+        return train_item(trials, catalogue, stacked=False)
 
     times: dict[str, list[float]] = {"stacked": [], "alone": []}
     results: dict[str, list[Any]] = {}
@@ -91,15 +91,16 @@ def main() -> int:
     for case in [c for c in args.only.split(",") if c]:
         axes, target = CASES[case]
         trials = seeds(catalogue, args.seeds, device, **axes)
-        ratio = ensemble.calibrate(trials, catalogue)
+        decision = stacking(trials, catalogue)
         together, apart, stacked, alone = measure(catalogue, trials, args.repeats, device)
         speedup = apart / together
         met = speedup >= target if target else None
         verdict = {True: "ok", False: "MISSED", None: ""}[met]
         goal = f"target >= {target}x" if target else ""
         print(f"  {case:<5} {axes['task']:<7} {speedup:5.2f}x  {goal:<14} {verdict:<6} ({together:.2f}s stacked vs "
-              f"{apart:.2f}s one by one; calibration measured {ratio:.2f}x, so it picks "
-              f"{'stacked' if ratio > 1 else 'one by one'}; same numbers: {'yes' if agree(stacked, alone) else 'NO'})",
+              f"{apart:.2f}s one by one; the planner picks {'stacked' if decision.stacked else 'one by one'}"
+              f"{f' ({decision.reason})' if decision.reason else ''}; same numbers: "
+              f"{'yes' if agree(stacked, alone) else 'NO'})",
               flush=True)
         ok &= met is not False and agree(stacked, alone)
     return 0 if ok else 1

@@ -2,8 +2,8 @@
 
     python benchmarks/gpu_check.py [--device cuda:0] [--repeats 2]
 
-1. 64 seeds of the digits MLP and of the digits CNN, stacked against one by one (``train_group``),
-   with what the calibration measures for each group;
+1. 64 seeds of the digits MLP and of the digits CNN, stacked against one by one (``train_item``),
+   with what the planner picks for each group;
 2. several trials per device against one: the same 16 one-by-one trials (digits MLP, 8 activations
    x 2 optimizers, 5 epochs, ``--no-vectorize``) as ``nnbench run --device cuda`` with
    ``--per-device 1``, ``4`` and ``auto`` (the measured number), wall time end to end, no report;
@@ -67,7 +67,7 @@ def main() -> int:
     from nnbench.loading.plugins import make_plugin_manager
     from nnbench.planning.grid import expand_grid
     from nnbench.planning.gridfile import build_grid
-    from nnbench.training.calibration import device_capacity
+    from nnbench.training.capacity import device_capacity
 
     catalogue = collect_catalogue(make_plugin_manager(load_entry_points=False))
     trial = expand_grid(build_grid(None, [], domain=catalogue.domain, task="digits", arch="fnn", activation="relu",

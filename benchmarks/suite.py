@@ -11,7 +11,7 @@ Sections (``--only``):
   index-sliced batches, fused Adam, one host read per epoch), on the same trials: FNN and CNN on
   digits, LSTM on digits read as rows. Every loop trains and scores the validation and test splits
   after each epoch, as the trainer does, and runs on one torch thread, as nnbench's executors do.
-- ``seeds``: 16 seeds trained as one stacked ensemble against one by one (``train_group`` with and
+- ``seeds``: 16 seeds trained as one stacked ensemble against one by one (``train_item`` stacked and
   without ``vectorize``): the tutorial's 2-2-1 network on ``toy`` and the digits MLP; on a GPU
   (``--device cuda``) 16 and 256 seeds of the digits MLP.
 - ``run``: the whole ``nnbench run`` of the default grid (a fresh store, a process of its own)
@@ -48,8 +48,7 @@ from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
-from nnbench.training.calibration import StackingChoices
-from nnbench.training.ensemble import train_group
+from nnbench.training.ensemble import train_item
 from nnbench.training.trainer import build_model, choose_view, synchronize, to_view, train_trial
 
 HERE = Path(__file__).resolve().parent
@@ -211,9 +210,14 @@ def seeds_section(catalogue: Catalogue, repeats: int, device: str) -> list[Figur
     figures = []
     for label, (trials, target, times_each) in cases.items():
         messages: list[str] = []
-        times = fastest({"together": lambda t=trials, m=messages: train_group(t, catalogue, log=m.append,
-                                                                              choices=StackingChoices("always")),
-                         "one by one": lambda t=trials: train_group(t, catalogue, vectorize=False)},
+
+        def together(t: Any = trials, m: list[str] = messages) -> Any:
+            results = train_item(t, catalogue, stacked=True)
+            m += [r.training["reason"] for r in results[:1] if "reason" in (r.training or {})]
+            return results
+
+        times = fastest({"together": together,
+                         "one by one": lambda t=trials: train_item(t, catalogue, stacked=False)},
                         times_each, device)
         speedup = times["one by one"] / times["together"]
         note = f"{times['together']:.2f}s vs {times['one by one']:.2f}s" + (f"; {messages[0]}" if messages else "")

@@ -22,17 +22,17 @@ def main() -> None:
     import nnbench.training.ensemble as ensemble
     from nnbench.cli import main as nnbench_main
 
-    train_group = ensemble.train_group
+    train_item = ensemble.train_item
     total = [0.0]
 
-    def timed_train_group(*args: Any, **kwargs: Any) -> Any:
+    def timed_train_item(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
-            return train_group(*args, **kwargs)
+            return train_item(*args, **kwargs)
         finally:
             total[0] += time.perf_counter() - start
 
-    ensemble.train_group = timed_train_group  # executors import it when they run
+    ensemble.train_item = timed_train_item  # the run's job imports it when it trains
     atexit.register(lambda: seconds_file.write_text(repr(total[0])))
     sys.argv = ["nnbench", "run", *sys.argv[2:]]
     nnbench_main()

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.paths import DEFAULT_STORE
+from nnbench.contract.run_options import RUN_OPTIONS, RunOptions
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.progress import ConsoleProgress, in_notebook, print_plan
-from nnbench.session import RunOptions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,25 +29,12 @@ if TYPE_CHECKING:
     from nnbench.session import Plan, RunOutcome
     from nnbench.storage.store import ResultStore
 
-DEFAULT_STORE = "nnbench.db"
 GRID_OPTIONS = {
     "tune": "hyper-parameters to tune on validation data (``['lr']``, ``'lr,momentum'``)",
     "budget": "tuning trials per configuration, with ``tune``",
     "target_metric": "validation target for time-to-target: a number, or ``{task: number}``",
     "target": "the column to predict, for ``csv:PATH`` tasks",
     "kind": "``binary``, ``multiclass`` or ``regression`` for ``csv:PATH`` tasks (inferred when omitted)",
-}
-RUN_OPTIONS = {
-    "workers": ("worker processes for CPU trials: ``'auto'``, one per core (in this process for a grid too small "
-                "to pay for workers), or a number (``1``: in this process)"),
-    "per_device": "trials that train at once on each accelerator: ``'auto'`` (measured) or a number",
-    "threads": "torch threads per training process",
-    "executor": ("``inline``, ``processes``, ``ray`` or one a plugin registers (``None``: this machine, "
-                 "``inline`` or ``processes`` as ``workers`` decides)"),
-    "timeout": "seconds after which a trial is stopped (status ``timeout``)",
-    "max_failures": "stop once more trials than this failed or timed out",
-    "vectorize": "train the seeds of a configuration as one stacked ensemble where exact",
-    "download": "download data sets that tasks need and are missing",
 }
 
 
@@ -59,10 +47,9 @@ def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STO
     from nnbench.session import Session
 
     session = Session()
-    option_names = set(RUN_OPTIONS)
     executor_names = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
-    options = RunOptions(**{k: values.pop(k) for k in list(values) if k in option_names and values[k] is not None},
-                         extra={k: values.pop(k) for k in list(values) if k in executor_names})
+    options = RunOptions.from_values({o.name: values.pop(o.name, None) for o in RUN_OPTIONS},
+                                     {k: values.pop(k) for k in list(values) if k in executor_names})
     grid = session.grid(grid_file, set_params, **session.adopt(values))
     if dry_run:
         session.check_options(options)
@@ -134,13 +121,9 @@ def _signature_and_doc() -> tuple[inspect.Signature, str]:
     parameters.append(inspect.Parameter("set_params", keyword, default=()))
     lines.append("    set_params: hyper-parameter overrides, ``['arch.fnn.hidden=[128,128]']``.")
     lines += ["", "Running:"]
-    defaults = RunOptions()
-    for name, text in RUN_OPTIONS.items():
-        default = getattr(defaults, name)
-        if name in ("workers", "per_device") and default is None:
-            default = "auto"
-        parameters.append(inspect.Parameter(name, keyword, default=default))
-        lines.append(f"    {name}: {text}. Default: {default!r}.")
+    for option in RUN_OPTIONS:
+        parameters.append(inspect.Parameter(option.name, keyword, default=option.default))
+        lines.append(f"    {option.name}: {option.help} Default: {option.default!r}.")
     for name, default, text in (
         ("store", DEFAULT_STORE, "the results database (SQLite)"),
         ("force", False, "retrain trials that are already stored"),

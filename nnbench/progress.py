@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnbench.contract.axes import short_label
-from nnbench.session import RunObserver
+from nnbench.observer import RunObserver
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 Echo = Callable[..., None]
 
-SUMMARY_MODULES = ("pandas", "scipy.stats", "matplotlib", "matplotlib.backends.backend_agg",
-                   "matplotlib.backends.backend_svg", "seaborn", "jinja2", "nnbench.analysis.verdicts",
-                   "nnbench.reporting")
+SUMMARY_MODULES = ("multiprocessing.connection", "pandas", "scipy.stats", "matplotlib",
+                   "matplotlib.backends.backend_agg", "matplotlib.backends.backend_svg", "seaborn", "jinja2",
+                   "nnbench.analysis.verdicts", "nnbench.reporting")
 """What the summary and the report import: about 2 s that a run would otherwise spend after its last trial."""
 
 
@@ -87,8 +87,8 @@ def in_notebook() -> bool:
 
 class ConsoleProgress(RunObserver):
     """The run's observer on a terminal or in a notebook: the plan, then a tqdm bar advanced per stored
-    result and naming what is being trained, with messages printed above it (messages that differ only
-    in the configuration they name, once); at the end, the leaderboard, failures and report.
+    result and naming what is being trained, with messages printed above it (each once); at the end, the
+    leaderboard, failures and report.
 
     ``echo`` prints a line (``click.echo`` on the command line, ``print`` in Python). ``bar`` shows the
     progress bar and messages, ``plan`` the plan, ``summary`` the leaderboard and what follows it.
@@ -140,9 +140,8 @@ class ConsoleProgress(RunObserver):
         self.bar.set_postfix_str(f"training {names[-1]}{more}" if names else "", refresh=True)
 
     def log(self, message: str) -> None:
-        reason = message.partition(" because ")[2] or message
-        self.repeats[reason] = self.repeats.get(reason, -1) + 1
-        if not self.quiet and not self.repeats[reason]:
+        self.repeats[message] = self.repeats.get(message, -1) + 1
+        if not self.quiet and not self.repeats[message]:
             if self.bar is not None:
                 self.bar.write(message, file=sys.stderr)
             else:

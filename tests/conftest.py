@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,3 +162,15 @@ def fake_protocol_result(task: str = "spirals", optimizer: str = "adam", lr: flo
 def protocol_result() -> Callable[..., Any]:
     """Make a hand-made ``TrialResult`` of the tuning protocol (see :func:`fake_protocol_result`)."""
     return fake_protocol_result
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Any:
+    import ray
+
+    # Ray's workers import in-process plugins by module name: this folder must be on their path.
+    tests = str(Path(__file__).parent)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}})
+    yield ray
+    ray.shutdown()

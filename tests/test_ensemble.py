@@ -1,5 +1,5 @@
-"""Seeds trained together: every seed's curve equals training it alone, for every built-in architecture;
-the measured choice between stacked and one by one; fallbacks say why."""
+"""Seeds trained together: every seed's curve equals training it alone, for every built-in architecture; the
+planned choice between stacked and one by one, made from declarations; fallbacks say why."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from torch import nn
 from nnbench import Activation, Architecture, hookimpl
 from nnbench.builtin.networks import build_fnn
 from nnbench.contract.trial import Trial, TrialResult
+from nnbench.execution.stacks import group_by_seed, stack_groups, stacking
 from nnbench.loading.catalogue import collect_catalogue
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
-from nnbench.training import ensemble
-from nnbench.training.calibration import StackingChoices
-from nnbench.training.ensemble import group_by_seed, stack_groups, train_group
+from nnbench.training.ensemble import train_item
 from nnbench.training.trainer import train_trial
 
 STACKED_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
@@ -68,12 +67,21 @@ def train_alone(trials: list[Trial], catalogue: Any, test_each_epoch: bool = Tru
     return [train_trial(t, catalogue, test_each_epoch=test_each_epoch) for t in trials]
 
 
+def train_together(trials: list[Trial], catalogue: Any, **kwargs: Any) -> list[TrialResult]:
+    """``trials`` planned as one stack: stacked once it proves exact, else one by one with the reason."""
+    return train_item(trials, catalogue, stacked=True, **kwargs)
+
+
+def reasons(results: list[TrialResult]) -> list[str]:
+    """Why trials planned as one stack trained one by one (none: they trained stacked)."""
+    return list(dict.fromkeys(r.training["reason"] for r in results if r.training and "reason" in r.training))
+
+
 def stacked(trials: list[Trial], catalogue: Any, messages: list[str] | None = None, **kwargs: Any) -> list[TrialResult]:
-    """``trials`` trained as one stack (no calibration), scoring the test split every epoch so whole
-    curves can be compared."""
-    results = train_group(trials, catalogue, log=(messages if messages is not None else []).append,
-                          choices=StackingChoices("always"), test_each_epoch=kwargs.pop("test_each_epoch", True),
-                          **kwargs)
+    """``trials`` trained as one stack, scoring the test split every epoch so whole curves can be compared;
+    ``messages`` receives the reasons of a fallback."""
+    results = train_together(trials, catalogue, test_each_epoch=kwargs.pop("test_each_epoch", True), **kwargs)
+    (messages if messages is not None else []).extend(reasons(results))
     for result in results:
         assert result.training is not None and result.training["mode"] == "stacked", result.training
     return results
@@ -186,17 +194,19 @@ def test_members_with_different_activations_leave_the_stack_as_alone(catalogue: 
     assert_same_curves(stacked(group, catalogue), alone)
 
 
-def test_only_builtin_parameter_free_activations_share_a_stack(plugged: Any) -> None:
-    trials = seeds_of(plugged, seeds=2, activation="relu,prelu,plain_relu,tanh")
+def test_activations_declared_element_wise_share_a_stack_whoever_registers_them(plugged: Any) -> None:
+    trials = seeds_of(plugged, seeds=2, activation="relu,prelu,plain_relu,tanh,plugin_tanh")
     groups = stack_groups(trials, plugged)
     assert sorted(tuple(dict.fromkeys(t.activation for t in g)) for g in groups) == [
-        ("plain_relu",), ("prelu",), ("relu", "tanh")]
-    assert sorted(len(g) for g in groups) == [2, 2, 4]
+        ("plain_relu",), ("prelu",), ("relu", "tanh", "plugin_tanh")]
+    assert sorted(len(g) for g in groups) == [2, 2, 6]
+    mixed = next(g for g in groups if len(g) == 6)
+    assert_same_curves(stacked(mixed, plugged), train_alone(mixed, plugged), rel=1e-4)
 
 
 def test_the_test_split_is_scored_only_where_the_final_numbers_come_from(catalogue: Any) -> None:
     trials = seeds_of(catalogue, seeds=2, epochs=4)
-    lean = train_group(trials, catalogue, choices=StackingChoices("always"))
+    lean = train_together(trials, catalogue)
     full = stacked(trials, catalogue)
     for mine, theirs in zip(lean, full, strict=True):
         assert [math.isnan(e.test_loss) for e in mine.curve] == [True, True, True, False]
@@ -207,47 +217,15 @@ def test_the_test_split_is_scored_only_where_the_final_numbers_come_from(catalog
     assert_same_curves(lean, alone)
 
 
-def test_the_measured_choice_is_made_once_per_kind_of_group_and_recorded(catalogue: Any,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    measured: list[int] = []
-
-    def slow_stack(trials: list[Trial], catalogue: Any) -> float:
-        measured.append(len(trials))
-        return 0.5
-
-    monkeypatch.setattr(ensemble, "calibrate", slow_stack)
-    choices, messages = StackingChoices(), []
-    for optimizer in ("sgd", "adam"):  # the same kind of group: the choice is kept, not measured again
-        results = train_group(seeds_of(catalogue, seeds=2, epochs=1, optimizer=optimizer), catalogue,
-                              log=messages.append, choices=choices)
-        assert [r.training for r in results] == [{"mode": "one_by_one", "members": 1, "ratio": 0.5}] * 2
-    assert measured == [2]
-    assert messages == ["one-by-one training chosen for 2 trials of fnn on moons (cpu, batch 32): stacked was "
-                        "0.50x as fast, measured"]
-    monkeypatch.setattr(ensemble, "calibrate", lambda trials, catalogue: 3.0)
-    three = train_group(seeds_of(catalogue, seeds=3, epochs=1), catalogue, log=messages.append, choices=choices)
-    assert [r.training for r in three] == [{"mode": "stacked", "members": 3, "ratio": 3.0}] * 3
-    assert messages[-1].startswith("stacked training chosen for 3 trials of fnn on moons")
-
-
-def test_a_group_training_one_by_one_can_hand_its_other_seeds_back(catalogue: Any,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ensemble, "calibrate", lambda trials, catalogue: 0.8)
-    trials = seeds_of(catalogue, seeds=3, epochs=1)
-    released: list[tuple[list[Trial], Any]] = []
-    started: list[list[int]] = []
-    results = train_group(trials, catalogue, release=lambda ts, choice: released.append((ts, choice)),
-                          on_start=lambda ts: started.append([t.seed for t in ts]))
-    assert [ts for ts, _ in released] == [trials[1:]] and started == [[0]]
-    assert released[0][1].ratio == 0.8 and not released[0][1].stacked
-    assert [r.trial for r in results] == trials[:1]
-
-
-def test_calibration_measures_real_steps_without_touching_the_trials(catalogue: Any) -> None:
-    trials = seeds_of(catalogue, seeds=4, epochs=2)
-    ratio = ensemble.calibrate(trials, catalogue)
-    assert math.isfinite(ratio) and ratio > 0
-    assert_same_curves(stacked(trials, catalogue), train_alone(trials, catalogue))
+def test_a_stack_is_recorded_with_its_members_and_trains_the_same_whatever_the_load(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=3, epochs=2)
+    first = train_together(trials, catalogue)
+    assert [r.training for r in first] == [{"mode": "stacked", "members": 3}] * 3
+    busy = [torch.randn(256, 256) for _ in range(4)]  # the choice involves no timing: nothing here can change it
+    again = train_together(trials, catalogue)
+    del busy
+    assert [(r.metric, r.train_loss, [e.train_loss for e in r.curve]) for r in first] == [
+        (r.metric, r.train_loss, [e.train_loss for e in r.curve]) for r in again]
 
 
 def test_time_is_shared_among_the_seeds_trained_together(catalogue: Any) -> None:
@@ -264,16 +242,21 @@ def test_time_is_shared_among_the_seeds_trained_together(catalogue: Any) -> None
         assert result.status == "ok" and result.error is None
 
 
-@pytest.mark.parametrize(("axes", "reason"), [
-    ({"optimizer": "lbfgs"}, "optimizer 'lbfgs' re-evaluates the loss"),
-    ({"sets": ("arch.fnn.hidden=[16]", "arch.fnn.dropout=0.2")}, "dropout"),
+@pytest.mark.parametrize(("axes", "reason", "planned"), [
+    ({"optimizer": "lbfgs"}, "optimizer 'lbfgs' re-evaluates the loss", True),
+    ({"sets": ("arch.fnn.hidden=[16]", "arch.fnn.dropout=0.2")}, "dropout", False),
 ])
 def test_groups_that_cannot_stack_exactly_train_one_by_one_and_say_why(catalogue: Any, axes: dict[str, Any],
-                                                                       reason: str) -> None:
+                                                                       reason: str, planned: bool) -> None:
     trials = seeds_of(catalogue, seeds=2, epochs=1, **axes)
-    messages: list[str] = []
-    together = train_group(trials, catalogue, log=messages.append, choices=StackingChoices("always"))
-    assert len(messages) == 1 and reason in messages[0] and "one-by-one" in messages[0]
+    decision = stacking(trials, catalogue)
+    if planned:  # known from the declarations: planned one by one, with the reason
+        assert not decision.stacked and reason in str(decision.reason)
+    else:  # found as the stack is proven
+        assert decision.stacked
+    together = train_together(trials, catalogue) if decision.stacked else train_item(
+        trials, catalogue, stacked=False, reason=decision.reason)
+    assert len(reasons(together)) == 1 and reason in reasons(together)[0]
     assert together[0].training["mode"] == "one_by_one" and reason in together[0].training["reason"]
     alone = train_alone(trials, catalogue)
     for mine, theirs in zip(together, alone, strict=True):
@@ -281,13 +264,12 @@ def test_groups_that_cannot_stack_exactly_train_one_by_one_and_say_why(catalogue
 
 
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
-    messages: list[str] = []
     one = seeds_of(catalogue, seeds=1, epochs=1)
-    alone = train_group(one, catalogue, log=messages.append)[0]
+    alone = train_together(one, catalogue)[0]
     assert [e.train_loss for e in alone.curve] == [e.train_loss for e in train_trial(one[0], catalogue).curve]
     assert alone.training == {"mode": "one_by_one", "members": 1}
-    off = train_group(seeds_of(catalogue, seeds=2, epochs=1), catalogue, vectorize=False, log=messages.append)
-    assert messages == []
+    two = seeds_of(catalogue, seeds=2, epochs=1)
+    off = train_item(two, catalogue, stacked=False, reason=stacking(two, catalogue, vectorize=False).reason)
     assert off[1].training == {"mode": "one_by_one", "members": 1, "reason": "stacking was turned off"}
 
 
@@ -296,8 +278,8 @@ def test_seeds_are_grouped_by_everything_but_the_seed(catalogue: Any) -> None:
     groups = group_by_seed(trials)
     assert [[(t.optimizer, t.seed) for t in g] for g in groups] == [[("sgd", 0), ("sgd", 1)],
                                                                     [("adam", 0), ("adam", 1)]]
-    with pytest.raises(ValueError, match="differ only by seed \\(and a built-in"):
-        train_group(trials, catalogue)
+    with pytest.raises(ValueError, match="differ only by seed \\(and element-wise activations\\)"):
+        train_together(trials, catalogue)
 
 
 # -- plugins ---------------------------------------------------------------------------------------
@@ -342,6 +324,8 @@ class TestPlugins:
     @hookimpl
     def register_activations(self, register: Any) -> None:
         register(Activation("plain_relu", nn.ReLU, "relu that does not declare stacking"))
+        register(Activation("plugin_tanh", nn.Tanh, "tanh, declared element-wise", vectorizable=True,
+                            elementwise=True))
 
 
 @pytest.fixture(scope="module")
@@ -373,17 +357,15 @@ def test_a_diverging_seed_is_recorded_like_alone_and_the_others_go_on(plugged: A
 
 
 def test_an_undeclared_plugin_component_trains_one_by_one(plugged: Any) -> None:
-    messages: list[str] = []
-    train_group(seeds_of(plugged, seeds=2, epochs=1, activation="plain_relu"), plugged, log=messages.append,
-                choices=StackingChoices("always"))
-    assert len(messages) == 1 and "activation 'plain_relu'" in messages[0] and "vectorizable" in messages[0]
+    decision = stacking(seeds_of(plugged, seeds=2, epochs=1, activation="plain_relu"), plugged)
+    assert not decision.stacked
+    assert "activation 'plain_relu'" in str(decision.reason) and "vectorizable" in str(decision.reason)
 
 
 def test_a_model_that_cannot_run_stacked_falls_back_with_the_reason(plugged: Any) -> None:
     trials = seeds_of(plugged, seeds=2, epochs=1, arch="branching", sets=())
-    messages: list[str] = []
-    together = train_group(trials, plugged, log=messages.append, choices=StackingChoices("always"))
-    assert len(messages) == 1 and "cannot run stacked" in messages[0]
+    together = train_together(trials, plugged)
+    assert len(reasons(together)) == 1 and "cannot run stacked" in reasons(together)[0]
     assert [r.status for r in together] == ["ok", "ok"]
     assert [e.train_loss for e in together[1].curve] == [e.train_loss for e in train_trial(trials[1], plugged).curve]
 

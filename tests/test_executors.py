@@ -10,8 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import deque
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +22,17 @@ import nnbench
 from nnbench import Device, hookimpl
 from nnbench.builtin.devices import discover_devices
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.executor import WorkerStartError, WorkItem, WorkPlan
+from nnbench.contract.run_options import RunOptions
 from nnbench.contract.trial import TrialResult
-from nnbench.execution.executors import ExecutorOptions, WorkerStartError
-from nnbench.execution.messages import describe_exit, result_from_dict, result_to_dict
-from nnbench.execution.processes import ProcessExecutor, _Worker
-from nnbench.execution.scheduling import WorkItem
+from nnbench.execution.costs import CostModel
+from nnbench.execution.job import ItemTraining
+from nnbench.execution.local import LocalExecutor, _Worker
+from nnbench.execution.messages import describe_exit, pack_plugins, result_from_dict, result_to_dict
+from nnbench.execution.planner import WorkQueue, plan_work
 from nnbench.loading.plugins import PluginHookWarning
+from nnbench.observer import RunObserver
 from nnbench.session import Session
-from nnbench.training.calibration import StackingChoice, StackingChoices, calibration_key
 
 GRID = {"task": "moons,spirals", "arch": "fnn", "activation": "relu,tanh", "optimizer": "sgd,adam",
         "seeds": 2, "epochs": 3}
@@ -187,18 +188,6 @@ def test_stopping_a_parallel_grid_then_resuming_trains_each_finished_trial_once(
     assert counts == (TOTAL, TOTAL) and epochs == TOTAL * PARALLEL_EPOCHS
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    import ray
-
-    # Ray's workers import in-process plugins by module name: this folder must be on their path.
-    tests = str(Path(__file__).parent)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}})
-    yield ray
-    ray.shutdown()
-
-
 def test_ray_executor_matches_the_local_executor(local_ray: Any, tmp_path: Path) -> None:
     inline = nnbench.run(**GRID, store=tmp_path / "inline.db")
     on_ray = nnbench.run(**GRID, store=tmp_path / "ray.db", executor="ray")
@@ -215,7 +204,7 @@ def test_a_crashed_ray_task_is_a_failed_trial_not_a_retry(local_ray: Any, nnbenc
     assert "ValueError: this architecture always raises" in errors["raise"]
 
 
-# -- the whole machine: split groups, per-trial limits, cheap workers, company on a device ----------
+# -- the whole machine: per-item limits, cheap workers, company on a device --------------------------
 
 
 class RecordingSink:
@@ -226,7 +215,7 @@ class RecordingSink:
         self.messages: list[str] = []
         self.claimed: list[list[str]] = []
 
-    def claim(self, trials: Any) -> list[Any]:
+    def claim(self, trials: Any, *, here: bool = False) -> list[Any]:
         self.claimed.append([t.trial_id for t in trials])
         return list(trials)
 
@@ -237,7 +226,7 @@ class RecordingSink:
         self.messages.append(message)
 
 
-class Collect(nnbench.session.RunObserver):
+class Collect(RunObserver):
     def __init__(self) -> None:
         self.messages: list[str] = []
 
@@ -259,22 +248,29 @@ def probe_session(*plugins: Any) -> Session:
     return Session(nnbench.loading.plugins.make_plugin_manager(extra=[ProbeArchitectures(), *plugins]))
 
 
-def processes(session: Session, **options: Any) -> Any:
-    return ProcessExecutor(ExecutorOptions(catalogue=session.catalogue, extra_plugins=session._extra_plugins(),
-                                           **options))
+def planned(session: Session, trials: list[Any], **options: Any) -> WorkPlan:
+    """The plan of ``trials`` as a run of ``session`` makes it, for worker processes (``workers`` 1 by default)."""
+    options = {"executor": "processes", "workers": 1, **options}
+    job = ItemTraining(tuple(pack_plugins(session._extra_plugins())), options.get("threads", 1),
+                       options.get("timeout"))
+    return plan_work(trials, session.catalogue, RunOptions(**options), CostModel(session.catalogue), job)
 
 
-def test_seeds_of_a_group_that_trains_one_by_one_go_to_different_workers(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def begun(plan: WorkPlan, sink: Any = None) -> LocalExecutor:
+    """A local executor ready to take ``plan``'s items step by step, as ``run`` does."""
+    executor = LocalExecutor()
+    executor.begin(plan, sink or RecordingSink())
+    return executor
+
+
+def test_seeds_that_train_one_by_one_go_to_different_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from worker_probes import PID_LOG, PidRecorder
-
-    from nnbench.training.ensemble import group_by_seed
 
     monkeypatch.setenv(PID_LOG, str(tmp_path / "pids.txt"))
     session = probe_session(PidRecorder())
     trials = probe_trials(session.catalogue, optimizer="lbfgs", epochs=3)  # lbfgs: one by one
     sink = RecordingSink()
-    processes(session, workers=2).run(group_by_seed(trials), sink)
+    LocalExecutor().run(planned(session, trials, workers=2), sink)
     assert sorted(r.trial.seed for r in sink.results) == [0, 1, 2, 3]
     assert all(r.status == "ok" and r.training["mode"] == "one_by_one" for r in sink.results)
     assert all(len(claim) == 1 for claim in sink.claimed)  # each seed claimed as it starts
@@ -285,12 +281,10 @@ def test_seeds_of_a_group_that_trains_one_by_one_go_to_different_workers(tmp_pat
 
 
 def test_a_worker_that_dies_training_one_seed_costs_that_seed_only() -> None:
-    from nnbench.training.ensemble import group_by_seed
-
     session = probe_session()
     trials = probe_trials(session.catalogue, arch="seed1_crashes", seeds=3)
     sink = RecordingSink()
-    processes(session, workers=2).run(group_by_seed(trials), sink)
+    LocalExecutor().run(planned(session, trials, workers=2), sink)
     status = {r.trial.seed: r.status for r in sink.results}
     assert status == {0: "ok", 1: "failed", 2: "ok"}
     assert "SIGSEGV" in next(r.error for r in sink.results if r.trial.seed == 1)
@@ -299,24 +293,33 @@ def test_a_worker_that_dies_training_one_seed_costs_that_seed_only() -> None:
 def test_the_time_limit_applies_per_trial_and_not_to_the_worker_start() -> None:
     from worker_probes import SlowToLoad
 
-    from nnbench.training.ensemble import group_by_seed
-
     session = probe_session(SlowToLoad(3.0))  # each worker takes 3 s to load its plugins
     trials = probe_trials(session.catalogue, arch="hangs,fnn", seeds=2, epochs=1)
     sink = RecordingSink()
     start = time.monotonic()
-    processes(session, workers=2, timeout=2.0).run(group_by_seed(trials), sink)
+    LocalExecutor().run(planned(session, trials, workers=2, timeout=2.0), sink)
     status = {(r.trial.arch, r.trial.seed): r.status for r in sink.results}
     assert status == {("hangs", 0): "timeout", ("hangs", 1): "timeout", ("fnn", 0): "ok", ("fnn", 1): "ok"}
     assert all("--timeout 2 s per trial" in r.error for r in sink.results if r.status == "timeout")
     assert time.monotonic() - start < 60
 
 
+def test_a_trial_that_trains_past_its_limit_is_stopped_where_it_trains() -> None:
+    session = probe_session()
+    [trial] = probe_trials(session.catalogue, task="digits", seeds=1, epochs=500)
+    sink = RecordingSink()
+    start = time.monotonic()
+    LocalExecutor().run(planned(session, [trial], timeout=1.0), sink)
+    [result] = sink.results
+    assert result.status == "timeout" and result.error == "ran past --timeout 1 s per trial and was stopped"
+    assert time.monotonic() - start < 30  # stopped by the trainer itself, not when its worker is killed
+
+
 def test_workers_warnings_reach_the_run_as_one_line(tmp_path: Path) -> None:
     session = probe_session()
     grid = session.grid(task="moons", arch="warns", activation="relu", optimizer="adam", seeds=2, epochs=1)
     observer = Collect()
-    session.run(grid, tmp_path / "w.db", nnbench.session.RunOptions(workers=2), observer=observer)
+    session.run(grid, tmp_path / "w.db", RunOptions(workers=2), observer=observer)
     warned = [m for m in observer.messages if "noisy" in m]
     assert warned and all(m.startswith("warning: this architecture is noisy (UserWarning, worker_probes.py:")
                           and "\n" not in m for m in warned)
@@ -324,14 +327,12 @@ def test_workers_warnings_reach_the_run_as_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("per_device", [2, None], ids=["per-device-2", "measured"])
 def test_an_accelerator_takes_several_trials_at_once_and_results_say_so(per_device: int | None) -> None:
-    from nnbench.training.ensemble import group_by_seed
-
     session = probe_session()
     trials = probe_trials(session.catalogue, activation="relu,tanh,gelu", optimizer="lbfgs", seeds=2, epochs=4)
-    executor = processes(session, workers=1, per_device=per_device)
+    executor = LocalExecutor()
     executor.is_accelerator = lambda device: True  # the CPU stands in for an accelerator
     sink = RecordingSink()
-    executor.run(group_by_seed(trials), sink)
+    executor.run(planned(session, trials, per_device=per_device), sink)
     assert len(sink.results) == 6 and {r.status for r in sink.results} == {"ok"}
     assert {r.training["slots"] for r in sink.results} == {1}
     if per_device == 2:
@@ -349,8 +350,10 @@ import sys
 sys.path.insert(0, {str(tests)!r})
 from faulty_plugin import FaultyArchitectures
 import nnbench
+from nnbench.contract.run_options import RunOptions
 from nnbench.loading.plugins import make_plugin_manager
-from nnbench.session import RunObserver, RunOptions, Session
+from nnbench.observer import RunObserver
+from nnbench.session import Session
 
 class Say(RunObserver):
     def log(self, message):
@@ -382,8 +385,6 @@ if __name__ == "__main__":
 
 
 def test_an_error_while_storing_a_result_stops_the_run_instead_of_hanging_it() -> None:
-    from nnbench.training.ensemble import group_by_seed
-
     class BrokenSink(RecordingSink):
         def result(self, result: Any) -> None:
             raise BrokenPipeError("the terminal went away")  # an OSError, as a closed pipe raises
@@ -391,7 +392,7 @@ def test_an_error_while_storing_a_result_stops_the_run_instead_of_hanging_it() -
     session = probe_session()
     trials = probe_trials(session.catalogue, optimizer="lbfgs", seeds=2, epochs=1)
     with pytest.raises(BrokenPipeError, match="the terminal went away"):
-        processes(session, workers=2).run(group_by_seed(trials), BrokenSink())
+        LocalExecutor().run(planned(session, trials, workers=2), BrokenSink())
 
 
 def test_what_a_worker_sent_before_it_died_counts_and_only_the_rest_fail() -> None:
@@ -411,9 +412,9 @@ def test_what_a_worker_sent_before_it_died_counts_and_only_the_rest_fail() -> No
     child.send(("result", result_to_dict(TrialResult(first, "ok", "accuracy", 0.75))))
     child.close()
     worker = _Worker("cpu", Dead(), parent, ready=True)  # type: ignore[arg-type]
-    worker.item, worker.remaining = object(), {t.trial_id: t for t in (first, second)}  # type: ignore[assignment]
+    worker.item, worker.remaining = WorkItem((first, second), True), {t.trial_id: t for t in (first, second)}
     sink = RecordingSink()
-    assert processes(session, workers=1)._ended(worker, sink)
+    assert begun(planned(session, [first, second]), sink)._ended(worker)
     outcome = {r.trial.trial_id: (r.status, r.metric) for r in sink.results}
     assert outcome[first.trial_id] == ("ok", 0.75) and outcome[second.trial_id][0] == "failed"
     assert "SIGKILL" in next(r.error for r in sink.results if r.trial == second) and worker.conn.closed
@@ -451,66 +452,60 @@ class PartialClaims(RecordingSink):
         super().__init__()
         self.held_elsewhere = held_elsewhere
 
-    def claim(self, trials: Any) -> list[Any]:
+    def claim(self, trials: Any, *, here: bool = False) -> list[Any]:
         super().claim(trials)
         return [t for t in trials if t.trial_id not in self.held_elsewhere]
 
 
-def test_a_group_another_run_holds_part_of_is_a_smaller_group_decided_anew() -> None:
+def test_a_stack_another_run_holds_part_of_trains_the_rest_as_a_smaller_stack() -> None:
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=4)
-    executor = processes(session, workers=1)
-    executor._plan([trials])
-    [planned] = executor.queues["cpu"]
-    assert planned.undecided and len(planned.trials) == 4
-    mine = trials[2:]  # another run is training seeds 0 and 1
-    known = StackingChoice(True, ratio=3.0)
-    executor.choices.put(calibration_key(mine, session.catalogue), known)
+    plan = planned(session, trials)
+    [item] = list(plan.items)  # type: ignore[call-overload]
+    assert item.stacked and len(item.trials) == 4
+    executor = begun(plan, PartialClaims({t.trial_id for t in trials[:2]}))  # another run trains seeds 0 and 1
     worker = stand_in()
-    executor._assign(worker, [worker], PartialClaims({t.trial_id for t in trials[:2]}))
-    item = worker.item
-    assert item.trials == mine and item.key == calibration_key(mine, session.catalogue)
-    assert item.choice == known and item.seconds == pytest.approx(planned.seconds / 2)
-    assert list(worker.remaining) == [t.trial_id for t in mine]
-    [message] = worker.conn.sent
-    assert [c["seed"] for c in message["configs"]] == [2, 3] and message["choice"]["ratio"] == 3.0
-    assert not executor.queues["cpu"]
+    executor._assign(worker, [worker])
+    sent, _measure = worker.conn.sent[0]
+    assert list(sent.trials) == trials[2:] and sent.stacked and sent.seconds == pytest.approx(item.seconds / 2)
+    assert list(worker.remaining) == [t.trial_id for t in trials[2:]] and worker.item == sent
+    assert not plan.items.waiting()
 
 
-def test_the_one_trial_left_of_a_group_another_run_holds_has_no_stacking_to_choose() -> None:
+def test_the_one_trial_left_of_a_stack_another_run_holds_trains_alone() -> None:
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=2)
-    executor = processes(session, workers=1, choices=StackingChoices("always"))  # would stack any group
-    executor._plan([trials])
+    executor = begun(planned(session, trials), PartialClaims({trials[0].trial_id}))
     worker = stand_in()
-    executor._assign(worker, [worker], PartialClaims({trials[0].trial_id}))
-    assert worker.item.trials == trials[1:] and worker.item.choice is None and worker.item.key is None
-    assert worker.conn.sent[0]["choice"] is None
+    executor._assign(worker, [worker])
+    assert list(worker.item.trials) == trials[1:] and not worker.item.stacked
 
 
-def test_a_group_another_run_holds_all_of_is_passed_over() -> None:
+def test_an_item_another_run_holds_all_of_is_passed_over() -> None:
     session = probe_session()
-    first, second = probe_trials(session.catalogue, activation="relu,tanh", seeds=1)
-    executor = processes(session, workers=1)
-    executor._plan([[first], [second]])
-    worker = stand_in()
+    first, second = probe_trials(session.catalogue, activation="relu,prelu", seeds=1)
     sink = PartialClaims({first.trial_id})
-    executor._assign(worker, [worker], sink)
-    assert worker.item.trials == [second] and sink.claimed == [[first.trial_id], [second.trial_id]]
+    plan = planned(session, [first, second])
+    order = [item.trials[0] for item in plan.items]  # type: ignore[attr-defined]
+    executor = begun(plan, sink)
+    worker = stand_in()
+    executor._assign(worker, [worker])
+    assert sink.claimed == [[t.trial_id] for t in order][: len(sink.claimed)]
+    assert list(worker.item.trials) == [second] and [first.trial_id] in sink.claimed
 
 
 @pytest.mark.parametrize("per_device", [2, None], ids=["per-device-2", "measured"])
 def test_an_accelerators_capacity_is_measured_once_unless_given(per_device: int | None) -> None:
     session = probe_session()
     trials = probe_trials(session.catalogue, activation="relu,tanh,gelu", optimizer="lbfgs", seeds=1)
-    executor = processes(session, workers=1, per_device=per_device)
+    executor = begun(planned(session, trials, per_device=per_device))
     executor.is_accelerator = lambda device: device == "cpu"  # the CPU stands in for an accelerator
-    executor._plan([[t] for t in trials])
+    executor._wanted("cpu")
     workers = [stand_in(), stand_in(), stand_in()]
-    elsewhere = stand_in("cuda:1", item=executor.queues["cpu"][0])  # busy on another device: no company
+    elsewhere = stand_in("cuda:1", item=WorkItem(tuple(trials[:1])))  # busy on another device: no company
     for worker in workers:
-        executor._assign(worker, [*workers, elsewhere], RecordingSink())
-    asked = [w.conn.sent[0]["measure_capacity"] for w in workers]
+        executor._assign(worker, [*workers, elsewhere])
+    asked = [w.conn.sent[0][1] for w in workers]
     assert asked == ([False, False, False] if per_device else [True, False, False])
     assert [w.peak for w in workers] == [3, 3, 3]  # each saw three trials on the device at once, itself included
     assert elsewhere.peak == 0
@@ -519,67 +514,21 @@ def test_an_accelerators_capacity_is_measured_once_unless_given(per_device: int 
 def test_workers_grow_to_a_measured_capacity_for_the_work_waiting() -> None:
     session = probe_session()
     trials = probe_trials(session.catalogue, optimizer="lbfgs", seeds=3)
-    executor = processes(session, workers=3)
-    executor._plan([[t] for t in trials])  # three cpu items for three idle cpu workers: none to start
-    executor.queues["cuda:0"] = deque(WorkItem([t], None, 1.0) for t in trials)
+    gpu = [dataclasses.replace(t, device="cuda:0") for t in trials]
+    executor = begun(planned(session, trials, workers=3))
+    executor.plan = dataclasses.replace(executor.plan, items=WorkQueue(
+        [WorkItem((t,), False, 1.0) for t in [*trials, *gpu]], CostModel(session.catalogue)))
     executor.target["cuda:0"] = 5  # measured: five trials at once
     started: list[str] = []
     executor._start = lambda device: started.append(device) or stand_in(device)  # type: ignore[method-assign]
     cpu = [stand_in("cpu") for _ in range(3)]
+    assert executor._grow("cpu", cpu) == [] and started == []  # three cpu items for three idle cpu workers
     # three items wait and two workers are idle: one more worker is enough
-    assert len(executor._grow([*cpu, stand_in("cuda:0"), stand_in("cuda:0")])) == 1 and started == ["cuda:0"]
+    assert len(executor._grow("cuda:0", [*cpu, stand_in("cuda:0"), stand_in("cuda:0")])) == 1
+    assert started == ["cuda:0"]
     started.clear()  # one is idle and two are busy: two more, one for each item the idle one will not take
-    busy = [stand_in("cuda:0", item=WorkItem(trials[:1], None, 1.0)) for _ in range(2)]
-    assert len(executor._grow([*cpu, stand_in("cuda:0"), *busy])) == 2 and started == ["cuda:0", "cuda:0"]
-
-
-def test_a_measured_choice_is_said_once_and_splits_only_the_groups_it_holds_for() -> None:
-    session = probe_session()
-    four = probe_trials(session.catalogue, seeds=4)
-    three = probe_trials(session.catalogue, activation="tanh", seeds=3)
-    single = probe_trials(session.catalogue, activation="gelu", seeds=1)
-    executor = processes(session, workers=1)
-    executor.queues["cpu"] = deque([WorkItem(four, None, 40.0, "four"), WorkItem(three, None, 30.0, "three"),
-                                    WorkItem(single, None, 5.0)])
-    worker = stand_in(item=WorkItem(probe_trials(session.catalogue, activation="elu", seeds=4), None, 40.0, "four"))
-    sink = RecordingSink()
-    one_by_one = StackingChoice(False, ratio=0.5)
-    executor._learn("four", one_by_one, worker, sink)
-    executor._learn("four", one_by_one, worker, sink)  # a second worker measured it too: nothing new to say
-    assert len(sink.messages) == 1 and sink.messages[0].startswith("one-by-one training chosen for 4 trials of fnn")
-    queue = list(executor.queues["cpu"])
-    assert [i.seconds for i in queue] == sorted((i.seconds for i in queue), reverse=True)  # longest first
-    [kept] = [i for i in queue if i.key == "three"]
-    assert kept.undecided and kept.trials == three and kept.seconds == 30.0
-    split = [i for i in queue if i.choice == one_by_one]
-    assert sorted(t.seed for i in split for t in i.trials) == [0, 1, 2, 3] and all(len(i.trials) == 1 for i in split)
-    assert [i.trials for i in queue if i.choice is None and i.key is None] == [single] and len(queue) == 6
-
-
-def test_a_choice_measured_after_the_worker_finished_is_kept_without_a_line() -> None:
-    session = probe_session()
-    executor = processes(session, workers=1)
-    executor.queues["cpu"] = deque()
-    sink = RecordingSink()
-    executor._learn("key", StackingChoice(True, ratio=2.0), stand_in(), sink)
-    assert sink.messages == [] and executor.choices.known["key"] == StackingChoice(True, ratio=2.0)
-
-
-def test_trials_a_worker_hands_back_are_first_in_line_one_each() -> None:
-    session = probe_session()
-    trials = probe_trials(session.catalogue, seeds=3)
-    executor = processes(session, workers=1)
-    waiting = WorkItem(probe_trials(session.catalogue, activation="tanh", seeds=1), None, 100.0)
-    executor.queues["cpu"] = deque([waiting])
-    worker = stand_in(item=WorkItem(trials, None, 3.0, "key"))
-    worker.remaining = {t.trial_id: t for t in trials}
-    choice = StackingChoice(False, ratio=0.8)
-    executor._handle(worker, ("release", [trials[1].trial_id, trials[2].trial_id], asdict(choice)), RecordingSink())
-    assert list(worker.remaining) == [trials[0].trial_id]
-    queue = list(executor.queues["cpu"])
-    assert [i.trials for i in queue] == [[trials[1]], [trials[2]], waiting.trials]
-    assert queue[0].choice == choice == queue[1].choice
-    assert [i.seconds for i in queue[:2]] == [executor.cost.seconds(trials[1]), executor.cost.seconds(trials[2])]
+    busy = [stand_in("cuda:0", item=WorkItem(tuple(gpu[:1]))) for _ in range(2)]
+    assert len(executor._grow("cuda:0", [*cpu, stand_in("cuda:0"), *busy])) == 2 and started == ["cuda:0", "cuda:0"]
 
 
 class Alive:
@@ -600,49 +549,45 @@ class Alive:
         pass
 
 
-def test_a_worker_past_its_limit_is_spared_when_its_next_trial_has_just_started() -> None:
-    session = probe_session()
-    first, second = probe_trials(session.catalogue, seeds=2)
-    parent, child = multiprocessing.Pipe()
-    child.send(("started", [second.trial_id]))  # sent while the parent was busy: the clock restarts
-    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem([first, second], None, 2.0, "key"))
-    worker.remaining = {second.trial_id: second}
-    worker.clock = time.monotonic() - 30  # the first trial started 30 s ago
-    sink = RecordingSink()
-    executor = processes(session, workers=1, timeout=10.0)
-    assert not executor._ended(worker, sink) and not worker.process.killed and sink.results == []
-    worker.clock = time.monotonic() - 30  # and with no news from the worker, it is stopped
-    assert executor._ended(worker, sink) and worker.process.killed
-    [result] = sink.results
-    assert result.trial == second and result.status == "timeout"
-    assert result.error == "ran past --timeout 10 s per trial and was stopped"
-
-
-def test_a_stack_past_its_shared_limit_says_how_long_the_stack_had() -> None:
+def test_a_worker_past_its_deadline_is_spared_when_its_item_has_just_started() -> None:
     session = probe_session()
     trials = probe_trials(session.catalogue, seeds=2)
+    plan = planned(session, trials, timeout=10.0)
+    deadline = plan.deadline(WorkItem(tuple(trials), True))
+    assert deadline == pytest.approx(10.0 * 2 * 1.5 + 2)  # a stack shares its members' limits, with a grace
     parent, child = multiprocessing.Pipe()
-    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem(trials, None, 2.0, "key"))
+    child.send(("started", [t.trial_id for t in trials]))  # sent while the parent was busy: the clock restarts
+    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem(tuple(trials), True))  # type: ignore[arg-type]
     worker.remaining = {t.trial_id: t for t in trials}
-    worker.clock, worker.covers = time.monotonic() - 15, 2  # 15 s into a stack of two with 10 s each: in time
+    worker.clock = time.monotonic() - deadline - 5  # assigned long ago
     sink = RecordingSink()
-    executor = processes(session, workers=1, timeout=10.0)
-    assert not executor._ended(worker, sink)
-    worker.clock = time.monotonic() - 21
-    assert executor._ended(worker, sink) and [r.status for r in sink.results] == ["timeout"] * 2
-    assert {r.error for r in sink.results} == {
-        "ran past --timeout 10 s per trial (2 trials stacked: 20 s) and was stopped"}
+    executor = begun(plan, sink)
+    assert not executor._ended(worker) and not worker.process.killed and sink.results == []
+    worker.clock = time.monotonic() - deadline - 5  # and with no news from the worker, it is stopped
+    assert executor._ended(worker) and worker.process.killed
+    assert [r.status for r in sink.results] == ["timeout"] * 2
+    assert {r.error for r in sink.results} == {"ran past --timeout 10 s per trial inside a component that did not "
+                                               "return, and its worker was stopped"}
+
+
+def test_a_stack_past_its_shared_limit_says_how_long_the_stack_had(catalogue: Any) -> None:
+    from nnbench.training.ensemble import train_item
+
+    trials = probe_trials(catalogue, task="digits", seeds=2, epochs=500)
+    results = train_item(trials, catalogue, stacked=True, timeout=0.5)
+    assert [r.status for r in results] == ["timeout"] * 2
+    assert {r.error for r in results} == {"ran past --timeout 0.5 s per trial (2 trials stacked: 1 s) and was stopped"}
 
 
 def test_a_measured_capacity_sets_the_devices_workers_and_is_said() -> None:
-    executor = processes(probe_session(), workers=1)
-    executor.target["cuda:0"] = 1
     sink = RecordingSink()
-    executor._handle(stand_in("cuda:0"), ("capacity", 3, "3 at once: 2.6x the trials per second"), sink)
+    executor = begun(planned(probe_session(), probe_trials(probe_session().catalogue, seeds=1)), sink)
+    executor.target["cuda:0"] = 1
+    executor._handle(stand_in("cuda:0"), ("capacity", 3, "3 at once: 2.6x the trials per second"))
     assert executor.target["cuda:0"] == 3
     assert sink.messages == ["cuda:0: 3 trials train at once (measured: 3 at once: 2.6x the trials per second; "
                              "--per-device N to choose)"]
-    executor._handle(stand_in("cuda:0"), ("capacity", 1, "stacked was no faster"), sink)
+    executor._handle(stand_in("cuda:0"), ("capacity", 1, "stacked was no faster"))
     assert executor.target["cuda:0"] == 1
 
 
@@ -661,26 +606,21 @@ def test_a_worker_that_dies_before_it_is_ready_stops_the_run_with_what_to_do() -
     worker = _Worker("cpu", DiedAtStart(), parent)  # type: ignore[arg-type]
     said = (r"^a worker process could not start: the worker process exited with status 1; see the messages above\. "
             r"From a Python script, call nnbench\.run\(\.\.\., workers=N\) under `if __name__ == \"__main__\":`$")
+    session = probe_session()
     with pytest.raises(WorkerStartError, match=said):
-        processes(probe_session(), workers=1)._ended(worker, RecordingSink())
+        begun(planned(session, probe_trials(session.catalogue, seeds=1)))._ended(worker)
 
 
 def test_a_warning_a_worker_sends_is_raised_in_the_run_as_a_plugin_warning() -> None:
-    executor = processes(probe_session(), workers=1)
-    with pytest.warns(PluginHookWarning, match=r"^after_epoch of plugin 'noisy' raised ValueError$"):
-        executor._handle(stand_in(), ("warning", "after_epoch of plugin 'noisy' raised ValueError"), RecordingSink())
-
-
-def test_a_run_uses_the_stacking_choices_it_is_given() -> None:
     session = probe_session()
-    executor = processes(session, workers=1, choices=StackingChoices("always"))
-    executor._plan([probe_trials(session.catalogue, seeds=4)])
-    [item] = executor.queues["cpu"]
-    assert item.choice == StackingChoice(True) and not item.undecided
+    executor = begun(planned(session, probe_trials(session.catalogue, seeds=1)))
+    with pytest.warns(PluginHookWarning, match=r"^after_epoch of plugin 'noisy' raised ValueError$"):
+        executor._handle(stand_in(), ("warning", "after_epoch of plugin 'noisy' raised ValueError"))
 
 
 def test_workers_are_daemons_so_none_outlives_the_run() -> None:
-    executor = processes(probe_session(), workers=1)
+    session = probe_session()
+    executor = begun(planned(session, probe_trials(session.catalogue, seeds=1)))
     worker = executor._start("cpu")
     try:
         assert worker.process.daemon and worker.process.name == "nnbench-worker-cpu"  # as ps and tracebacks show it
@@ -712,8 +652,8 @@ def test_workers_start_with_the_servers_imports_frozen_so_they_share_its_memory(
 def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> None:
     session = probe_session()
     trials = probe_trials(session.catalogue, activation="relu,tanh", optimizer="lbfgs", seeds=1)
-    units = [[trials[0]], [dataclasses.replace(trials[1], device="cuda:0")]]
-    executor = processes(session, workers=1, per_device=1)
+    trials = [trials[0], dataclasses.replace(trials[1], device="cuda:0")]
+    executor = LocalExecutor()
     started: list[Any] = []
 
     class NeverReady(Alive):
@@ -727,94 +667,49 @@ def test_a_failed_start_on_one_device_stops_the_workers_of_every_device() -> Non
         return started[-1]
 
     executor._start = start  # type: ignore[method-assign]
+    plan = dataclasses.replace(planned(session, trials), per_device=1)
     with pytest.raises(WorkerStartError):
-        executor.run(units, RecordingSink())
+        executor.run(plan, RecordingSink())
     assert sorted(w.device for w in started) == ["cpu", "cuda:0"]
     assert all(w.process.killed and w.conn.closed for w in started)
 
 
-def test_idle_cpu_workers_split_a_lone_group_and_each_half_is_its_own_group() -> None:
+def test_an_accelerator_of_unknown_capacity_starts_with_one_worker_and_the_stack_whole() -> None:
     session = probe_session()
-    trials = probe_trials(session.catalogue, seeds=4)
-    executor = processes(session, workers=2)
-    executor._plan([trials])
-    halves = sorted(executor.queues["cpu"], key=lambda item: item.trials[0].seed)
-    assert [[t.seed for t in item.trials] for item in halves] == [[0, 1], [2, 3]]
-    assert [item.key for item in halves] == [calibration_key(trials[:2], session.catalogue),
-                                             calibration_key(trials[2:], session.catalogue)]
-    assert all(item.undecided and item.seconds > 0 for item in halves) and executor.target["cpu"] == 2
-
-
-def test_an_accelerator_of_unknown_capacity_starts_with_one_worker_and_the_group_whole() -> None:
-    session = probe_session()
-    executor = processes(session, workers=2, per_device=None)
+    executor = begun(planned(session, probe_trials(session.catalogue, seeds=4), workers=2))
     executor.is_accelerator = lambda device: True
-    executor._plan([probe_trials(session.catalogue, seeds=4)])
-    [item] = executor.queues["cpu"]
-    assert len(item.trials) == 4 and executor.target["cpu"] == 1 and "cpu" not in executor.measured
+    [item] = list(executor.plan.items)  # type: ignore[call-overload]
+    assert len(item.trials) == 4 and executor._wanted("cpu") == 1 and "cpu" not in executor.measured
 
 
-def test_a_choice_a_worker_measured_is_kept_said_and_applied() -> None:
+def test_an_item_sent_to_a_worker_has_one_deadline_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nnbench.execution.local.usable_cores", lambda: 4)
     session = probe_session()
-    trials = probe_trials(session.catalogue, seeds=2)
-    executor = processes(session, workers=1)
-    executor.queues["cpu"] = deque([WorkItem(trials, None, 2.0, "key")])
-    worker = stand_in(item=WorkItem(probe_trials(session.catalogue, activation="tanh", seeds=2), None, 2.0, "key"))
+    [trial] = probe_trials(session.catalogue, seeds=1)
     sink = RecordingSink()
-    executor._handle(worker, ("choice", "key", asdict(StackingChoice(True, ratio=1.5))), sink)
-    assert executor.choices.known == {"key": StackingChoice(True, ratio=1.5)}
-    assert sink.messages == [StackingChoice(True, ratio=1.5).describe(worker.item.trials[0], 2)]
-    [item] = executor.queues["cpu"]
-    assert item.trials == trials and item.choice == StackingChoice(True, ratio=1.5)
-
-
-def test_the_processes_executor_needs_the_sessions_catalogue() -> None:
-    with pytest.raises(ValueError, match=r"^the processes executor needs the catalogue of the running session "
-                                         r"to plan its work$"):
-        ProcessExecutor(ExecutorOptions(catalogue=None))
-
-
-def test_a_trial_this_run_already_holds_goes_out_as_it_waits_without_a_new_claim() -> None:
-    session = probe_session()
-    [trial] = probe_trials(session.catalogue, seeds=1)
-    executor = processes(session, workers=1)
-    handed_back = WorkItem([trial], StackingChoice(False, ratio=0.7), 3.0, "key")  # a group's seed, released
-    executor.queues["cpu"] = deque([handed_back])
-    executor.claimed.add(trial.trial_id)
-    worker, sink = stand_in(), RecordingSink()
-    executor._assign(worker, [worker], sink)
-    assert worker.item is handed_back and sink.claimed == []
-    assert worker.conn.sent[0]["choice"]["ratio"] == 0.7
-
-
-def test_a_trial_sent_to_a_worker_has_one_limit_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nnbench.execution.processes.usable_cores", lambda: 4)
-    session = probe_session()
-    [trial] = probe_trials(session.catalogue, seeds=1)
-    executor = processes(session, workers=1, timeout=10.0)
-    executor.queues["cpu"] = deque([WorkItem([trial], None, 1.0)])
-    worker, sink = stand_in(), RecordingSink()
+    executor = begun(planned(session, [trial], timeout=10.0), sink)
+    worker = stand_in()
     worker.process = Alive()
-    executor._assign(worker, [worker], sink)
-    worker.clock -= 15  # sent 15 s ago, and the worker never said it started
-    assert executor._ended(worker, sink) and worker.process.killed and worker.conn.closed
+    executor._assign(worker, [worker])
+    worker.clock -= 10.0 * 1.5 + 3  # sent long ago, and the worker never said it started
+    assert executor._ended(worker) and worker.process.killed and worker.conn.closed
     [result] = sink.results
-    assert result.status == "timeout" and result.error == "ran past --timeout 10 s per trial and was stopped"
+    assert result.status == "timeout" and "ran past --timeout 10 s per trial" in result.error
     assert result.training == {"concurrent": 1, "slots": 4}  # alone on a CPU of four single-threaded slots
 
 
-def test_results_that_arrive_by_the_limit_count_and_the_worker_is_spared(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nnbench.execution.processes.usable_cores", lambda: 3)
+def test_results_that_arrive_by_the_deadline_count_and_the_worker_is_spared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("nnbench.execution.local.usable_cores", lambda: 3)
     session = probe_session()
     [trial] = probe_trials(session.catalogue, seeds=1)
     parent, child = multiprocessing.Pipe()
     child.send(("result", result_to_dict(TrialResult(trial, "ok", "accuracy", 0.75))))
     child.send(("done",))  # both sent while the parent was busy
-    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem([trial], None, 1.0))  # type: ignore[arg-type]
+    worker = _Worker("cpu", Alive(), parent, ready=True, item=WorkItem((trial,)))  # type: ignore[arg-type]
     worker.remaining, worker.clock = {trial.trial_id: trial}, time.monotonic() - 30
     sink = RecordingSink()
-    executor = processes(session, workers=1, timeout=10.0, threads=2)
-    assert not executor._ended(worker, sink) and not worker.process.killed
+    executor = begun(planned(session, [trial], timeout=10.0, threads=2), sink)
+    assert not executor._ended(worker) and not worker.process.killed
     [result] = sink.results
     assert (result.status, result.metric) == ("ok", 0.75) and worker.item is None and worker.remaining == {}
     assert result.training == {"concurrent": 1, "slots": 1}  # three cores hold one two-threaded trial

@@ -244,26 +244,46 @@ class _Sink:
     def result(self, result: Any) -> None:
         self.results.append(result)
 
+    def log(self, message: str) -> None:
+        pass
 
-@pytest.mark.parametrize(("covers", "elapsed", "stopped"), [(3, 2.9, False), (3, 3.1, True), (1, 1.1, True)])
-def test_the_seeds_of_one_stack_share_k_times_the_time_limit(covers: int, elapsed: float, stopped: bool) -> None:
+
+@pytest.mark.parametrize(("covers", "past", "stopped"), [(3, -0.1, False), (3, 0.1, True), (1, 0.1, True)])
+def test_the_seeds_of_one_stack_share_k_times_the_time_limit(covers: int, past: float, stopped: bool) -> None:
     import time
 
-    from nnbench.execution.executors import ExecutorOptions
-    from nnbench.execution.processes import ProcessExecutor, _Worker
-    from nnbench.execution.scheduling import WorkItem
-    from nnbench.loading.catalogue import collect_catalogue
-    from nnbench.loading.plugins import make_plugin_manager
+    from nnbench.contract.executor import TIMEOUT_GRACE, WorkItem, WorkPlan
+    from nnbench.execution.local import LocalExecutor, _Worker
+    from nnbench.execution.planner import WorkQueue
 
-    unit = [dataclasses.replace(BASE, seed=seed) for seed in range(covers)]
-    executor = ProcessExecutor(ExecutorOptions(timeout=1.0, catalogue=collect_catalogue(make_plugin_manager())))
-    worker = _Worker("cpu", _Process(), _Conn(), ready=True, item=WorkItem(unit, None, 1.0),  # type: ignore[arg-type]
-                     remaining={t.trial_id: t for t in unit}, clock=time.monotonic() - elapsed, covers=covers)
+    unit = tuple(dataclasses.replace(BASE, seed=seed) for seed in range(covers))
+    item = WorkItem(unit, covers > 1, 1.0)
+    plan = WorkPlan("processes", WorkQueue([], None), lambda item: [], workers=1, timeout=1.0)  # type: ignore
+    deadline = plan.deadline(item)
+    assert deadline == pytest.approx(covers * 1.0 * TIMEOUT_GRACE + 2.0)  # k times the limit, with the grace
+    executor = LocalExecutor()
     sink = _Sink()
-    assert executor._ended(worker, sink) is stopped  # type: ignore[arg-type]
+    executor.begin(plan, sink)  # type: ignore[arg-type]
+    worker = _Worker("cpu", _Process(), _Conn(), ready=True, item=item,  # type: ignore[arg-type]
+                     remaining={t.trial_id: t for t in unit}, clock=time.monotonic() - deadline - past)
+    assert executor._ended(worker) is stopped
     assert [r.status for r in sink.results] == (["timeout"] * covers if stopped else [])
-    if stopped and covers > 1:
-        assert f"({covers} trials stacked: {covers:g} s)" in sink.results[0].error
+
+
+@pytest.mark.parametrize("covers", [1, 3])
+def test_the_trainer_stops_a_stack_at_k_times_the_time_limit(covers: int, catalogue: Any) -> None:
+    import time
+
+    from nnbench.training.ensemble import train_item
+
+    unit = [dataclasses.replace(BASE, task="digits", epochs=10_000, seed=seed) for seed in range(covers)]
+    start = time.perf_counter()
+    results = train_item(unit, catalogue, stacked=covers > 1, timeout=0.4)
+    took = time.perf_counter() - start
+    assert [r.status for r in results] == ["timeout"] * covers
+    assert 0.4 * covers <= took < 0.4 * covers + 15  # the stack had k times the limit, one by one each its own
+    if covers > 1:
+        assert f"({covers} trials stacked: {0.4 * covers:g} s)" in results[0].error
 
 
 # -- the report prints the analysis's numbers -------------------------------------------------------

@@ -12,11 +12,11 @@ from nnbench.planning.grid import GridError, expand_grid
 from nnbench.planning.gridfile import build_grid
 from nnbench.planning.tuning import (
     check_tunable,
-    configuration_key,
     final_trials,
     role_of,
     search_points,
     select_best,
+    tuning_key,
     tuning_trials,
 )
 
@@ -34,7 +34,7 @@ def test_every_configuration_gets_the_same_budget(catalogue: Any) -> None:
     _, defaults, tuning = tuned_grid(catalogue)
     per_config: dict[str, int] = {}
     for trial in tuning:
-        per_config[configuration_key(trial)] = per_config.get(configuration_key(trial), 0) + 1
+        per_config[tuning_key(trial)] = per_config.get(tuning_key(trial), 0) + 1
     assert len(per_config) == 2 * 2 * 3  # tasks x activations x optimizers
     assert set(per_config.values()) == {6}
     assert all(t.seed == 0 and role_of(t) == "tune" for t in tuning)
@@ -106,7 +106,7 @@ def test_each_learning_rate_keeps_its_own_budget_when_only_momentum_is_tuned(cat
                               tune="momentum", budget=2)
     per_config: dict[str, list[float]] = {}
     for trial in tuning:
-        per_config.setdefault(configuration_key(trial), []).append(trial.lr)
+        per_config.setdefault(tuning_key(trial), []).append(trial.lr)
     assert sorted(sorted(set(rates)) for rates in per_config.values()) == [[0.01], [0.1]]
     assert all(len(rates) == 2 for rates in per_config.values())
 
@@ -146,7 +146,7 @@ def test_tuning_trials_record_their_protocol(catalogue: Any) -> None:
                         "space": {k: [r.low, r.high, "log" if r.log else "linear"]
                                   for k, r in space.items() if k in ("lr", "momentum")}}
         assert trial.seed == 0 and trial.lr == pytest.approx(search_points(
-            {k: space[k] for k in ("lr", "momentum")}, 3, configuration_key(defaults[0]))[index]["lr"])
+            {k: space[k] for k in ("lr", "momentum")}, 3, tuning_key(defaults[0]))[index]["lr"])
         assert trial.params["optimizer"]["momentum"] != defaults[0].params["optimizer"].get("momentum")
         assert {k: v for k, v in trial.params.items() if k not in ("tuning", "optimizer")} == {
             k: v for k, v in defaults[0].params.items() if k != "optimizer"}
@@ -155,21 +155,21 @@ def test_tuning_trials_record_their_protocol(catalogue: Any) -> None:
     assert finals[0].params["tuning"]["tuned"] == ["lr", "momentum"]
     assert finals[0].params["tuning"]["space"] == tuning[1].params["tuning"]["space"]
     assert "index" not in finals[0].params["tuning"]
-    assert configuration_key(finals[0]) == configuration_key(tuning[0])
+    assert tuning_key(finals[0]) == tuning_key(tuning[0])
 
 
-def test_the_configuration_key_ignores_only_the_seed_and_the_tuned_values(catalogue: Any) -> None:
+def test_the_tuning_key_ignores_only_the_seed_and_the_tuned_values(catalogue: Any) -> None:
     import dataclasses
 
     _, defaults, tuning = tuned_grid(catalogue, task="moons", activation="relu", optimizer="momentum",
                                      tune="momentum", budget=2)
-    key = configuration_key(tuning[0])
-    assert configuration_key(tuning[1]) == key  # different tuned momentum
-    assert configuration_key(dataclasses.replace(tuning[0], seed=2)) == key
-    assert configuration_key(dataclasses.replace(tuning[0], lr=tuning[0].lr * 2)) != key  # lr is not tuned here
+    key = tuning_key(tuning[0])
+    assert tuning_key(tuning[1]) == key  # different tuned momentum
+    assert tuning_key(dataclasses.replace(tuning[0], seed=2)) == key
+    assert tuning_key(dataclasses.replace(tuning[0], lr=tuning[0].lr * 2)) != key  # lr is not tuned here
     other = dict(tuning[0].params["optimizer"], dampening=0.5)
-    assert configuration_key(dataclasses.replace(tuning[0], params={**tuning[0].params, "optimizer": other})) != key
-    assert configuration_key(dataclasses.replace(tuning[0], epochs=7)) != key
+    assert tuning_key(dataclasses.replace(tuning[0], params={**tuning[0].params, "optimizer": other})) != key
+    assert tuning_key(dataclasses.replace(tuning[0], epochs=7)) != key
 
 
 def test_only_optimizers_of_the_grid_count_as_tunable(catalogue: Any) -> None:

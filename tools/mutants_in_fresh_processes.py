@@ -1,13 +1,13 @@
 """Test mutmut's mutants of one module, each in a fresh pytest process.
 
 mutmut runs every mutant in a process forked from one that has already run the tests. For
-``nnbench/execution/processes.py`` that is not enough: its tests start worker processes and a fork
+``nnbench/execution/local.py`` that is not enough: its tests start worker processes and a fork
 server, and state they leave behind makes some mutants look killed when they are not. This script
 runs each mutant the way a user would run the tests, in a new interpreter, and appends one line per
 mutant to ``--out`` (name, exit status, seconds, the first failing test), so that a run can be
 stopped and resumed. It generates the mutants with mutmut (3.8) when ``mutants/`` does not hold them yet::
 
-    python tools/mutants_in_fresh_processes.py nnbench/execution/processes.py \\
+    python tools/mutants_in_fresh_processes.py nnbench/execution/local.py \\
         --tests "tests/test_executors.py -k 'not ray and not stopping_a_parallel and not crashed_the_inline'" \\
         --sample 100 --seed 2026 --out processes.txt
 
@@ -44,7 +44,7 @@ def generate_mutants() -> None:
 
 
 def mutant_names(module: str) -> list[str]:
-    """Every mutant mutmut generated for ``module`` (a path such as ``nnbench/execution/processes.py``)."""
+    """Every mutant mutmut generated for ``module`` (a path such as ``nnbench/execution/local.py``)."""
     meta = MUTANTS / f"{module}.meta"
     if not meta.exists():
         generate_mutants()
@@ -70,7 +70,7 @@ def run_one(name: str, tests: list[str], timeout: float) -> tuple[str, float, st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("module", help="the mutated module's path, e.g. nnbench/execution/processes.py")
+    parser.add_argument("module", help="the mutated module's path, e.g. nnbench/execution/local.py")
     parser.add_argument("--tests", required=True, help="pytest arguments that select the tests, as one string")
     parser.add_argument("--sample", type=int, help="test this many mutants, drawn at random (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="the random order's seed")

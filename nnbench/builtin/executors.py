@@ -1,4 +1,4 @@
-"""Built-in executors: inline, local worker processes, Ray."""
+"""Built-in executors: this machine (inline and processes, one path) and Ray."""
 
 from __future__ import annotations
 
@@ -9,28 +9,22 @@ from nnbench import hookimpl
 from nnbench.contract.specs import ExecutorOption, ExecutorSpec
 
 
-def _inline(options: Any) -> Any:
-    from nnbench.execution.executors import InlineExecutor
+def _local() -> Any:
+    from nnbench.execution.local import LocalExecutor  # imports torch: loading the plugins must not
 
-    return InlineExecutor(options)
-
-
-def _processes(options: Any) -> Any:
-    from nnbench.execution.processes import ProcessExecutor
-
-    return ProcessExecutor(options)
+    return LocalExecutor()
 
 
-def _ray(options: Any) -> Any:
-    from nnbench.execution.ray import RayExecutor
+def _ray() -> Any:
+    from nnbench.execution.ray import RayExecutor  # imports Ray, an optional dependency, only when asked for
 
-    return RayExecutor(options)
+    return RayExecutor()
 
 
 EXECUTORS = (
-    ExecutorSpec("inline", _inline, "trains in this process, one unit after another"),
-    ExecutorSpec("processes", _processes, "local worker processes (--workers N), one pool per device"),
-    ExecutorSpec("ray", _ray, "one Ray task per unit on a Ray cluster (--address or RAY_ADDRESS) or a local Ray",
+    ExecutorSpec("inline", _local, "trains in this process, one work item after another"),
+    ExecutorSpec("processes", _local, "local worker processes (--workers N), one pool per device"),
+    ExecutorSpec("ray", _ray, "one Ray task per work item on a Ray cluster (--address or RAY_ADDRESS) or a local Ray",
                  options=(ExecutorOption("address", "Ray cluster address for --executor ray (default: $RAY_ADDRESS, "
                                                     "else a local Ray)."),)),
 )

@@ -55,7 +55,7 @@ def losses() -> tuple[Loss, ...]:
 
     return (
         Loss("cross_entropy", nn.CrossEntropyLoss, CLASSES, class_outputs, class_indices,
-             "softmax cross entropy on class indices"),
+             "softmax cross entropy on class indices", default_for=CLASSES),
         Loss("label_smoothing", lambda: nn.CrossEntropyLoss(label_smoothing=0.1), CLASSES, class_outputs,
              class_indices, "cross entropy with label smoothing 0.1"),
         Loss("nll", nn.NLLLoss, CLASSES, class_outputs, class_indices,
@@ -67,7 +67,7 @@ def losses() -> tuple[Loss, ...]:
         Loss("bce", nn.BCELoss, BINARY, single_logit, float_column,
              "binary cross entropy behind a sigmoid head", head="sigmoid"),
         Loss("mse", nn.MSELoss, ALL_KINDS, natural_outputs, one_hot_or_value,
-             "mean squared error (one-hot targets on classification)"),
+             "mean squared error (one-hot targets on classification)", default_for=frozenset({"regression"})),
         Loss("l1", nn.L1Loss, ALL_KINDS, natural_outputs, one_hot_or_value,
              "mean absolute error (one-hot targets on classification)"),
         Loss("huber", nn.HuberLoss, ALL_KINDS, natural_outputs, one_hot_or_value,

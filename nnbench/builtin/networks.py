@@ -2,20 +2,29 @@
 
 Each takes the activation under test wherever it has a nonlinearity of its own choosing: between
 the FNN's layers, after each convolution, in the Elman RNN's recurrence, and in the head of the
-LSTM and GRU (whose gates are sigmoid and tanh by definition). Each can train several seeds as one
-stacked model (:mod:`nnbench.training.stacked_networks` holds the stacked forms of the CNN and the
-recurrent networks); whether that is faster is measured per run.
+LSTM and GRU (whose gates are sigmoid and tanh by definition). Beside each network are its cost
+estimate (what the planner orders work by) and, where it is a module class of its own, its stacked
+form (several seeds computed as one model, built from :mod:`nnbench.training.stacked_networks`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from nnbench.contract.specs import Architecture, InputSpec
+from nnbench.training.stacked_networks import (
+    from_grouped,
+    grouped_layer,
+    recurrent_layers,
+    stacked_activation,
+    to_grouped,
+)
+from nnbench.training.stacking import Layer, NotStackable, StackedModel, linear
 
 ActivationFactory = Callable[[], nn.Module]
 NormFactory = Callable[[int, str], nn.Module]
@@ -53,6 +62,13 @@ def build_fnn(
         width = size
     layers.append(nn.Linear(width, outputs))
     return nn.Sequential(*layers)
+
+
+def fnn_cost(spec: InputSpec, outputs: int, params: Mapping[str, Any]) -> tuple[float, float]:
+    """Multiply-adds per sample and kernels per step of :func:`build_fnn`."""
+    hidden = params["hidden"]
+    widths = [math.prod(spec.shape), *([hidden] if isinstance(hidden, int) else (hidden or [])), outputs]
+    return float(sum(a * b for a, b in zip(widths, widths[1:], strict=False))), 2.0 * len(widths)
 
 
 class ConvNet(nn.Module):
@@ -115,6 +131,46 @@ def build_cnn(
     return ConvNet(spec, outputs, activation, _sizes(channels, "cnn channels"), kernel_size, hidden, norm)
 
 
+def cnn_cost(spec: InputSpec, outputs: int, params: Mapping[str, Any]) -> tuple[float, float]:
+    """Multiply-adds per sample and kernels per step of :class:`ConvNet` (pooling halves each block's size)."""
+    channels = params["channels"]
+    channels = [channels] if isinstance(channels, int) else list(channels)
+    kernel = params["kernel_size"]
+    signal = spec.modality == "sequence"
+    spatial = [spec.shape[0]] if signal else list(spec.shape[1:])
+    inputs = spec.shape[1] if signal else spec.shape[0]
+    macs = 0.0
+    for out in channels:
+        macs += inputs * out * kernel ** len(spatial) * math.prod(spatial)
+        spatial = [s // 2 for s in spatial] if min(spatial) >= 2 else spatial
+        inputs = out
+    flat = inputs * math.prod(spatial)
+    return macs + flat * params["hidden"] + params["hidden"] * outputs, 4.0 * len(channels) + 4
+
+
+def stacked_convnet(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
+    """:class:`ConvNet`: its convolution blocks grouped, its head stacked."""
+    assert isinstance(module, ConvNet)
+    features = [grouped_layer(stack, child, f"{prefix}features.{name}.")
+                for name, child in module.features.named_children()]
+    head = stack.plan(module.head, f"{prefix}head.")
+    signal = module.signal
+
+    def layer(x: torch.Tensor) -> torch.Tensor:
+        members = x.shape[0]
+        if signal:  # a member reads (batch, steps, features) as (batch, channels, steps)
+            x = x.transpose(2, 3)
+        grouped = to_grouped(x)
+        for feature in features:
+            grouped = feature(grouped)
+        out = from_grouped(grouped, members)
+        for part in head:
+            out = part(out)
+        return out
+
+    return layer
+
+
 class ElmanRNN(nn.Module):
     """A simple recurrent network whose recurrence uses the activation under test.
 
@@ -154,6 +210,36 @@ def build_rnn(
     return ElmanRNN(spec, outputs, activation, hidden, layers)
 
 
+def stacked_elman(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
+    """:class:`ElmanRNN`: ``h_t = act(W x_t + U h_{t-1} + b)`` for every member
+    at once, one batched matrix product per step."""
+    assert isinstance(module, ElmanRNN)
+    layers = len(module.inputs)
+    for i in range(layers):
+        stack.transposed.update({f"{prefix}inputs.{i}.weight", f"{prefix}recurrent.{i}.weight"})
+    act = stacked_activation(stack, module.act, f"{prefix}act.")
+    head = stack.plan(module.head, f"{prefix}head.")
+    hidden = module.hidden
+
+    def layer(x: torch.Tensor) -> torch.Tensor:
+        members, batch, steps = x.shape[:3]
+        for i in range(layers):
+            pre = linear(x, stack.params[f"{prefix}inputs.{i}.weight"], stack.params.get(f"{prefix}inputs.{i}.bias"))
+            recurrent = stack.params[f"{prefix}recurrent.{i}.weight"]
+            h = x.new_zeros(members, batch, hidden)
+            states = []
+            for t in range(steps):
+                h = act(pre[:, :, t] + torch.bmm(h, recurrent))
+                states.append(h)
+            x = torch.stack(states, dim=2)
+        out = x[:, :, -1]
+        for part in head:
+            out = part(out)
+        return out
+
+    return layer
+
+
 class GatedRNN(nn.Module):
     """``nn.LSTM`` or ``nn.GRU`` over the sequence, then a dense head on the last step."""
 
@@ -187,18 +273,56 @@ def build_gru(
     return GatedRNN(nn.GRU, spec, outputs, activation, hidden, layers)
 
 
+def stacked_gated(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
+    """:class:`GatedRNN`: batched LSTM or GRU cells, then the stacked head on the
+    last step."""
+    assert isinstance(module, GatedRNN)
+    if type(module.rnn) not in (nn.LSTM, nn.GRU):
+        raise NotStackable(f"the recurrent layer {type(module.rnn).__name__} has no stacked form")
+    run = recurrent_layers(stack, module.rnn, f"{prefix}rnn.")
+    head = stack.plan(module.head, f"{prefix}head.")
+
+    def layer(x: torch.Tensor) -> torch.Tensor:
+        out = run(x)[:, :, -1]
+        for part in head:
+            out = part(out)
+        return out
+
+    return layer
+
+
+def recurrent_cost(gates: int, fused: bool) -> Callable[[InputSpec, int, Mapping[str, Any]], tuple[float, float]]:
+    """The cost of a recurrent network with ``gates`` gate blocks per step; torch runs a ``fused`` LSTM or GRU
+    layer as a few kernels, the Elman RNN's recurrence as a few per step."""
+
+    def cost(spec: InputSpec, outputs: int, params: Mapping[str, Any]) -> tuple[float, float]:
+        steps, features = spec.shape
+        hidden, layers = params["hidden"], params["layers"]
+        recurrence = steps * (features * hidden + (layers - 1) * hidden * hidden + layers * hidden * hidden)
+        head = hidden * hidden + hidden * outputs if fused else hidden * outputs
+        kernels = 4.0 * layers + 5 if fused else 3.0 * steps * layers + 3
+        return float(gates * recurrence + head), kernels
+
+    return cost
+
+
 ARCHITECTURES = (
     Architecture("fnn", build_fnn, ("vector", "image", "sequence"),
                  "feed-forward network on the flattened input", {"hidden": [64, 64], "dropout": 0.0},
-                 vectorizable=True),
+                 vectorizable=True, cost=fnn_cost),
     Architecture("cnn", build_cnn, ("image", "sequence"),
                  "conv + pool blocks (2-D on images, 1-D on signals), dense head",
-                 {"channels": [16, 32], "kernel_size": 3, "hidden": 64}, vectorizable=True),
+                 {"channels": [16, 32], "kernel_size": 3, "hidden": 64}, vectorizable=True, cost=cnn_cost,
+                 stacked_forms={ConvNet: stacked_convnet}),
     Architecture("rnn", build_rnn, ("sequence",),
                  "Elman RNN whose recurrence uses the activation under test", {"hidden": 64, "layers": 1},
-                 vectorizable=True),
+                 vectorizable=True, cost=recurrent_cost(1, fused=False), stacked_forms={ElmanRNN: stacked_elman}),
+    # A stack of LSTMs runs batched cells step by step where one LSTM runs torch's fused kernel: on a CPU it
+    # pays only from about eight seeds (3 seeds stacked: 0.8x; 16 seeds: 1.13x, benchmarks/bench_stacking.py).
     Architecture("lstm", build_lstm, ("sequence",), "LSTM, dense head on the last step",
-                 {"hidden": 64, "layers": 1}, vectorizable=True),
+                 {"hidden": 64, "layers": 1}, vectorizable=True, cost=recurrent_cost(4, fused=True),
+                 stacked_forms={GatedRNN: stacked_gated}, stacks_from={"cpu": 8}),
     Architecture("gru", build_gru, ("sequence",), "GRU, dense head on the last step",
-                 {"hidden": 64, "layers": 1}, vectorizable=True),
+                 {"hidden": 64, "layers": 1}, vectorizable=True, cost=recurrent_cost(3, fused=True),
+                 stacked_forms={GatedRNN: stacked_gated}),
 )

@@ -19,6 +19,7 @@ import click
 
 from nnbench import __version__
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.paths import DEFAULT_STORE, STORE_ENV_VAR
 
 if TYPE_CHECKING:
     from nnbench.session import Session
@@ -27,8 +28,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 SESSION_KEY = "nnbench.session"
 COMMANDS_KEY = "nnbench.commands"
 
-STORE_SETTINGS: dict[str, Any] = {"type": click.Path(dir_okay=False, path_type=Path), "default": "nnbench.db",
-                                  "show_default": True, "envvar": "NNBENCH_STORE", "help": "Results database (SQLite)."}
+STORE_SETTINGS: dict[str, Any] = {"type": click.Path(dir_okay=False, path_type=Path), "default": DEFAULT_STORE,
+                                  "show_default": True, "envvar": STORE_ENV_VAR, "help": "Results database (SQLite)."}
 STORE_OPTION = click.option("--store", **STORE_SETTINGS)
 
 

@@ -9,6 +9,7 @@ import click
 from nnbench.cli import STORE_OPTION, current_session, friendly_errors
 from nnbench.cli.compare import rope_option
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.paths import DEFAULT_REPORT_DIR
 
 
 @click.command()
@@ -36,7 +37,7 @@ def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bo
             raise StoreError(f"store {store} holds no runs yet; start one with `nnbench run`")
         if output is None:
             name = run_ids[0] if len(run_ids) == 1 else f"combined-{run_ids[0]}-{len(run_ids)}-runs"
-            output = Path("reports") / name / "index.html"
+            output = Path(DEFAULT_REPORT_DIR) / name / "index.html"
         path = build_report(results, run_ids, current_session().pm, given).save(output)
     click.echo(f"report: {path}")
 

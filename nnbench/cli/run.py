@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from nnbench.analysis.rope import parse_rope
 from nnbench.cli import STORE_SETTINGS, current_session, friendly_errors
 from nnbench.cli.compare import ROPE_HELP
+from nnbench.contract.paths import DEFAULT_REPORT_DIR
+from nnbench.contract.run_options import RUN_OPTIONS, RunOption, RunOptions
 from nnbench.progress import ConsoleProgress, print_plan
 
 if TYPE_CHECKING:
@@ -32,34 +35,28 @@ GRID_OPTIONS = (
 
 
 def run_options() -> list[click.Option]:
-    """The options of ``nnbench run`` that are not axes: how to execute and where results go."""
+    """The options of ``nnbench run`` that are not axes: how to execute (from :data:`RUN_OPTIONS`) and where
+    results go."""
+    execution = [click.Option([option.flag, option.name], is_flag=option.cli != "value", help=option.help,
+                              type=option.value_type, metavar=option.metavar,
+                              default=None if option.cli == "value" else False, show_default=_shown(option))
+                 for option in RUN_OPTIONS]
     return [
         click.Option(["--store"], **STORE_SETTINGS),
         click.Option(["--force"], is_flag=True, help="Retrain trials that are already stored."),
         click.Option(["--dry-run"], is_flag=True, help="Print the trials and counts without training."),
-        click.Option(["--workers"], default="auto", show_default=True, metavar="N|auto",
-                     help="Worker processes for CPU trials: auto is one per core (in this process for a grid too "
-                          "small to pay for workers), 1 trains in this process."),
-        click.Option(["--per-device"], default="auto", show_default=True, metavar="N|auto",
-                     help="Trials training at once on each accelerator: auto measures what the device keeps busy."),
-        click.Option(["--threads"], type=int, default=1, show_default=True,
-                     help="Torch threads per training process (more cores are better used through --workers)."),
-        click.Option(["--executor"], default=None,
-                     help="inline, processes, ray, or one a plugin registers (default: this machine, in worker "
-                          "processes or this one as --workers says; inline becomes processes with --workers > 1 "
-                          "or --timeout)."),
-        click.Option(["--timeout"], type=float, help="Stop a trial after this many seconds (status timeout)."),
-        click.Option(["--max-failures"], type=int,
-                     help="Stop the grid once more trials than this failed or timed out."),
-        click.Option(["--fail-fast"], is_flag=True, help="Stop the grid at the first failed or timed-out trial."),
-        click.Option(["--no-vectorize"], is_flag=True, help="Train seeds one by one instead of as stacked ensembles."),
-        click.Option(["--download"], is_flag=True, help="Download data sets that tasks need and are missing."),
-        click.Option(["--report-dir"], type=click.Path(file_okay=False, path_type=Path), default="reports",
+        *execution,
+        click.Option(["--report-dir"], type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_REPORT_DIR,
                      show_default=True, help="Where the run's report goes (REPORT_DIR/<run>/index.html)."),
         click.Option(["--no-report"], is_flag=True, help="Do not write an HTML report at the end."),
         click.Option(["--rope"], metavar="WIDTH|KEY=WIDTH,...", help=ROPE_HELP),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
     ]
+
+
+def _shown(option: RunOption) -> str | bool:
+    """The default a value option shows in the help (``--workers auto``); a flag shows none."""
+    return str(option.default) if option.cli == "value" and option.default is not None else False
 
 
 def make_run_command(session: Session) -> click.Command:
@@ -83,21 +80,16 @@ default grid's value. Trials already in the store are not trained again (resume)
 
 
 def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force: bool, dry_run: bool,
-         workers: str, per_device: str, threads: int, executor: str | None, timeout: float | None,
-         max_failures: int | None,
-         fail_fast: bool, no_vectorize: bool, download: bool, report_dir: Path, no_report: bool, quiet: bool,
-         rope: str | None, **values: Any) -> None:
-    from nnbench.analysis.rope import parse_rope
-    from nnbench.session import RunOptions
-
+         report_dir: Path, no_report: bool, quiet: bool, rope: str | None, **values: Any) -> None:
     given = parse_rope(rope).to_dict()  # a bad --rope is an error before anything is trained
     session = current_session()
     executor_keys = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
     extra = {k: values.pop(k) for k in list(values) if k in executor_keys}
+    chosen = {o.name: values.pop(o.name) for o in RUN_OPTIONS}
+    # click passes a switch as False when not given; --no-vectorize (vectorize) reads the other way round
+    chosen["vectorize"] = not chosen["vectorize"]
     grid = session.grid(grid_file, set_params, **values)
-    options = RunOptions(executor=executor, workers=workers, per_device=per_device, threads=threads, timeout=timeout,
-                         max_failures=0 if fail_fast else max_failures, vectorize=not no_vectorize,
-                         download=download, extra=extra)
+    options = RunOptions.from_values(chosen, extra)
     if dry_run:
         session.check_options(options)
         print_plan(session.dry_run(grid, store, force), click.echo, list_trials=True)

@@ -110,9 +110,9 @@ def register_devices(register: Callable[[Device], None]) -> None:
 def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
     """Register executors: ways of scheduling trials (in process, local workers, a cluster engine).
 
-    :param register: call ``register(ExecutorSpec(name, factory, description))``; ``factory`` is
-        called with an :class:`nnbench.execution.executors.ExecutorOptions` and returns an object with a
-        ``run(units, sink)`` method (see :class:`nnbench.execution.executors.Executor`).
+    :param register: call ``register(ExecutorSpec(name, factory, description, options))``; ``factory()``
+        returns an object with a ``run(plan, sink)`` method: the whole contract is
+        :mod:`nnbench.contract.executor` (the work plan in, every result to the sink out).
     """
 
 

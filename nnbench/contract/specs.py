@@ -7,6 +7,7 @@ trial axes are declared in :mod:`nnbench.contract.domain`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,7 +39,7 @@ itself is written against (activation, loss, optimizer, architecture, task, sche
 executor); plugins cannot declare one."""
 
 
-def _frozen(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+def _frozen(params: Mapping[Any, Any] | None) -> Mapping[Any, Any]:
     return MappingProxyType(dict(params or {}))
 
 
@@ -54,6 +55,10 @@ class Activation:
     factory: Callable[[], nn.Module]
     description: str = ""
     vectorizable: bool = False
+    elementwise: bool = False
+    """Parameter-free and element-wise (each output entry depends on its own input entry only): seeds of one
+    configuration that differ only in activations of this sort can share one stack, each member applying its
+    own. Proven before each such stack trains, like every stack."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,6 @@ class Task:
             raise ValueError(f"task {self.name!r}: modality must be one of {MODALITIES}")
         if self.kind != "regression" and self.num_classes < 2:
             raise ValueError(f"task {self.name!r}: a {self.kind} task needs num_classes >= 2")
-        if not self.default_loss:
-            object.__setattr__(self, "default_loss", "mse" if self.kind == "regression" else "cross_entropy")
 
     @property
     def metric(self) -> str:
@@ -134,6 +137,25 @@ class Task:
     def all_views(self) -> tuple[Modality, ...]:
         return (self.modality, *[v for v in self.views if v != self.modality])
 
+    def view_for(self, accepted: tuple[Modality, ...]) -> Modality:
+        """The modality an architecture reading ``accepted`` sees: the task's own when it reads it, else the
+        first further view it reads."""
+        for view in self.all_views:
+            if view in accepted:
+                return view
+        raise ValueError(f"task {self.name} offers {self.all_views}; the architecture reads {accepted}")
+
+    def shape_as(self, view: Modality) -> tuple[int, ...]:
+        """The per-sample input shape read as ``view`` (an image ``(C, H, W)`` as ``H`` steps of ``C * W``)."""
+        if view == self.modality:
+            return self.input_shape
+        if view == "vector":
+            return (math.prod(self.input_shape),)
+        if self.modality == "image" and view == "sequence":
+            channels, height, width = self.input_shape
+            return (height, channels * width)
+        raise ValueError(f"cannot read {self.modality} inputs as {view}")
+
 
 @dataclass(frozen=True)
 class Loss:
@@ -152,6 +174,8 @@ class Loss:
     description: str = ""
     head: Literal["none", "sigmoid", "log_softmax"] = "none"
     vectorizable: bool = False
+    default_for: frozenset[TaskKind] = frozenset()
+    """The task kinds for which this is the loss ``--loss default`` means, unless a task names its own."""
 
 
 @dataclass(frozen=True)
@@ -209,8 +233,8 @@ class Architecture:
 
     ``modalities`` are the input modalities it reads, in order of preference; ``params`` are its
     default hyper-parameters, each overridable from the grid. ``vectorizable`` declares that its
-    modules can be trained as a stacked ensemble of seeds; whether that is faster than one by one
-    is measured on the trial's device before its seeds train. ``takes_activation`` is ``False``
+    modules can be trained as a stacked ensemble of seeds (``stacks_from`` says from how many seeds that
+    is faster, per device type). ``takes_activation`` is ``False``
     for a model with nonlinearities of its own: the activation axis does not apply to it, so its
     trials are not repeated per activation (their activation reads ``none``).
     """
@@ -222,9 +246,22 @@ class Architecture:
     params: Mapping[str, Any] = field(default_factory=dict)
     vectorizable: bool = False
     takes_activation: bool = True
+    cost: Callable[[InputSpec, int, Mapping[str, Any]], tuple[float, float]] | None = None
+    """An estimate of a training step's work, ``cost(input_spec, outputs, params)`` -> (multiply-adds per sample
+    of one forward pass, kernels launched per step); the planner trains the longest work first with it. Without
+    one, items are ordered by the epoch times measured so far."""
+    stacked_forms: Mapping[type, Callable[..., Any]] = field(default_factory=dict)
+    """The stacked forms of this architecture's own module classes: ``{ModuleClass: form}``, where
+    ``form(stack, module, prefix)`` returns the layer that computes ``module`` for every member of a
+    :class:`~nnbench.training.stacking.StackedModel` (torch's own layers have theirs already)."""
+    stacks_from: Mapping[str, int] = field(default_factory=dict)
+    """The fewest seeds from which training them as one stack is faster than one by one, per device type
+    (``cpu``, ``cuda``, ``mps``); fewer train one by one. A device type not listed stacks from two seeds."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))
+        object.__setattr__(self, "stacked_forms", _frozen(self.stacked_forms))
+        object.__setattr__(self, "stacks_from", _frozen(self.stacks_from))
         bad = [m for m in self.modalities if m not in MODALITIES]
         if bad or not self.modalities:
             raise ValueError(f"architecture {self.name!r}: modalities must be a non-empty subset of {MODALITIES}")
@@ -273,8 +310,8 @@ class ExecutorOption:
 
 @dataclass(frozen=True)
 class ExecutorSpec:
-    """A way of scheduling trials: ``factory(options)`` returns an executor; ``options`` are the
-    command-line options it adds to ``nnbench run``."""
+    """A way of scheduling trials: ``factory()`` returns an executor (see :mod:`nnbench.contract.executor`);
+    ``options`` are the command-line options it adds to ``nnbench run``, which reach it in ``plan.options``."""
 
     name: str
     factory: Callable[..., Any]

@@ -80,6 +80,19 @@ class Trial:
         canonical = json.dumps({"format": TRIAL_FORMAT, **self.config()}, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def key_without(self, *axes: str) -> str:
+        """The id this trial would have with the values of ``axes`` (and the code versions of their components)
+        left out: what trials that differ only on those axes have in common."""
+        config = {**self.config(), **dict.fromkeys(axes, "*")}
+        code = {k: v for k, v in config["params"].get("code", {}).items() if k not in axes}
+        config["params"] = {**config["params"], "code": code}
+        return Trial.from_config(config).trial_id
+
+    @cached_property
+    def configuration_key(self) -> str:
+        """The trial without its seed: the id its seed-0 twin has, the same for every seed of a configuration."""
+        return self.trial_id if self.seed == 0 else Trial.from_config({**self.config(), "seed": 0}).trial_id
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Trial) and other.trial_id == self.trial_id
 
@@ -87,7 +100,7 @@ class Trial:
         return hash(self.trial_id)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "trial_id"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("trial_id", "configuration_key")}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Trial:

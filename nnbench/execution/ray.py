@@ -1,64 +1,43 @@
-"""The Ray executor: each work unit becomes one Ray task on a cluster (or a local Ray instance).
+"""The Ray executor: each work item becomes one Ray task on a cluster (or a local Ray instance).
 
-Configurations go out and metrics come back as plain dicts; the driver alone writes the store. A
-task that raises or whose worker crashes becomes a failed trial: tasks are never retried, so no
-trial is trained twice. Tasks on CUDA ask for one GPU and keep their worker between tasks
-(``max_calls=0``); CPU tasks ask for one CPU each. Work is planned as for local workers (see
-:mod:`nnbench.execution.scheduling`): groups that train one by one go out as one task per trial,
-longest first; a group whose stacking choice is not known measures it in its task, and the choice
-its results record decides the groups like it that have not gone out yet.
+The run's job (:class:`~nnbench.execution.job.ItemTraining`) goes to the cluster once and trains each item where
+its task runs; results come back to the driver, which alone writes the store. A task that raises or whose worker
+crashes becomes a failed trial: tasks are never retried, so no trial is trained twice. Tasks on CUDA ask for one GPU
+and keep their worker between tasks (``max_calls=0``); CPU tasks ask for ``--threads`` CPUs each.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from nnbench.contract.errors import NNBenchError
-from nnbench.contract.trial import Trial
-from nnbench.execution.executors import ExecutorOptions, ResultSink
-from nnbench.execution.messages import failed_result, result_from_dict
-from nnbench.training.calibration import StackingChoice
-
-# per Ray worker process: plugins load once per plugin set, not once per task; stacking choices are kept
-_WORKER_CATALOGUES: dict[int, Any] = {}
+from nnbench.contract.executor import ResultSink, WorkItem, WorkPlan, failed_result
+from nnbench.contract.trial import Trial, TrialResult
 
 
-def _train_remote(configs: list[dict[str, Any]], plugins: list[bytes], vectorize: bool,
-                  threads: int, choice: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    import torch
-
-    from nnbench.execution.worker import load_catalogue, train_unit
-    from nnbench.training.calibration import StackingChoices
-
-    torch.set_num_threads(threads)
-    key = hash(tuple(plugins))
-    if key not in _WORKER_CATALOGUES:
-        _WORKER_CATALOGUES[key] = (*load_catalogue(plugins), StackingChoices())
-    hooks, catalogue, choices = _WORKER_CATALOGUES[key]
-    return train_unit(configs, hooks, catalogue, vectorize, choices=choices, choice=choice)
+def _train_remote(job: Any, item: WorkItem) -> list[TrialResult]:
+    """A Ray task: the run's job on one item (the job loads the run's plugins once per Ray worker process)."""
+    return job(item)
 
 
 class RayExecutor:
-    """Sends every unit to Ray as one task; see the module docstring."""
+    """Sends every work item to Ray as one task; see the module docstring."""
 
     POLL_SECONDS = 0.5
 
-    def __init__(self, options: ExecutorOptions) -> None:
+    def __init__(self) -> None:
         try:
-            import ray
+            import ray  # an optional dependency: imported where it is used
         except ImportError:
             raise NNBenchError(
                 "--executor ray needs Ray: pip install 'nnbench-arena[ray]' (or pip install ray)"
             ) from None
         self.ray = ray
-        self.options = options
-        self.plugins = options.plugin_blobs()
 
-    def _connect(self) -> None:
-        address = self.options.extra.get("address") or os.environ.get("RAY_ADDRESS")
+    def _connect(self, plan: WorkPlan) -> None:
+        address = plan.options.get("address") or os.environ.get("RAY_ADDRESS")
         if self.ray.is_initialized():
             return
         try:
@@ -71,52 +50,37 @@ class RayExecutor:
     def _forwarded_env() -> dict[str, str]:
         return {k: v for k, v in os.environ.items() if k.startswith("NNBENCH_")}
 
-    def run(self, units: Sequence[Sequence[Trial]], sink: ResultSink) -> None:
-        from dataclasses import asdict
-
-        from nnbench.execution.scheduling import CostModel, items_of, plan_items
-        from nnbench.training.calibration import StackingChoices
-
-        if self.options.catalogue is None:
-            raise ValueError("the ray executor needs the catalogue of the running session to plan its work")
-        self._connect()
+    def run(self, plan: WorkPlan, sink: ResultSink) -> None:
+        self._connect(plan)
         remote = self.ray.remote(max_retries=0)(_train_remote)
-        # Keep about as many tasks in flight as the cluster has slots, so a task's clock (for
-        # --timeout) starts when it can actually run rather than while it waits in Ray's queue.
+        job = self.ray.put(plan.train)
+        # Keep about as many tasks in flight as the cluster has slots, so that work is taken from the plan's
+        # queue, longest first, only when it can start.
         resources = self.ray.cluster_resources()
         window = max(1, int(resources.get("CPU", 1)) + int(resources.get("GPU", 0)))
-        choices = self.options.choices if self.options.choices is not None else StackingChoices()
-        cost = self.options.cost or CostModel(self.options.catalogue)
-        queue = plan_items(units, self.options.catalogue, choices, self.options.vectorize, cost)
-        pending: dict[Any, tuple[list[Trial], float, str | None]] = {}
+        pending: dict[Any, tuple[list[Trial], float, WorkItem]] = {}
         try:
-            while queue or pending:
-                while queue and len(pending) < window:
-                    item = queue.pop(0)
-                    known = choices.get(item.key) if item.undecided and item.key else None
-                    if known is not None:  # decided by a group like it meanwhile
-                        queue[:0] = items_of(item.trials, known, cost, item.key)
+            while plan.items.waiting() or pending:
+                while len(pending) < window and (item := plan.items.take()) is not None:
+                    granted = sink.claim(item.trials)
+                    if not granted:
                         continue
-                    unit = sink.claim(item.trials)
-                    if not unit:
-                        continue
-                    gpu = unit[0].device.startswith("cuda")
+                    item = item.only(granted)
+                    gpu = item.device.startswith("cuda")
                     options = ({"num_gpus": 1, "num_cpus": 0, "max_calls": 0} if gpu
-                               else {"num_cpus": self.options.threads})
-                    choice = asdict(item.choice) if item.choice is not None else None
-                    ref = remote.options(**options).remote([t.config() for t in unit], self.plugins,
-                                                           self.options.vectorize, self.options.threads, choice)
-                    pending[ref] = (unit, time.monotonic(), item.key if item.undecided else None)
+                               else {"num_cpus": plan.threads})
+                    ref = remote.options(**options).remote(job, item)
+                    pending[ref] = (list(item.trials), time.monotonic(), item)
                 ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=self.POLL_SECONDS)
                 for ref in ready:
-                    unit, _started, key = pending.pop(ref)
-                    self._collect(ref, unit, sink, choices, key)
-                self._enforce_timeout(pending, sink)
+                    unit, _started, _item = pending.pop(ref)
+                    self._collect(ref, unit, sink)
+                self._enforce_deadline(plan, pending, sink)
         finally:
             for ref in pending:
                 self.ray.cancel(ref, force=True)
 
-    def _collect(self, ref: Any, unit: list[Trial], sink: ResultSink, choices: Any, key: str | None) -> None:
+    def _collect(self, ref: Any, unit: list[Trial], sink: ResultSink) -> None:
         try:
             results = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as exc:
@@ -127,24 +91,19 @@ class RayExecutor:
             for trial in unit:
                 sink.result(failed_result(trial, "failed", f"the Ray task did not finish: {type(exc).__name__}: {exc}"))
             return
-        for data in results:
-            result = result_from_dict(data)
-            training = result.training or {}
-            measured = StackingChoice(training.get("mode") == "stacked", training.get("ratio"))
-            # the task measured its group's choice: keep it for the groups like it
-            if key is not None and measured.ratio is not None and choices.put(key, measured):
-                sink.log(measured.describe(unit[0], len(unit)))
+        for result in results:
             sink.result(result)
 
-    def _enforce_timeout(self, pending: dict[Any, tuple[list[Trial], float, str | None]], sink: ResultSink) -> None:
-        if not self.options.timeout:
-            return
+    def _enforce_deadline(self, plan: WorkPlan, pending: dict[Any, tuple[list[Trial], float, WorkItem]],
+                          sink: ResultSink) -> None:
+        """Cancel a task stuck inside a component long past its deadline (the job stops a trial at its time limit
+        itself; in-flight tasks are bounded by the cluster's slots, so submission is close to start)."""
         now = time.monotonic()
-        for ref, (unit, started, _key) in list(pending.items()):
-            # in-flight tasks are bounded by the cluster's slots, so submission is close to start
-            if now - started > self.options.timeout * len(unit):
+        for ref, (unit, started, item) in list(pending.items()):
+            deadline = plan.deadline(item)
+            if deadline is not None and now - started > deadline:
                 self.ray.cancel(ref, force=True)
                 pending.pop(ref)
                 for trial in unit:
                     sink.result(failed_result(
-                        trial, "timeout", f"ran past --timeout {self.options.timeout:g} s per trial and was stopped"))
+                        trial, "timeout", f"ran past --timeout {plan.timeout:g} s per trial and was stopped"))

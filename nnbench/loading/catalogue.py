@@ -208,6 +208,17 @@ class Catalogue:
                 except InvalidComponentError as exc:
                     warnings.warn(f"{exc}; skipped", PluginLoadWarning, stacklevel=3)
 
+    def default_loss(self, task: Task) -> str:
+        """The loss ``--loss default`` means for ``task``: its own, else the loss declared the default for its
+        kind."""
+        if task.default_loss:
+            return task.default_loss
+        for entry in self.losses.entries():
+            if task.kind in entry.spec.default_for:
+                return entry.spec.name
+        raise UnknownComponentError(f"no loss is the default for {task.kind} tasks such as {task.name!r}: name one "
+                                    "with --loss")
+
     # the core kinds, by name
     @property
     def activations(self) -> Registry[Activation]:

@@ -304,7 +304,7 @@ def resolve_value(ax: Axis, value: Any, chosen: Mapping[str, Any], catalogue: Ca
         return None
     if value == ax.keyword == "default":
         if ax.name == "loss":
-            return catalogue.tasks.get(chosen["task"]).default_loss
+            return catalogue.default_loss(catalogue.tasks.get(chosen["task"]))
         if ax.name == "lr":
             return float(catalogue.optimizers.get(chosen["optimizer"]).default_lr)
         raise GridError(f"the {ax.name} axis has no meaning for 'default'")

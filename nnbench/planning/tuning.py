@@ -70,9 +70,10 @@ def _with_setting(base: Trial, setting: Mapping[str, float], tuning: dict[str, A
     return dataclasses.replace(base, lr=float(setting.get("lr", base.lr)), seed=seed, params=params)
 
 
-def configuration_key(trial: Trial) -> str:
-    """Identifies a configuration: the trial without its seed, tuned values and role (the learning
-    rate counts unless it is tuned, so each ``--lr`` value keeps its own budget)."""
+def tuning_key(trial: Trial) -> str:
+    """Identifies the configuration a tuning budget is spent on: the trial without its seed, tuned values and
+    role (the learning rate counts unless it is tuned, so each ``--lr`` value keeps its own budget). Without
+    tuning, a configuration is :attr:`Trial.configuration_key`."""
     config = trial.config()
     tuned = set(trial.params.get("tuning", {}).get("tuned", []))
     config["seed"] = 0
@@ -92,7 +93,7 @@ def tuning_trials(defaults: Sequence[Trial], grid: GridSpec, catalogue: Catalogu
         optimizer = catalogue.optimizers.get(base.optimizer)
         space = {name: optimizer.tunable[name] for name in grid.tune if name in optimizer.tunable}
         budget = int(grid.budget or 0)
-        for index, setting in enumerate(search_points(space, budget, configuration_key(base))):
+        for index, setting in enumerate(search_points(space, budget, tuning_key(base))):
             role = {"role": "tune", "budget": budget, "index": index, "tuned": sorted(space),
                     "space": {k: [r.low, r.high, "log" if r.log else "linear"] for k, r in space.items()}}
             trials.append(_with_setting(base, setting, role, TUNE_SEED))

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnbench.contract.axes import Axis
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.paths import DEFAULT_STORE
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.storage.liveness import is_alive, this_process
 from nnbench.storage.migrations import (
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
     from nnbench.contract.trial import Skipped, Trial, TrialResult
 
-DEFAULT_STORE = "nnbench.db"
 FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
 
 RESULT_COLUMNS = (

@@ -13,6 +13,12 @@ and the promise it broke::
     @pytest.mark.parametrize("spec", components_of(my_plugin), ids=lambda s: s.name)
     def test_conformance(spec):
         check_component(spec)
+
+An executor is checked by running grids with it (:func:`nnbench.testing.executors.check_executor`)::
+
+    def test_my_executor(nnbench_plugin, tmp_path):
+        nnbench_plugin(my_plugin)
+        check_executor("my_executor", tmp_path)
 """
 
 from __future__ import annotations
@@ -40,12 +46,15 @@ if TYPE_CHECKING:
         check_schedule,
         check_task,
     )
+    from nnbench.testing.executors import ExecutorConformanceError, check_executor
 
 __all__ = [
     "ConformanceError",
+    "ExecutorConformanceError",
     "check_activation",
     "check_architecture",
     "check_component",
+    "check_executor",
     "check_loss",
     "check_optimizer",
     "check_schedule",
@@ -58,6 +67,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # pytest imports this module in every session of every project: torch loads with the first check.
+    if name in ("ExecutorConformanceError", "check_executor"):
+        return getattr(importlib.import_module("nnbench.testing.executors"), name)
     if name in __all__:
         return getattr(importlib.import_module("nnbench.testing.conformance"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,6 +35,8 @@ from nnbench.contract.specs import (
     TaskData,
     TaskKind,
 )
+from nnbench.training.stacked_networks import STACKED_FORMS
+from nnbench.training.stacking import NotStackable, StackedModel
 from nnbench.training.trainer import to_view
 
 OPTIMIZER_STEPS = 100
@@ -57,7 +59,7 @@ class ConformanceError(AssertionError):
 
 UNCHECKED_KINDS = {
     "device": "a device is what this machine has; there is nothing to promise",
-    "executor": "an executor is exercised by running a grid with it (see nnbench.testing.nnbench_plugin)",
+    "executor": "an executor is checked by running grids with it: nnbench.testing.check_executor(name, folder)",
 }
 """The core kinds without a conformance check, and why."""
 
@@ -390,13 +392,11 @@ def _train_one_step(spec: Architecture, model: nn.Module, x: torch.Tensor, where
 
 def _check_stacked(spec: Architecture, input_spec: InputSpec, activation: Callable[[], nn.Module],
                    x: torch.Tensor) -> None:
-    from nnbench.training.stacking import NotStackable, StackedModel
-
     models = [_build(spec, input_spec, 3, activation, seed=seed) for seed in range(3)]
     for model in models:
         model.eval()
     try:
-        stacked = StackedModel(models)
+        stacked = StackedModel(models, {**STACKED_FORMS, **spec.stacked_forms})
     except NotStackable as exc:
         raise _fail("architecture", spec.name, f"is declared vectorizable but cannot be stacked: {exc}") from exc
     stacked.train(False)

@@ -1,4 +1,4 @@
-"""Training the seeds of one configuration: together as a stacked ensemble where exact and faster, else one by one.
+"""Training one work item: the seeds of one configuration together as a stacked ensemble, or one by one.
 
 Trials that differ only by seed can train as one :class:`~nnbench.training.stacking.StackedModel`: each
 member is built from its own seed exactly as it would be alone, draws its own batches from its
@@ -10,12 +10,11 @@ apply per member as alone: the schedule runs once for the stack (its members sha
 configuration, so every step's rate is the same for each of them), each member's gradient is
 clipped by its own norm, and a member whose patience runs out leaves the stack.
 
-Whether the stack is also faster is measured before the group trains (see
-:mod:`nnbench.training.calibration`); the choice is kept for the run. Where stacking cannot hold,
-the group is trained one by one and ``log`` says why: an optimizer whose update is not element-wise
-(LBFGS), a component whose spec does not declare ``vectorizable``, a loss-stage component (it wraps
-the criterion around the whole model), dropout (alone, each seed draws its masks from its own random
-stream), or a model whose stacked outputs do not match its members'.
+Whether a group trains stacked is the planner's decision, from the components' declarations
+(:mod:`nnbench.execution.stacks`). Before the stack trains, it is proven on the real group: should the
+stacked model not compute what its members compute (dropout, whose masks each seed draws from its own
+random stream; a layer that breaks when stacked; outputs that differ), the group trains one by one and
+each result's ``training`` record says why.
 
 A member whose loss stops being finite is recorded as ``diverged`` at that epoch, as it would be
 alone, and removed from the stack with its optimizer state; the others go on. Its NaN never
@@ -34,19 +33,21 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
-from nnbench.training.calibration import StackingChoice, StackingChoices, calibration_key, measure_stacking
+from nnbench.training.stacked_networks import STACKED_FORMS
 from nnbench.training.stacking import NotStackable, StackedModel, stacked_loss
 from nnbench.training.trainer import (
     EVAL_CHUNK,
     EarlyStopping,
     Evaluator,
+    TimeLimit,
+    TrialTimeout,
     add_epoch,
     build_model,
     check_components,
@@ -56,6 +57,7 @@ from nnbench.training.trainer import (
     score_test_now,
     set_up,
     synchronize,
+    timed_out,
     train_trial,
 )
 
@@ -63,196 +65,69 @@ if TYPE_CHECKING:
     from nnbench.loading.catalogue import Catalogue
 
 OnEpoch = Callable[[Trial, EpochRecord], None]
-TrialsHook = Callable[[list[Trial]], None]
-Release = Callable[[list[Trial], StackingChoice], None]
 
 
-def group_by_seed(trials: list[Trial]) -> list[list[Trial]]:
-    """Group trials that differ only by seed, keeping the order of first appearance."""
-    groups: dict[str, list[Trial]] = {}
-    for trial in trials:
-        groups.setdefault(_without_seed(trial), []).append(trial)
-    return list(groups.values())
+def train_item(trials: Sequence[Trial], catalogue: Catalogue, *, stacked: bool, reason: str | None = None,
+               on_epoch: OnEpoch | None = None, test_each_epoch: bool = False, timeout: float | None = None,
+               threads: int | None = None) -> list[TrialResult]:
+    """Train the trials of one work item and return one result per trial, in order; never raises for a problem
+    inside a trial.
 
-
-def _without_seed(trial: Trial) -> str:
-    return Trial.from_config({**trial.config(), "seed": 0}).trial_id
-
-
-def stack_groups(trials: list[Trial], catalogue: Catalogue) -> list[list[Trial]]:
-    """Group trials that can train as one stack, keeping the order of first appearance: those that
-    differ only by seed, or by seed and a parameter-free element-wise activation of the built-in ones
-    (each run of members with the same activation applies its own). Within a group, trials with the
-    same activation are side by side."""
-    keys = _StackKeys(catalogue)
-    groups: dict[str, list[Trial]] = {}
-    for trial in trials:
-        groups.setdefault(keys(trial), []).append(trial)
-    order = {name: i for i, name in enumerate(dict.fromkeys(t.activation for t in trials))}
-    return [sorted(group, key=lambda t: order[t.activation]) for group in groups.values()]
-
-
-class _StackKeys:
-    """What trials that can stack together have in common, as a key."""
-
-    def __init__(self, catalogue: Catalogue) -> None:
-        self.catalogue = catalogue
-        self.mixable: dict[str, bool] = {}
-
-    def __call__(self, trial: Trial) -> str:
-        name = trial.activation
-        # A model with nonlinearities of its own is given no activation (see trainer.build_model)
-        takes_activation = self.catalogue.architectures.get(trial.arch).takes_activation
-        if takes_activation and name not in self.mixable:
-            self.mixable[name] = self._mixable(name)
-        mixed = takes_activation and self.mixable[name]
-        return Trial.from_config({**trial.config(), "seed": 0, "activation": "*" if mixed else name}).trial_id
-
-    def _mixable(self, name: str) -> bool:
-        from nnbench.loading.plugins import BUILTIN_PLUGINS
-        from nnbench.training.stacking import ELEMENTWISE
-
-        registry = self.catalogue.activations
-        spec = registry.get(name)
-        if not spec.vectorizable or registry.plugin_of(name) not in BUILTIN_PLUGINS:
-            return False  # a plugin's activation is built only in workers, and stacks with its own seeds
-        module = spec.factory()
-        return type(module) in ELEMENTWISE and not any(True for _ in module.parameters())
-
-
-def train_group(
-    trials: list[Trial],
-    catalogue: Catalogue,
-    on_epoch: OnEpoch | None = None,
-    vectorize: bool = True,
-    log: Callable[[str], None] | None = None,
-    *,
-    choices: StackingChoices | None = None,
-    on_start: TrialsHook | None = None,
-    release: Release | None = None,
-    test_each_epoch: bool = False,
-) -> list[TrialResult]:
-    """Train trials that differ only by seed (or by seed and a built-in parameter-free activation, see
-    :func:`stack_groups`); one result per trial, in the same order.
-
-    With ``vectorize`` (the default) the seeds train together as one stacked ensemble wherever
-    that reproduces training them alone and, as measured before they train, is faster; otherwise,
-    and for a group of one, one after another. ``choices`` keeps the measured choices (a fresh one
-    measures every group); ``log(message)`` hears each new choice, and why a group of several seeds
-    trains one by one. ``on_start(trials)`` is called as training of those trials starts (the stack
-    at once, or each trial one by one), after any calibration. ``release``, when given, takes the
-    trials that a group training one by one need not train here (all but the first) and the choice
-    behind it, so that a caller with idle workers trains them elsewhere; they get no result from this
-    call. Each result's ``training`` records how it was trained (see :meth:`StackingChoice.record`).
-    """
-    if len({_StackKeys(catalogue)(t) for t in trials}) > 1:
-        raise ValueError("train_group needs trials that differ only by seed (and a built-in parameter-free "
-                         "activation); group them with stack_groups")
-
-    def say(message: str) -> None:
-        if log is not None:
-            log(message)
-
-    def one_by_one(choice: StackingChoice, group: list[Trial]) -> list[TrialResult]:
-        if release is not None and len(group) > 1:
-            release(group[1:], choice)
-            group = group[:1]
-        results = []
-        for trial in group:
-            if on_start is not None:
-                on_start([trial])
-            result = train_trial(trial, catalogue, on_epoch, test_each_epoch)
-            result.training = choice.record(1)
-            results.append(result)
-        return results
-
-    def fall_back(reason: str) -> list[TrialResult]:
-        first = trials[0]
-        say(f"fell back to one-by-one training for {first.task} {first.label()} ({len(trials)} trials) "
-            f"because {reason}")
-        return one_by_one(StackingChoice(False, reason=reason), trials)
-
-    if not vectorize or len(trials) < 2:
-        return one_by_one(StackingChoice(False, reason=None if vectorize else "stacking was turned off"), trials)
-    reason = group_reason(trials, catalogue)
-    if reason:
-        return fall_back(reason)
-    choices = choices if choices is not None else StackingChoices()
-    key = calibration_key(trials, catalogue)
-    choice = choices.get(key)
+    ``stacked``: the trials (seeds of one configuration, see :mod:`nnbench.execution.stacks`) train as one
+    :class:`SeedEnsemble`, once it proves on their first batches that it computes what each member computes
+    alone; otherwise, or when the proof fails, one by one (``reason`` says why, in their ``training`` record).
+    ``timeout`` limits each trial's training to that many seconds (a stack: that many per member). ``threads``:
+    train on that many torch threads, giving the process its own setting back afterwards (a notebook's)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
     try:
-        if choice is None:
-            ratio = calibrate(trials, catalogue)
-            choice = StackingChoice(ratio > 1.0, ratio)
-            if choices.put(key, choice):
-                say(choice.describe(trials[0], len(trials)))
-        if not choice.stacked:
-            return one_by_one(choice, trials)
+        return _train_item(list(trials), catalogue, stacked, reason, on_epoch, test_each_epoch, timeout)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_item(trials: list[Trial], catalogue: Catalogue, stacked: bool, reason: str | None,
+                on_epoch: OnEpoch | None, test_each_epoch: bool, timeout: float | None) -> list[TrialResult]:
+    if not stacked or len(trials) < 2:
+        return _one_by_one(trials, catalogue, reason, on_epoch, test_each_epoch, timeout)
+    _check_stack(trials, catalogue)
+    try:
         ensemble = SeedEnsemble(trials, catalogue)
     except NotStackable as exc:
-        return fall_back(str(exc))
+        return _one_by_one(trials, catalogue, str(exc), on_epoch, test_each_epoch, timeout)
     except Exception as exc:
-        return fall_back(f"setting up the stacked ensemble failed ({type(exc).__name__}: {exc})")
-    if on_start is not None:
-        on_start(list(trials))
+        return _one_by_one(trials, catalogue, f"setting up the stacked ensemble failed ({type(exc).__name__}: {exc})",
+                           on_epoch, test_each_epoch, timeout)
+    limit = TimeLimit(timeout * len(trials) if timeout else None)
     try:
-        results = ensemble.train(on_epoch, test_each_epoch)
+        results = ensemble.train(on_epoch, test_each_epoch, limit)
+    except TrialTimeout:
+        return [timed_out(t, timeout, len(trials)) for t in trials]
     except Exception as exc:  # e.g. out of memory with many seeds on a GPU
-        return fall_back(f"stacked training failed ({type(exc).__name__}: {exc}); every seed was trained again")
+        return _one_by_one(trials, catalogue, f"stacked training failed ({type(exc).__name__}: {exc}); every seed "
+                           "was trained again", on_epoch, test_each_epoch, timeout)
     for result in results:
-        result.training = choice.record(len(trials))
+        result.training = {"mode": "stacked", "members": len(trials)}
     return results
 
 
-def calibrate(trials: list[Trial], catalogue: Catalogue) -> float:
-    """The measured speed of training ``trials`` stacked against one by one (see
-    :func:`~nnbench.training.calibration.measure_stacking`), on their device, with throwaway models:
-    nothing of the measurement reaches the trials' training."""
-    ensemble = SeedEnsemble(trials, catalogue)
-    setup, first = ensemble.setup, trials[0]
-    single = build_model(first, catalogue, setup.task, setup.view).to(setup.device)
-    optimizer = make_optimizer(setup.optimizer, single.parameters(), first.lr, ensemble.options)
-    generator = torch.Generator().manual_seed(first.seed)
-    n, size = len(setup.x), min(first.batch_size, len(setup.x))
-    stacked_idx = torch.stack([torch.randperm(n, generator=generator)[:size] for _ in trials]).to(setup.device)
-    single_idx = stacked_idx[0]
-
-    def single_step() -> None:
-        value = setup.criterion(single(setup.x[single_idx]), setup.y[single_idx])
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        if first.clip is not None:
-            nn.utils.clip_grad_norm_(single.parameters(), first.clip)
-        optimizer.step()
-
-    return measure_stacking(lambda: ensemble.step(stacked_idx), single_step, len(trials),
-                            lambda: synchronize(setup.device))
+def _one_by_one(trials: list[Trial], catalogue: Catalogue, reason: str | None, on_epoch: OnEpoch | None,
+                test_each_epoch: bool, timeout: float | None) -> list[TrialResult]:
+    results = []
+    for trial in trials:
+        result = train_trial(trial, catalogue, on_epoch, test_each_epoch, timeout)
+        result.training = {"mode": "one_by_one", "members": 1, **({"reason": reason} if reason else {})}
+        results.append(result)
+    return results
 
 
-def group_reason(trials: list[Trial], catalogue: Catalogue) -> str | None:
-    """Why a stack group cannot train stacked (see :func:`unstackable_reason`, for each of its activations)."""
-    for trial in {t.activation: t for t in trials}.values():
-        reason = unstackable_reason(trial, catalogue)
-        if reason:
-            return reason
-    return None
-
-
-def unstackable_reason(trial: Trial, catalogue: Catalogue) -> str | None:
-    """Why the specs of ``trial``'s components do not allow training its seeds stacked, or ``None``."""
-    optimizer = catalogue.optimizers.get(trial.optimizer)
-    if optimizer.needs_closure:
-        return f"optimizer {trial.optimizer!r} re-evaluates the loss of the whole model in each step"
-    takes_activation = catalogue.architectures.get(trial.arch).takes_activation
-    for kind, name in (("optimizer", trial.optimizer), ("architecture", trial.arch),
-                       *((("activation", trial.activation),) if takes_activation else ()), ("loss", trial.loss),
-                       *sorted(trial.components.items())):
-        if catalogue.domain.kind(kind).stage == "loss":
-            return f"{kind} {name!r} wraps the loss, which the stacked trainer does not do"
-        if not catalogue.registry(kind).get(name).vectorizable:
-            plugin = catalogue.registry(kind).plugin_of(name)
-            return f"{kind} {name!r} (plugin {plugin!r}) does not declare vectorizable=True"
-    return None
+def _check_stack(trials: list[Trial], catalogue: Catalogue) -> None:
+    """Trials of one stack differ only by seed, or by seed and element-wise activations."""
+    shapes = {t.key_without("seed", "activation") for t in trials}
+    mixed = {t.activation for t in trials}
+    if len(shapes) > 1 or (len(mixed) > 1 and not all(catalogue.activations.get(a).elementwise for a in mixed)):
+        raise ValueError("one stack holds trials that differ only by seed (and element-wise activations); "
+                         "group them with nnbench.execution.stacks.stack_groups")
 
 
 def _is_setting(value: Any) -> bool:
@@ -269,6 +144,8 @@ class SeedEnsemble:
         self.trials, self.catalogue = trials, catalogue
         first = trials[0]
         self.setup = setup = set_up(first, catalogue)
+        if setup.optimizer.needs_closure:
+            raise NotStackable(f"optimizer {first.optimizer!r} re-evaluates the loss of the whole model in each step")
         members: list[nn.Module] = []
         for trial in trials:
             member = build_model(trial, catalogue, setup.task, setup.view).to(setup.device)
@@ -277,7 +154,8 @@ class SeedEnsemble:
         if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in members[0].modules()):
             raise NotStackable("the model uses dropout, whose random masks cannot match those drawn alone")
         self.n_params = sum(p.numel() for p in members[0].parameters())
-        self.model = StackedModel(members)
+        forms = {**STACKED_FORMS, **catalogue.architectures.get(first.arch).stacked_forms}
+        self.model = StackedModel(members, forms)
         self.loss = stacked_loss(setup.criterion)
         self._probe(members)
         self.options = first.params.get("optimizer", {})
@@ -352,9 +230,11 @@ class SeedEnsemble:
         for g in grads:
             g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
 
-    def train(self, on_epoch: OnEpoch | None, test_each_epoch: bool = False) -> list[TrialResult]:
+    def train(self, on_epoch: OnEpoch | None, test_each_epoch: bool = False,
+              limit: TimeLimit | None = None) -> list[TrialResult]:
         """Train every member for the trials' epochs (or until it diverges or its patience runs out);
-        one result per trial."""
+        one result per trial. ``limit`` stops the whole stack (:class:`TrialTimeout`) once it has passed."""
+        limit = limit or TimeLimit(None)
         setup, trials = self.setup, self.trials
         device, n = setup.device, len(setup.x)
         batch_size, epochs = trials[0].batch_size, trials[0].epochs
@@ -373,6 +253,7 @@ class SeedEnsemble:
             for i in range(0, n, batch_size):
                 idx = orders[:, i : i + batch_size]
                 total += self.step(idx) * idx.shape[1]
+                limit.check()
             synchronize(device)
             elapsed = time.perf_counter() - start
             train_losses = [value / n for value in total.tolist()]

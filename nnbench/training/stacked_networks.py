@@ -11,11 +11,10 @@ computes, for inputs of shape ``(members, batch, ...)``, what every member compu
   projection of every step at once, then one batched matrix product per step for all members. The
   Elman RNN keeps the activation under test in its recurrence.
 
-The built-in networks (:class:`~nnbench.builtin.networks.ConvNet`, ``ElmanRNN``, ``GatedRNN``) and
-torch's ``nn.Conv1d``/``nn.Conv2d``, ``nn.LSTM`` and ``nn.GRU`` inside a plugin's ``nn.Sequential``
-have a form here; each equals its members to float rounding (grouped and batched kernels sum in
-another order). Whether a stack is also faster than its members one by one depends on the model
-and the device; :mod:`nnbench.training.calibration` measures it before a group trains.
+torch's ``nn.Conv1d``/``nn.Conv2d``, normalisation layers, ``nn.LSTM`` and ``nn.GRU`` have a form here, and the
+pieces here (:func:`grouped_layer`, :func:`recurrent_layers`, :func:`stacked_activation`) are what an
+architecture's own forms are made of (``Architecture.stacked_forms``: the built-in networks declare theirs beside
+their definitions). Each equals its members to float rounding (grouped and batched kernels sum in another order).
 """
 
 from __future__ import annotations
@@ -27,13 +26,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nnbench.builtin.networks import ConvNet, ElmanRNN, GatedRNN
-from nnbench.training.stacking import ELEMENTWISE, Layer, NotStackable, linear, prelu
+from nnbench.training.stacking import ELEMENTWISE, Layer, NotStackable, StackedForm, linear, parameter_free, prelu
 
 if TYPE_CHECKING:
     from nnbench.training.stacking import StackedModel
-
-StackedForm = Callable[["StackedModel", nn.Module, str], Layer]
 
 CHANNELWISE: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
@@ -122,7 +118,7 @@ def grouped_layer(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
     kind = type(module)
     if kind in (nn.Conv1d, nn.Conv2d):
         return _grouped_conv(stack, module, prefix)  # type: ignore[arg-type]
-    if kind in ELEMENTWISE:
+    if kind in ELEMENTWISE or (parameter_free(module) and not stack.alike_at(module, prefix)):
         return stack.elementwise(module, prefix, grouped=True)
     if kind in CHANNELWISE:
         return module
@@ -136,29 +132,6 @@ def grouped_layer(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
         return nn.Identity()
     raise NotStackable(f"the layer {prefix.rstrip('.') or 'model'} ({kind.__name__}) has no stacked form "
                        "among convolutions")
-
-
-def stacked_convnet(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
-    """:class:`~nnbench.builtin.networks.ConvNet`: its convolution blocks grouped, its head stacked."""
-    assert isinstance(module, ConvNet)
-    features = [grouped_layer(stack, child, f"{prefix}features.{name}.")
-                for name, child in module.features.named_children()]
-    head = stack.plan(module.head, f"{prefix}head.")
-    signal = module.signal
-
-    def layer(x: torch.Tensor) -> torch.Tensor:
-        members = x.shape[0]
-        if signal:  # a member reads (batch, steps, features) as (batch, channels, steps)
-            x = x.transpose(2, 3)
-        grouped = to_grouped(x)
-        for feature in features:
-            grouped = feature(grouped)
-        out = from_grouped(grouped, members)
-        for part in head:
-            out = part(out)
-        return out
-
-    return layer
 
 
 def stacked_channelwise(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
@@ -196,43 +169,13 @@ def stacked_layer_norm(stack: StackedModel, module: nn.Module, prefix: str) -> L
 # -- recurrent: (members, batch, steps, features) --------------------------------------------------
 
 
-def _activation(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
+def stacked_activation(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
     """An activation on ``(members, batch, features)``: element-wise as it is, PReLU per member."""
-    if type(module) in ELEMENTWISE:
+    if type(module) in ELEMENTWISE or parameter_free(module):
         return stack.elementwise(module, prefix)
     if type(module) is nn.PReLU:
         return lambda x: prelu(x, stack.params[f"{prefix}weight"])
     raise NotStackable(f"the activation {type(module).__name__} in the recurrence has no stacked form")
-
-
-def stacked_elman(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
-    """:class:`~nnbench.builtin.networks.ElmanRNN`: ``h_t = act(W x_t + U h_{t-1} + b)`` for every member
-    at once, one batched matrix product per step."""
-    assert isinstance(module, ElmanRNN)
-    layers = len(module.inputs)
-    for i in range(layers):
-        stack.transposed.update({f"{prefix}inputs.{i}.weight", f"{prefix}recurrent.{i}.weight"})
-    act = _activation(stack, module.act, f"{prefix}act.")
-    head = stack.plan(module.head, f"{prefix}head.")
-    hidden = module.hidden
-
-    def layer(x: torch.Tensor) -> torch.Tensor:
-        members, batch, steps = x.shape[:3]
-        for i in range(layers):
-            pre = linear(x, stack.params[f"{prefix}inputs.{i}.weight"], stack.params.get(f"{prefix}inputs.{i}.bias"))
-            recurrent = stack.params[f"{prefix}recurrent.{i}.weight"]
-            h = x.new_zeros(members, batch, hidden)
-            states = []
-            for t in range(steps):
-                h = act(pre[:, :, t] + torch.bmm(h, recurrent))
-                states.append(h)
-            x = torch.stack(states, dim=2)
-        out = x[:, :, -1]
-        for part in head:
-            out = part(out)
-        return out
-
-    return layer
 
 
 def _check_recurrent(rnn: nn.LSTM | nn.GRU, prefix: str) -> None:
@@ -280,28 +223,7 @@ def recurrent_layers(stack: StackedModel, rnn: nn.LSTM | nn.GRU, prefix: str) ->
     return run
 
 
-def stacked_gated(stack: StackedModel, module: nn.Module, prefix: str) -> Layer:
-    """:class:`~nnbench.builtin.networks.GatedRNN`: batched LSTM or GRU cells, then the stacked head on the
-    last step."""
-    assert isinstance(module, GatedRNN)
-    if type(module.rnn) not in (nn.LSTM, nn.GRU):
-        raise NotStackable(f"the recurrent layer {type(module.rnn).__name__} has no stacked form")
-    run = recurrent_layers(stack, module.rnn, f"{prefix}rnn.")
-    head = stack.plan(module.head, f"{prefix}head.")
-
-    def layer(x: torch.Tensor) -> torch.Tensor:
-        out = run(x)[:, :, -1]
-        for part in head:
-            out = part(out)
-        return out
-
-    return layer
-
-
 STACKED_FORMS: dict[type[nn.Module], StackedForm] = {
-    ConvNet: stacked_convnet,
-    ElmanRNN: stacked_elman,
-    GatedRNN: stacked_gated,
     nn.Conv1d: stacked_channelwise,
     nn.Conv2d: stacked_channelwise,
     nn.BatchNorm1d: stacked_channelwise,
@@ -309,5 +231,6 @@ STACKED_FORMS: dict[type[nn.Module], StackedForm] = {
     nn.GroupNorm: stacked_channelwise,
     nn.LayerNorm: stacked_layer_norm,
 }
-"""Modules (matched by exact type) with a stacked form of their own; the rest are planned by
+"""torch's modules (matched by exact type) with a stacked form of their own; an architecture declares the forms
+of its own module classes (``Architecture.stacked_forms``), and the rest are planned by
 :meth:`~nnbench.training.stacking.StackedModel.plan`."""

@@ -4,15 +4,15 @@
 ``(members, batch, outputs)``; member ``k`` sees only its own slice and its own parameters, so the
 sum of the members' losses gives each member exactly its own gradient. Layers torch already
 batches are run directly (``nn.Linear`` becomes one ``baddbmm``, element-wise activations apply
-to the whole stack), the built-in networks and torch's convolution and recurrent layers have
-hand-written stacked forms (:mod:`nnbench.training.stacked_networks`: grouped convolutions,
-batched recurrent cells), and any other layer runs under ``torch.func.vmap`` over
+to the whole stack), module classes with a stacked form of their own (torch's convolution and recurrent
+layers in :mod:`nnbench.training.stacked_networks`, an architecture's own networks through
+``Architecture.stacked_forms``) run it, and any other layer runs under ``torch.func.vmap`` over
 ``functional_call``, which is exact but slower. :func:`stacked_loss` does the same for criteria.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeGuard, TypeVar
 
 import torch
@@ -21,6 +21,9 @@ from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
+StackedForm = Callable[["StackedModel", nn.Module, str], Layer]
+"""``form(stack, module, prefix)``: the layer computing ``module`` (a member's submodule named ``prefix``) for every
+member of ``stack``."""
 M = TypeVar("M", bound=nn.Module)
 
 ELEMENTWISE: tuple[type[nn.Module], ...] = (
@@ -61,12 +64,18 @@ def prelu(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.where(x > 0, x, slope * x)
 
 
+def parameter_free(module: nn.Module) -> bool:
+    return not any(True for _ in module.parameters())
+
+
 def _alike(one: nn.Module, other: nn.Module) -> bool:
     return type(one) is type(other) and one.extra_repr() == other.extra_repr()
 
 
 class StackedModel:
-    """``members`` (identical architectures, different weights) as one model over stacked inputs.
+    """``members`` (identical architectures, different weights) as one model over stacked inputs; ``forms`` maps
+    module classes to their stacked forms (torch's, :data:`~nnbench.training.stacked_networks.STACKED_FORMS`, and
+    the architecture's own).
 
     ``params`` maps each parameter name of a member to the stacked leaf tensor to optimize; it is
     the only copy of the weights, and :meth:`keep` replaces it with a subset of the members. Members
@@ -74,8 +83,9 @@ class StackedModel:
     members with alike layers applies its own to its part of the stack.
     """
 
-    def __init__(self, members: list[nn.Module]) -> None:
+    def __init__(self, members: list[nn.Module], forms: Mapping[type, StackedForm] | None = None) -> None:
         self.template = members[0]
+        self.forms = dict(forms or {})
         self.members = members
         self.active = list(range(len(members)))  # the members (by position in ``members``) still stacked
         self._runs: dict[tuple[str, tuple[int, ...]], list[tuple[int, int, nn.Module]]] = {}
@@ -126,12 +136,13 @@ class StackedModel:
 
     def elementwise(self, module: nn.Module, prefix: str, grouped: bool = False) -> Layer:
         """A parameter-free element-wise layer (``module``, the template's) for the whole stack: the
-        layer itself when every member has one alike, else each run of members' own layer on its part.
+        layer itself when every member has one alike, else each run of members' own layer on its part (any
+        parameter-free layer, as its activation declares: the proof before training checks the outputs).
         ``grouped``: inputs hold the members' channels side by side, ``(batch, members * channels, ...)``."""
         layers = [m.get_submodule(prefix.rstrip(".")) for m in self.members]
         if all(_alike(layer, module) for layer in layers):
             return module
-        if any(type(layer) not in ELEMENTWISE for layer in layers):
+        if not all(parameter_free(layer) for layer in layers):
             raise NotStackable(f"the seeds built different layers at {prefix.rstrip('.') or 'the top'}")
         if grouped:
             def by_channels(x: torch.Tensor) -> torch.Tensor:
@@ -141,6 +152,10 @@ class StackedModel:
             return by_channels
         return lambda x: torch.cat([layer(x[a:b]) for a, b, layer in self.runs(prefix)], dim=0)
 
+    def alike_at(self, module: nn.Module, prefix: str) -> bool:
+        """Whether every member has a layer alike ``module`` at ``prefix``."""
+        return all(_alike(m.get_submodule(prefix.rstrip(".")), module) for m in self.members)
+
     @property
     def training(self) -> bool:
         return self.template.training
@@ -149,9 +164,7 @@ class StackedModel:
         """The layers that compute ``module`` (a member's submodule named ``prefix``) for the whole
         stack, on inputs of shape ``(members, batch, ...)``. Stacked forms call it for their parts,
         and mark in :attr:`transposed` the ``nn.Linear``-like weights they read as ``(members, in, out)``."""
-        from nnbench.training.stacked_networks import STACKED_FORMS
-
-        form = STACKED_FORMS.get(type(module))
+        form = self.forms.get(type(module))
         if form is not None:
             return [form(self, module, prefix)]
         if _exactly(module, nn.Sequential):
@@ -159,7 +172,7 @@ class StackedModel:
         if _exactly(module, nn.Linear):
             self.transposed.add(f"{prefix}weight")
             return [lambda x: linear(x, self.params[f"{prefix}weight"], self.params.get(f"{prefix}bias"))]
-        if type(module) in ELEMENTWISE:
+        if type(module) in ELEMENTWISE or (parameter_free(module) and not self.alike_at(module, prefix)):
             return [self.elementwise(module, prefix)]
         if _exactly(module, nn.PReLU):
             return [lambda x: prelu(x, self.params[f"{prefix}weight"])]

@@ -53,10 +53,7 @@ def to_view(x: torch.Tensor, native: Modality, view: Modality) -> torch.Tensor:
 
 def choose_view(task: Task, accepted: tuple[Modality, ...]) -> Modality:
     """The task's own modality when the architecture reads it, else the first alternative it reads."""
-    for view in task.all_views:
-        if view in accepted:
-            return view
-    raise ValueError(f"task {task.name} offers {task.all_views}; the architecture reads {accepted}")
+    return task.view_for(accepted)
 
 
 def build_model(trial: Trial, catalogue: Catalogue, task: Task, view: Modality) -> nn.Module:
@@ -191,21 +188,48 @@ class Evaluator:
         return outputs.argmax(dim=-1)
 
 
+class TrialTimeout(Exception):
+    """Training ran past its time limit."""
+
+
+class TimeLimit:
+    """A trial's time limit, counted from when this is made (``seconds`` ``None``: no limit); :meth:`check`
+    raises :class:`TrialTimeout` once it has passed. The trainers check it after every step, so a trial is
+    stopped where it trains, whichever executor runs it and however long it waited to start."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.end = None if seconds is None else time.perf_counter() + seconds
+
+    def check(self) -> None:
+        if self.end is not None and time.perf_counter() > self.end:
+            raise TrialTimeout
+
+
+def timed_out(trial: Trial, timeout: float | None, members: int = 1) -> TrialResult:
+    """The result of a trial stopped at its time limit (``members``: trials of its stack, which share it)."""
+    share = f" ({members} trials stacked: {(timeout or 0) * members:g} s)" if members > 1 else ""
+    return TrialResult(trial, "timeout", error=f"ran past --timeout {timeout:g} s per trial{share} and was stopped")
+
+
 def train_trial(
     trial: Trial,
     catalogue: Catalogue,
     on_epoch: Callable[[Trial, EpochRecord], None] | None = None,
     test_each_epoch: bool = False,
+    timeout: float | None = None,
 ) -> TrialResult:
     """Train ``trial`` and return its result; never raises for a problem inside the trial.
 
     The validation split is scored after every epoch; the test split only where the trial's final
     numbers may come from (see :func:`score_test_now`), or after every epoch with ``test_each_epoch``
-    (for whoever reads each epoch's test numbers, such as an ``after_epoch`` hook).
+    (for whoever reads each epoch's test numbers, such as an ``after_epoch`` hook). ``timeout`` stops the
+    trial (status ``timeout``) once it has trained that many seconds.
     """
     task = catalogue.tasks.get(trial.task)
     try:
-        return _train(trial, catalogue, on_epoch, test_each_epoch)
+        return _train(trial, catalogue, on_epoch, test_each_epoch, TimeLimit(timeout))
+    except TrialTimeout:
+        return timed_out(trial, timeout)
     except Exception:
         return TrialResult(trial, "failed", metric_name=task.metric, error=traceback.format_exc())
 
@@ -333,7 +357,7 @@ def make_schedule(trial: Trial, catalogue: Catalogue, optimizer: torch.optim.Opt
 
 
 def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochRecord], None] | None,
-           test_each_epoch: bool) -> TrialResult:
+           test_each_epoch: bool, limit: TimeLimit) -> TrialResult:
     setup = set_up(trial, catalogue)
     device, x, y = setup.device, setup.x, setup.y
     model = build_model(trial, catalogue, setup.task, setup.view).to(device)
@@ -381,6 +405,7 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
             if schedule is not None:
                 schedule.step()
             total += batch_loss.detach() * len(idx)
+            limit.check()
         synchronize(device)
         elapsed = time.perf_counter() - start
         train_loss = float(total) / n

@@ -19,8 +19,9 @@ from nnbench_extras.lion import Lion
 from nnbench_extras.transformer import build_transformer
 
 import nnbench
+from nnbench import ExecutorSpec
 from nnbench.cli import cli
-from nnbench.testing import check_component, components_of, kinds_of
+from nnbench.testing import check_component, check_executor, components_of, kinds_of
 
 PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
 SMALL_GRID = {"task": "recall", "arch": "transformer,fnn", "activation": "snake,relu", "optimizer": "lion,adam",
@@ -30,7 +31,8 @@ SMALL_GRID = {"task": "recall", "arch": "transformer,fnn", "activation": "snake,
 KINDS = {kind.name: kind for kind in kinds_of(plugin)}
 
 
-@pytest.mark.parametrize("spec", components_of(plugin), ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", [s for s in components_of(plugin) if not isinstance(s, ExecutorSpec)],
+                         ids=lambda spec: spec.name)
 def test_every_component_conforms(spec: Any) -> None:
     check_component(spec, KINDS.get(getattr(spec, "kind", "")))
 
@@ -139,3 +141,8 @@ def test_lion_steps_by_the_sign_of_the_interpolated_momentum() -> None:
 def test_transformer_names_a_bad_head_count() -> None:
     with pytest.raises(ValueError, match=r"d_model \(30\) must be a multiple of heads \(4\)"):
         build_transformer(nnbench.InputSpec("sequence", (5, 2)), 3, torch.nn.ReLU, d_model=30)
+
+
+def test_the_pool_executor_conforms_to_the_executor_contract(nnbench_plugin: Any, tmp_path: Path) -> None:
+    nnbench_plugin(plugin, name="extras")
+    check_executor("pool", tmp_path)

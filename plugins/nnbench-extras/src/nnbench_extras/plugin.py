@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nnbench import Activation, Architecture, Component, Kind, Optimizer, Task, hookimpl
+from nnbench import Activation, Architecture, Component, ExecutorSpec, Kind, Optimizer, Task, hookimpl
 from nnbench_extras import csv_log, recall, regularizer
 from nnbench_extras.lion import Lion
+from nnbench_extras.pool import PoolExecutor
 from nnbench_extras.snake import Snake
 from nnbench_extras.transformer import build_transformer
 
@@ -17,9 +18,9 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_activations(register: Callable[[Activation], None]) -> None:
-    # Element-wise and parameter-free: safe to train several seeds as one stacked model.
+    # Element-wise and parameter-free: several seeds train as one stacked model, even beside other activations.
     register(Activation("snake", Snake, "x + sin^2(x): identity with a periodic ripple (Ziyin et al. 2020)",
-                        vectorizable=True))
+                        vectorizable=True, elementwise=True))
 
 
 @hookimpl
@@ -41,6 +42,11 @@ def register_tasks(register: Callable[[Task], None]) -> None:
     register(Task("recall", "multiclass", "sequence", (recall.STEPS, 2), recall.load_recall,
                   f"which of {recall.STEPS} digits carries the marker? (attention finds it directly)",
                   num_classes=10))
+
+
+@hookimpl
+def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    register(ExecutorSpec("pool", PoolExecutor, "a concurrent.futures process pool of --workers processes"))
 
 
 @hookimpl
