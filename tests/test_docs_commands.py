@@ -538,6 +538,14 @@ def test_the_pages_commands_are_found() -> None:
     assert len(readme_programs) == 1 and "nnbench.findings" in readme_programs[0].code  # the two cells as one
 
 
+def test_shell_commands_are_in_blocks_the_test_reads() -> None:
+    """A command fenced as ``sh`` or ``shell`` would be shown but never run: the pages use bash or console."""
+    for page in PAGES:
+        for block in blocks(page):
+            assert block.language in ("bash", "console", "python", "toml", "text", ""), \
+                f"{block.where}: a ```{block.language} block; fence commands as bash (or console with $ lines)"
+
+
 def test_small_settings_shrink_a_run_and_leave_small_ones_alone() -> None:
     assert small_run(["run", "--epochs", "15", "--seeds", "3"]) == ["run", "--epochs", "15", "--seeds", "3",
                                                                     "--epochs", "1", "--seeds", "1", "--workers", "1",
