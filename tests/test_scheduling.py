@@ -39,8 +39,6 @@ def items(count: int, seconds: float, device: str = "cpu") -> list[WorkItem]:
 
 
 def test_auto_takes_one_worker_per_core_clamped_to_the_work() -> None:
-    assert resolve_workers(None, None, items(10, 5.0), 1, None, cores=4) == resolve_workers(
-        None, None, items(10, 5.0), 1, None, cores=4)
     chosen = resolve_workers(None, None, items(10, 5.0), 1, None, cores=4)
     assert (chosen.inline, chosen.cpu, chosen.notes) == (False, 4, ())
     assert resolve_workers(None, None, items(3, 5.0), 1, None, cores=4).cpu == 3
