@@ -264,3 +264,15 @@ def test_an_unwritable_report_folder_is_found_before_anything_trains(stored: Cli
     trained = stored.invoke(cli, ["run", *more, "--report-dir", str(tmp_path / "new" / "reports")],
                             catch_exceptions=False)
     assert trained.exit_code == 0 and (tmp_path / "new" / "reports").is_dir()
+
+
+def test_a_ten_kilobyte_name_is_shortened_in_the_error_a_script_sees(tmp_path: Path) -> None:
+    from nnbench.contract.errors import NNBenchError
+
+    with pytest.raises(NNBenchError) as info:
+        nnbench.run(task=LONG, arch="fnn", seeds=1, epochs=1, store=tmp_path / "x.db", quiet=True)
+    shown = str(info.value)
+    assert shown.startswith("unknown task 'xxx") and "…" in shown and "(10,242 characters)" in shown
+    assert len(shown) < 400
+    assert LONG in info.value.args[0]  # the whole value stays with the error, for code that reads it
+    assert not (tmp_path / "x.db").exists()
