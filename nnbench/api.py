@@ -17,6 +17,7 @@ from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_STORE
 from nnbench.contract.run_options import RUN_OPTIONS, RunOptions
 from nnbench.contract.trial import TRIAL_AXES
+from nnbench.loading.exits import exits_guarded
 from nnbench.progress import ConsoleProgress, in_notebook, print_plan
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STO
     observer = _Trials(session.domain, session.pm, _echo, bar=not quiet, plan=not quiet, summary=not quiet,
                        notebook=in_notebook())
     try:
-        session.run(grid, store, options, force=force, observer=observer)
+        with exits_guarded():  # a plugin hook's os._exit raises PluginExit here, not ending the kernel
+            session.run(grid, store, options, force=force, observer=observer)
     except KeyboardInterrupt:
         print(f"interrupted: finished trials are stored in {store}; run the same call to resume", file=sys.stderr)
         raise

@@ -91,14 +91,17 @@ class ConsoleProgress(RunObserver):
     leaderboard, failures and report.
 
     ``echo`` prints a line (``click.echo`` on the command line, ``print`` in Python). ``bar`` shows the
-    progress bar and messages, ``plan`` the plan, ``summary`` the leaderboard and what follows it.
+    progress bar, ``messages`` what the run says meanwhile (default: as ``bar``; a trial that was in
+    training when a process died, a run found ended), ``plan`` the plan, ``summary`` the leaderboard
+    and what follows it.
     """
 
-    def __init__(self, domain: Domain, pm: Any, echo: Echo, *, bar: bool = True, plan: bool = True,
-                 summary: bool = True, report_dir: Path | None = None, notebook: bool = False,
+    def __init__(self, domain: Domain, pm: Any, echo: Echo, *, bar: bool = True, messages: bool | None = None,
+                 plan: bool = True, summary: bool = True, report_dir: Path | None = None, notebook: bool = False,
                  rope: dict[str, float] | None = None) -> None:
         self.domain, self.pm, self.echo, self.rope = domain, pm, echo, rope or {}
-        self.quiet, self.show_plan, self.summary = not bar, plan, summary
+        self.show_bar, self.show_plan, self.summary = bar, plan, summary
+        self.quiet = not (bar if messages is None else messages)  # no messages
         self.report_dir, self.notebook = report_dir, notebook
         self.repeats: dict[str, int] = {}
         self.bar: Any = None
@@ -117,7 +120,7 @@ class ConsoleProgress(RunObserver):
     def planned(self, plan: Plan) -> None:
         if self.show_plan:
             print_plan(plan, self.echo, list_trials=False)
-        if not self.quiet and plan.todo:
+        if self.show_bar and plan.todo:
             self.bar = progress_bar(len(plan.todo), self.notebook)
 
     def started(self, trials: list[Trial]) -> None:

@@ -204,3 +204,75 @@ def test_a_store_already_holding_non_finite_json_still_reports_and_exports(store
         assert result.exit_code == 0, (args, result.output)
     with ResultStore(tmp_path / "nnbench.db", readonly=True) as store:
         assert len(store.trials()) == 4
+
+
+# -- refused before anything trains, and never echoed whole ---------------------------------------------
+
+LONG = "x" * 10_240  # a 10 kB name
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-trials", "0"], "--max-trials must be a whole number >= 1 (the most trials the grid may have), not 0"),
+    (["--max-trials", "-1"], "--max-trials must be a whole number >= 1 (the most trials the grid may have), not -1"),
+])
+def test_a_bound_on_the_grid_below_one_trial_is_refused(stored: CliRunner, tmp_path: Path, args: list[str],
+                                                        message: str) -> None:
+    refused(stored, ["run", *SMALL, *args], message, tmp_path)
+
+
+@pytest.mark.parametrize("where", [["--task", LONG], ["--activation", LONG], ["--store", LONG + ".db"],
+                                   ["--store", f"{LONG}/nnbench.db"], [LONG + ".toml"], ["--set", LONG],
+                                   ["--threads", LONG], ["--executor", LONG], ["--report-dir", LONG]])
+def test_a_ten_kilobyte_name_is_shortened_in_its_one_error_line(stored: CliRunner, tmp_path: Path,
+                                                                where: list[str]) -> None:
+    before = store_rows(tmp_path / "nnbench.db")
+    command = ["run", *[a for a in SMALL if a != "--no-report"], *where]
+    result = stored.invoke(cli, command, catch_exceptions=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.output[:2000]
+    assert len(lines[0]) < 500 and "xxxxx…xxxxx" in lines[0] and "(10,2" in lines[0], lines[0][:600]
+    assert len(result.output) < 1000
+    assert store_rows(tmp_path / "nnbench.db") == before
+
+
+def test_a_ten_kilobyte_store_path_for_report_and_export_is_one_line(stored: CliRunner) -> None:
+    for command in (["report", "--store", LONG], ["export", "--store", LONG, "-o", "x.csv"],
+                    ["report", "-o", f"{LONG}/report.html"]):
+        result = stored.invoke(cli, command, catch_exceptions=False)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        (line,) = result.output.splitlines()
+        assert line.startswith("Error: ") and len(line) < 400 and "File name too long" in line, line[:500]
+
+
+def test_an_unwritable_report_folder_is_found_before_anything_trains(stored: CliRunner, tmp_path: Path) -> None:
+    blocker = tmp_path / "reports-file"
+    blocker.write_text("not a folder")
+    before = store_rows(tmp_path / "nnbench.db")
+    more = ["--task", "circles", "--arch", "fnn", "--activation", "relu", "--optimizer", "adam", "--seeds", "1",
+            "--epochs", "1", "-q"]
+    for report_dir, code, message in ((blocker / "runs", 1, f"cannot write the report to {blocker / 'runs'} "
+                                                            f"({blocker} is a file, not a folder); give a writable "
+                                                            "--report-dir, or --no-report; nothing was trained"),
+                                      (blocker, 2, "is a file")):  # refused by the option itself
+        result = stored.invoke(cli, ["run", *more, "--report-dir", str(report_dir)], catch_exceptions=False)
+        assert result.exit_code == code
+        line = one_line_error(result.output)
+        assert message in line
+        assert store_rows(tmp_path / "nnbench.db") == before  # not one trial trained for a report it cannot write
+    assert blocker.read_text() == "not a folder"
+    trained = stored.invoke(cli, ["run", *more, "--report-dir", str(tmp_path / "new" / "reports")],
+                            catch_exceptions=False)
+    assert trained.exit_code == 0 and (tmp_path / "new" / "reports").is_dir()
+
+
+def test_a_ten_kilobyte_name_is_shortened_in_the_error_a_script_sees(tmp_path: Path) -> None:
+    from nnbench.contract.errors import NNBenchError
+
+    with pytest.raises(NNBenchError) as info:
+        nnbench.run(task=LONG, arch="fnn", seeds=1, epochs=1, store=tmp_path / "x.db", quiet=True)
+    shown = str(info.value)
+    assert shown.startswith("unknown task 'xxx") and "…" in shown and "(10,242 characters)" in shown
+    assert len(shown) < 400
+    assert LONG in info.value.args[0]  # the whole value stays with the error, for code that reads it
+    assert not (tmp_path / "x.db").exists()

@@ -108,6 +108,8 @@ def test_registering_a_wrong_spec_type_is_named_and_skipped() -> None:
 
 
 class FakeEntryPoint:
+    group = "nnbench"
+
     def __init__(self, name: str, target: Any, dist: str = "fake-dist") -> None:
         self.name, self.value, self._target = name, f"{dist}.module", target
         self.dist = SimpleNamespace(name=dist, version="1.2.3")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from nnbench import files
 from nnbench.builtin import split_cache
 from nnbench.builtin.datasets import TASKS, load_digits
 from nnbench.builtin.split_cache import FIELDS, cached_split
@@ -101,7 +102,7 @@ def test_partial_files_that_writers_left_long_ago_are_swept(folder: Path) -> Non
     abandoned, fresh = (folder / f".{saved.name}.{tag}.partial" for tag in ("abandoned", "fresh"))
     for partial in (abandoned, fresh):
         partial.write_bytes(b"half a file")
-    old = time.time() - split_cache.ABANDONED_SECONDS - 60
+    old = time.time() - files.ABANDONED_SECONDS - 60
     os.utime(abandoned, (old, old))
     saved.unlink()
     cached_split(make)()

@@ -146,7 +146,17 @@ def test_probability_of_improvement_over_tasks_is_their_average() -> None:
     # x: pairs (.9>.7) (.9>.85) (.8>.7) (.8<.85): 3/4; y: (.5<.6) (.5<.7) (.6=.6) (.6<.7): 0.5/4.
     assert pair.rows.set_index("task")["poi"].to_dict() == pytest.approx({"x": 0.75, "y": 0.125})
     point, low, high = pair.poi_over(["x", "y"])
-    assert point == pytest.approx(0.4375) and low <= point <= high
+    # The interval is the bootstrap's over the average of each replicate's tasks, not over their pooled draws.
+    replicates = np.mean([pair.replicates["x"], pair.replicates["y"]], axis=0)
+    assert point == pytest.approx(0.4375)
+    assert (low, high) == pytest.approx(tuple(np.percentile(replicates, [2.5, 97.5])))
+    assert low < point < high  # two seeds a task: the bootstrap varies
+    # A level that always wins on one task and always loses on the other improves with probability 1/2 in
+    # every replicate: the interval is that one point (pooling the tasks' draws would give [0, 1]).
+    split = pd.concat([blocks([0.9, 0.8], [0.1, 0.2], task="x"), blocks([0.1, 0.2], [0.9, 0.8], task="y")])
+    pair = pairwise.compare_pair(split, split, {"x": "accuracy", "y": "accuracy"}, Rope())
+    assert pair.poi_over(["x", "y"]) == pytest.approx((0.5, 0.5, 0.5))
+    assert pair.poi_over(["x"]) == pytest.approx((1.0, 1.0, 1.0))
 
 
 # -- the Bayesian signed-rank test -----------------------------------------------------------------

@@ -19,12 +19,8 @@ files give a new split while the standardized images are still made from the fil
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import secrets
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import fields
@@ -38,6 +34,7 @@ import torch
 
 from nnbench.builtin.data_folder import data_root
 from nnbench.contract.specs import TaskData
+from nnbench.files import written_whole
 
 FORMAT = 1
 """Bumped when the layout of a saved split changes, so that older files are not read."""
@@ -128,30 +125,9 @@ def _read(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
 
 
 def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    partial: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own for each writer (threads of one process, or hosts sharing the folder, too);
-        # opened as a new file, so with the folder's usual permissions, unlike mkstemp's owner-only ones.
-        partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}.partial")
-        with open(partial, "xb") as out:
+        with written_whole(path) as partial, open(partial, "wb") as out:
             np.savez(out, **cast(dict[str, Any], arrays))  # the names are arrays, not savez options
-        os.replace(partial, path)  # a file under its real name is always complete
-        _sweep_abandoned(path)
     except OSError:  # an unwritable folder costs speed, not the run
-        if partial is not None:
-            with contextlib.suppress(OSError):
-                partial.unlink(missing_ok=True)
-
-
-ABANDONED_SECONDS = 3600
-"""A partial file this old belongs to a writer that was killed mid-write (a worker past its time limit)."""
-
-
-def _sweep_abandoned(path: Path) -> None:
-    """Remove the partial files of ``path`` that writers left behind long ago."""
-    limit = time.time() - ABANDONED_SECONDS
-    for partial in path.parent.glob(f".{path.name}.*.partial"):
-        with contextlib.suppress(OSError):  # gone already, or another writer's to remove
-            if partial.stat().st_mtime < limit:
-                partial.unlink()
+        pass

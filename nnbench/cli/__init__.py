@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from nnbench import __version__
-from nnbench.contract.errors import NNBenchError
+from nnbench.contract.errors import NNBenchError, shorten_message
 from nnbench.contract.paths import DEFAULT_STORE, STORE_ENV_VAR
+from nnbench.loading.exits import PluginExit, exits_guarded
 
 if TYPE_CHECKING:
     from nnbench.session import Session
@@ -34,7 +35,8 @@ STORE_OPTION = click.option("--store", **STORE_SETTINGS)
 
 
 def friendly_errors(func: F) -> F:
-    """Turn nnbench's own errors into a one-line message and exit status 1, never a traceback."""
+    """Turn nnbench's own errors, and a path the system refuses, into a one-line message and exit status 1,
+    never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -42,12 +44,15 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except NNBenchError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # the system refused a path the user gave (too long, a loop of links)
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(shorten_message(f"cannot use{where}: {exc.strerror or exc}")) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def _short_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
-    return f"warning: {message}\n"
+    return f"warning: {shorten_message(str(message))}\n"
 
 
 def current_session() -> Session:
@@ -73,6 +78,16 @@ class CommandGroup(click.Group):
                 raise click.ClickException(str(exc)) from None
         commands: dict[str, click.Command] = root.meta[COMMANDS_KEY]
         return commands
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with exits_guarded():  # a plugin's os._exit is named, and never ends a command with status 0
+                return super().invoke(ctx)
+        except PluginExit as exc:
+            raise click.ClickException(f"{exc.where} called os._exit({exc.code}); nnbench stopped there") from None
+        except click.ClickException as exc:  # click's own messages echo a bad value whole
+            setattr(exc, "message", shorten_message(exc.message))  # noqa: B010 - declared final, set once here
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self._registered(ctx))

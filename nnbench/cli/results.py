@@ -10,6 +10,7 @@ from nnbench.cli import STORE_OPTION, current_session, friendly_errors
 from nnbench.cli.compare import rope_option
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_REPORT_DIR
+from nnbench.files import written_whole
 
 
 @click.command()
@@ -61,12 +62,14 @@ def export(runs: tuple[str, ...], store: Path, output: Path, per_epoch: bool, al
         run_ids = None if all_runs else results.resolve_runs(list(runs))
         frame = results.epochs(run_ids) if per_epoch else results.trials(run_ids)
     try:
-        if suffix == ".csv":
-            frame.to_csv(output, index=False)
-        else:
-            frame.to_parquet(output, index=False)
+        with written_whole(output) as partial:  # a full disk leaves an earlier export as it was
+            if suffix == ".csv":
+                frame.to_csv(partial, index=False)
+            else:
+                frame.to_parquet(partial, index=False)
     except ImportError as exc:
         raise NNBenchError(f"Parquet export needs pyarrow: pip install 'nnbench-arena[parquet]' ({exc})") from None
     except OSError as exc:
-        raise NNBenchError(f"cannot write {output}: {exc.strerror or exc}") from None
+        kept = "; the file already there is kept" if output.is_file() else ""
+        raise NNBenchError(f"cannot write {output}: {exc.strerror or exc}{kept}") from None
     click.echo(f"wrote {len(frame)} rows to {output}")

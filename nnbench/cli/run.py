@@ -12,8 +12,11 @@ import click
 from nnbench.analysis.rope import parse_rope
 from nnbench.cli import STORE_SETTINGS, current_session, friendly_errors
 from nnbench.cli.compare import ROPE_HELP
+from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_REPORT_DIR
 from nnbench.contract.run_options import RUN_OPTIONS, RunOption, RunOptions
+from nnbench.files import unwritable_folder
+from nnbench.loading.exits import PluginExit
 from nnbench.progress import ConsoleProgress, print_plan
 
 if TYPE_CHECKING:
@@ -50,7 +53,8 @@ def run_options() -> list[click.Option]:
                      show_default=True, help="Where the run's report goes (REPORT_DIR/<run>/index.html)."),
         click.Option(["--no-report"], is_flag=True, help="Do not write an HTML report at the end."),
         click.Option(["--rope"], metavar="WIDTH|KEY=WIDTH,...", help=ROPE_HELP),
-        click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
+        click.Option(["--quiet", "-q"], is_flag=True,
+                     help="No progress bar (messages about trials and runs still show)."),
     ]
 
 
@@ -94,14 +98,36 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
         session.check_options(options)
         print_plan(session.dry_run(grid, store, force), click.echo, list_trials=True)
         return
-    progress = ConsoleProgress(session.domain, session.pm, click.echo, bar=not quiet,
+    if not no_report:  # found now, not once the whole grid has trained
+        problem = unwritable_folder(report_dir)
+        if problem:
+            raise NNBenchError(f"cannot write the report to {report_dir} ({problem}); give a writable "
+                               "--report-dir, or --no-report; nothing was trained")
+    # -q hides the bar only: a line that names a crashed or interrupted trial is always shown
+    progress = ConsoleProgress(session.domain, session.pm, click.echo, bar=not quiet, messages=True,
                                report_dir=None if no_report else report_dir, rope=given)
     try:
         outcome = session.run(grid, store, options, force=force, observer=progress)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished trials are stored in {store}; run the same command to resume", err=True)
         sys.exit(130)
+    except PluginExit as exc:  # never a silent success: the plugin is named, the run's status stored true
+        raise click.ClickException(f"{exc.where} called os._exit({exc.code}): the run stopped there"
+                                   f"{_stored_as(store)}; its finished trials are stored in {store}, and the same "
+                                   "command resumes the rest") from None
     if outcome.status == "stopped":
         raise click.ClickException(
             f"stopped early: more than {options.max_failures} trials failed or timed out; finished trials "
             "are stored and the same command resumes the rest")
+
+
+def _stored_as(store: Path) -> str:
+    """`` (stored as failed)``: how the store's latest run ended, or nothing where it cannot be read."""
+    from nnbench.storage.store import ResultStore
+
+    try:
+        with ResultStore(store, readonly=True) as results:
+            runs = results.runs()
+    except NNBenchError:
+        return ""
+    return f" (stored as {runs.sort_values('started_at')['status'].iloc[-1]})" if len(runs) else ""

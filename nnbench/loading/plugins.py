@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,9 @@ from typing import Any
 import pluggy
 
 from nnbench.contract import hookspecs
+from nnbench.contract.errors import echoed
+from nnbench.loading.exits import PluginExit, exits_guarded, exits_named
+from nnbench.loading.import_check import import_verdicts
 
 ENTRY_POINT_GROUP = "nnbench"
 ENV_VAR = "NNBENCH_PLUGINS"
@@ -58,6 +62,10 @@ class PluginHookWarning(UserWarning):
 PLUGIN_FAULTS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
 """What a plugin may raise without stopping nnbench (a Ctrl-C of the user's excepted, see
 :func:`watch_interrupts`)."""
+
+
+IMPORT_FAULTS: tuple[type[BaseException], ...] = (*PLUGIN_FAULTS, PluginExit)
+"""What a plugin may do while it is imported without stopping nnbench (``os._exit`` included)."""
 
 
 class _InterruptWatch(threading.local):
@@ -119,6 +127,8 @@ def plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:
 
 def describe_fault(exc: BaseException) -> str:
     """``ValueError: bad value``, or what a ``SystemExit`` means."""
+    if isinstance(exc, PluginExit):
+        return f"it called os._exit({exc.code})"
     if isinstance(exc, SystemExit):
         return f"it called sys.exit({exc.code!r})"
     if isinstance(exc, KeyboardInterrupt):
@@ -152,36 +162,44 @@ class PluginManager(pluggy.PluginManager):
         self.origins[module_name] = ("builtin", "nnbench-arena", __version__)
 
     def load_entry_points(self, selection: str | None) -> None:
-        """Load third-party plugins; ``selection`` follows the ``NNBENCH_PLUGINS`` syntax."""
+        """Load third-party plugins; ``selection`` follows the ``NNBENCH_PLUGINS`` syntax. Each is
+        imported in a child process first, within a time limit (:mod:`nnbench.loading.import_check`):
+        one whose import ends the process or hangs is named and skipped, like one that raises."""
         wanted = _parse_selection(selection)
         if wanted is not None and not wanted:
             return
         found: set[str] = set()
+        chosen = []
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist.name if ep.dist else "?"
-            version = ep.dist.version if ep.dist else "?"
             found |= {ep.name, dist}
             if wanted is not None and ep.name not in wanted and dist not in wanted:
                 continue
-            if self.has_plugin(ep.name):
+            if not self.has_plugin(ep.name):
+                chosen.append(ep)
+        with watch_interrupts():  # a Ctrl-C typed while a child imports stops nnbench as ever
+            verdicts = import_verdicts([ep for ep in chosen if _module_of(ep) not in sys.modules])
+        for ep in chosen:
+            where = (f"plugin {ep.name!r} (distribution {ep.dist.name if ep.dist else '?'} "
+                     f"{ep.dist.version if ep.dist else '?'}, entry point {ep.value})")
+            verdict = verdicts.get(ep.name)
+            if verdict is not None and not verdict.safe:
+                warnings.warn(f"{where} was skipped: {verdict.reason}", PluginLoadWarning, stacklevel=2)
                 continue
             try:
-                with watch_interrupts():
+                with watch_interrupts(), exits_guarded(), exits_named(f"plugin {ep.name!r}"):
                     plugin = ep.load()
                     self.register(plugin, name=ep.name)
-            except PLUGIN_FAULTS as exc:  # a broken plugin must not take the tool down
+            except IMPORT_FAULTS as exc:  # a broken plugin must not take the tool down
                 if user_interrupted(exc):
                     raise
-                warnings.warn(
-                    f"plugin {ep.name!r} (distribution {dist} {version}, entry point {ep.value}) "
-                    f"failed to load and was skipped: {describe_fault(exc)}",
-                    PluginLoadWarning,
-                    stacklevel=2,
-                )
+                warnings.warn(f"{where} failed to load and was skipped: {describe_fault(exc)}", PluginLoadWarning,
+                              stacklevel=2)
                 continue
-            self.origins[ep.name] = ("entry point", dist, version)
+            self.origins[ep.name] = ("entry point", ep.dist.name if ep.dist else "?",
+                                     ep.dist.version if ep.dist else "?")
         for name in sorted((wanted or set()) - found):
-            warnings.warn(f"{ENV_VAR} names {name!r}, but no installed plugin is called that; installed: "
+            warnings.warn(f"{ENV_VAR} names {echoed(name)}, but no installed plugin is called that; installed: "
                           f"{', '.join(sorted(found)) or 'none'}", PluginLoadWarning, stacklevel=2)
 
     def drop_invalid_entry_points(self) -> None:
@@ -209,6 +227,11 @@ class PluginManager(pluggy.PluginManager):
             hooks = tuple(sorted(c.name for c in self.get_hookcallers(plugin) or []))
             infos.append(PluginInfo(name, source, dist, version, hooks))
         return infos
+
+
+def _module_of(ep: Any) -> str:
+    """The module an entry point imports (``pkg.mod`` of ``pkg.mod:attr``)."""
+    return str(ep.value).partition(":")[0].strip()
 
 
 def _parse_selection(selection: str | None) -> set[str] | None:
@@ -242,7 +265,9 @@ class LifecycleHooks:
     ``after_run``) one implementation at a time, in pluggy's order. An implementation that raises
     is named in one warning line (through ``warn``; default: a :class:`PluginHookWarning`) and not
     called again by this object: make one per run (and one per worker process). The run, its
-    trials and their status are not affected; a Ctrl-C typed meanwhile still stops the run.
+    trials and their status are not affected; a Ctrl-C typed meanwhile still stops the run. One that
+    calls ``os._exit`` where :func:`~nnbench.loading.exits.exits_guarded` is in force raises
+    :class:`~nnbench.loading.exits.PluginExit` naming it, which ends the run (marked failed).
     """
 
     def __init__(self, pm: pluggy.PluginManager, warn: Callable[[str], None] | None = None) -> None:
@@ -257,7 +282,9 @@ class LifecycleHooks:
             if key in self.disabled:
                 continue
             try:
-                with watch_interrupts():
+                # under exits_guarded (the command line's), an os._exit here names the plugin and ends the run
+                with watch_interrupts(), exits_named(f"plugin {plugin_name(self.pm, impl.plugin)!r} in its "
+                                                     f"{hook_name} hook"):
                     impl.function(**{name: kwargs[name] for name in impl.argnames})
             except PLUGIN_FAULTS as exc:
                 if user_interrupted(exc):

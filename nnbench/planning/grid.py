@@ -18,7 +18,7 @@ from typing import Any
 
 from nnbench.contract.axes import Axis
 from nnbench.contract.domain import Domain, KindRecord
-from nnbench.contract.errors import NNBenchError
+from nnbench.contract.errors import NNBenchError, echoed
 from nnbench.contract.specs import Architecture, Component, Task
 from nnbench.contract.trial import Skipped, Trial
 from nnbench.loading.catalogue import Catalogue
@@ -190,6 +190,8 @@ def check_size(grid: GridSpec, domain: Domain) -> None:
     """Refuse a grid of more than ``grid.max_trials`` trials (default :data:`MAX_TRIALS`), saying how
     to raise the bound."""
     bound = MAX_TRIALS if grid.max_trials is None else grid.max_trials
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+        raise GridError(f"--max-trials must be a whole number >= 1 (the most trials the grid may have), not {bound!r}")
     count = count_trials(grid, domain)
     if count > bound:
         sizes = " x ".join(f"{len(grid.values.get(ax.name, ax.default))} {ax.grid_key}" for ax in domain.axes
@@ -375,7 +377,7 @@ def expand_grid(
             trials.append(Trial(**fields, seed=seed, params=params, components=components))
     for i, rule in enumerate(grid.exclude):
         if i not in used_rules:
-            warnings.warn(f"exclude rule {rule} matches no combination of this grid (a misspelled name or "
+            warnings.warn(f"exclude rule {echoed(rule)} matches no combination of this grid (a misspelled name or "
                           "value?)", GridWarning, stacklevel=2)
     trials = list({t.trial_id: t for t in trials}.values())  # "default" may coincide with a listed lr
     if not trials:

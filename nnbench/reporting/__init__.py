@@ -52,16 +52,21 @@ class Report:
                 'style="width: 100%; height: 800px; border: 1px solid #ddd"></iframe>')
 
     def save(self, path: str | Path) -> Path:
-        """Write the page to ``path`` (creating its folders) and return the path."""
+        """Write the page to ``path`` (creating its folders) and return the path. The page is written
+        whole or not at all: a report already at ``path`` is replaced only by a complete one, and a
+        full disk leaves it as it was."""
+        from nnbench.files import write_text_whole
+
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.html, encoding="utf-8")
+            write_text_whole(path, self.html)
         except OSError as exc:
             from nnbench.contract.errors import NNBenchError
 
-            raise NNBenchError(f"cannot write the report to {path}: {exc.strerror or exc}; give another "
-                               "path (-o, --report-dir)") from None
+            kept = "; the report already there is kept" if path.is_file() else ""
+            raise NNBenchError(f"cannot write the report to {path}: {exc.strerror or exc}{kept}; free some space "
+                               "or give another path (-o, --report-dir)") from None
         return path
 
 

@@ -101,13 +101,17 @@ class ResultStore:
         self._column_defaults: dict[str, Any] | None = None
         self.migrated: list[str] = []  # the migrations this opening applied (in memory, for a read-only store)
         self.ended_runs: list[str] = []  # runs found running whose process had died: marked interrupted
-        if self.path.is_dir():
+        try:
+            is_dir, is_file, has_folder = self.path.is_dir(), self.path.is_file(), self.path.parent.exists()
+        except OSError as exc:  # a name too long for the file system, a loop of links
+            raise StoreError(f"cannot use store {self.path}: {exc.strerror or exc}; give another --store") from None
+        if is_dir:
             raise StoreError(
                 f"store path {self.path} is a folder; give a file path such as {self.path / DEFAULT_STORE}"
             )
-        if readonly and not self.path.is_file():
+        if readonly and not is_file:
             raise StoreError(f"store {self.path} does not exist; run `nnbench run` first or pass --store")
-        if not self.path.parent.exists():
+        if not has_folder:
             raise StoreError(f"cannot create store {self.path}: folder {self.path.parent} does not exist")
         try:
             if readonly:
