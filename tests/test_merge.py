@@ -387,3 +387,10 @@ def test_a_read_only_target(split_grid: dict[str, Path], tmp_path: Path) -> None
             make_unwritable(path, False)
     assert f"cannot write to store {target}: it is read-only (" in line
     assert target.read_bytes() == before
+
+
+def test_a_store_without_runs_has_nothing_to_bundle(tmp_path: Path) -> None:
+    ResultStore(tmp_path / "empty.db").close()
+    line = one_line(CliRunner().invoke(cli, ["export", "--bundle", str(tmp_path / "b.zip"), "--all", "--store",
+                                             str(tmp_path / "empty.db")]))
+    assert f"store {tmp_path / 'empty.db'} holds no runs yet" in line and not (tmp_path / "b.zip").exists()

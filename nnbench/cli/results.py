@@ -70,7 +70,7 @@ def export(runs: tuple[str, ...], store: Path, output: Path | None, tracker: str
     nnbench export --to tensorboard -o tb RUN     # event files; tensorboard --logdir tb
     nnbench export --bundle laptop.zip --all
     """
-    from nnbench.storage.store import ResultStore
+    from nnbench.storage.store import ResultStore, StoreError
 
     if tracker is not None and bundle is not None:
         raise NNBenchError("give either --to TRACKER or --bundle FILE, not both")
@@ -83,6 +83,8 @@ def export(runs: tuple[str, ...], store: Path, output: Path | None, tracker: str
         _check_table_output(output)
     with ResultStore(store, readonly=True) as results:
         run_ids = results.run_ids() if all_runs else results.resolve_runs(list(runs))
+        if not run_ids and (bundle is not None or spec is not None):
+            raise StoreError(f"store {store} holds no runs yet; start one with `nnbench run`")
         if bundle is not None:
             _write_bundle(results, run_ids, bundle)
             return

@@ -22,6 +22,7 @@ whose code differs never meet here: they stay apart as different trials.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -287,9 +288,8 @@ def numbers_of(row: dict[str, Any], epochs: list[dict[str, Any]]) -> tuple[Any, 
 
 
 def copy_id(numbers: tuple[Any, ...]) -> str:
-    from nnbench.tracking.records import digest
-
-    return digest(numbers)
+    """A short stable hash of a copy's numbers (two copies with the same numbers are one)."""
+    return hashlib.sha256(json.dumps(numbers, default=str).encode()).hexdigest()[:16]
 
 
 def _differences(kept: tuple[Any, ...], other: tuple[Any, ...]) -> dict[str, Any]:
