@@ -184,8 +184,7 @@ def _merge_one(db: sqlite3.Connection, source: ResultStore, path: Path, kind: st
     for chunk in _chunked(src, f"SELECT {', '.join(columns)} FROM trials ORDER BY rowid", columns):
         ids = [row["trial_id"] for row in chunk]
         marks = ", ".join("?" * len(ids))
-        present = {r[0]: r for r in db.execute(f"SELECT trial_id, {', '.join(NUMBERS)} FROM trials WHERE trial_id "
-                                               f"IN ({marks})", ids)}
+        present = {r[0] for r in db.execute(f"SELECT trial_id FROM trials WHERE trial_id IN ({marks})", ids)}
         fresh = [row for row in chunk if row["trial_id"] not in present]
         _insert_trials(db, src, fresh, columns)
         summary.added += len(fresh)
