@@ -18,6 +18,9 @@ from nnbench.loading.plugins import PluginManager, make_plugin_manager
 
 pytest_plugins = ("pytester",)  # runs nnbench.testing's fixture inside a pytest session of its own
 
+TRACKER_SWITCHES = ("NNBENCH_MLFLOW", "NNBENCH_TENSORBOARD")
+"""The switches of the tracker plugins in plugins/ (see docs/trackers.md)."""
+
 # Under mutation testing (mutmut), worker processes start in a test's temporary folder, where mutmut's
 # configuration cannot be found, so they must not load it. They would, by re-running this process's
 # main script (mutmut's) as multiprocessing does; without it they start as from a notebook. And the
@@ -33,8 +36,12 @@ if "MUTANT_UNDER_TEST" in os.environ:
 @pytest.fixture(autouse=True)
 def without_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     """nnbench's own tests see the built-ins only, whatever third-party plugins are installed
-    (a test that exercises plugin loading sets NNBENCH_PLUGINS itself)."""
+    (a test that exercises plugin loading sets NNBENCH_PLUGINS itself). Where one loads the installed
+    plugins all the same (the tutorial's notebook), the trackers' live logging is off, so that no test run
+    leaves MLflow or TensorBoard logs behind; the trackers' own tests (plugins/) turn it on."""
     monkeypatch.setenv("NNBENCH_PLUGINS", "none")
+    for switch in TRACKER_SWITCHES:
+        monkeypatch.setenv(switch, "off")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 def register_commands(register: Callable[[click.Command], None], session: Session) -> None:
     from nnbench.cli.compare import compare
     from nnbench.cli.listing import list_components, plugins
+    from nnbench.cli.merge import merge
     from nnbench.cli.micro import micro
     from nnbench.cli.results import export, report
     from nnbench.cli.run import make_run_command
 
-    for command in (make_run_command(session), list_components, plugins, report, compare, export, micro):
+    for command in (make_run_command(session), list_components, plugins, report, compare, export, merge, micro):
         register(command)

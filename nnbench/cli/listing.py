@@ -46,7 +46,7 @@ def list_components(kind: str | None, pattern: str | None, plugin_name: str | No
     """List registered components.
 
     KIND is a kind's name or plural (activations, losses, optimizers, architectures or archs, tasks,
-    schedules, initializers, norms, devices, executors, and any kind a plugin adds); PATTERN filters
+    schedules, initializers, norms, devices, executors, exporters, and any kind a plugin adds); PATTERN filters
     names with wildcards (e.g. 'adam*'). A lone wildcard pattern searches every kind.
     """
     session = current_session()

@@ -25,6 +25,7 @@ from nnbench.contract.specs import (
     Component,
     Device,
     ExecutorSpec,
+    ExporterSpec,
     Kind,
     Loss,
     Optimizer,
@@ -86,6 +87,8 @@ CORE_KINDS: tuple[KindRecord, ...] = (
     _core("schedule", "schedules", Schedule, "learning-rate schedules"),
     _core("device", "devices", Device, "where trials run"),
     _core("executor", "executors", ExecutorSpec, "how trials are scheduled", None),
+    _core("exporter", "exporters", ExporterSpec, "trackers stored results are exported to (export --to)", None,
+          ("tracker", "trackers")),
 )
 """The kinds the trainer is written against, in the order ``nnbench list`` shows them."""
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         Component,
         Device,
         ExecutorSpec,
+        ExporterSpec,
         Kind,
         Loss,
         Optimizer,
@@ -117,6 +118,16 @@ def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
 
 
 @hookspec
+def register_exporters(register: Callable[[ExporterSpec], None]) -> None:
+    """Register trackers that ``nnbench export --to NAME`` writes stored runs to (MLflow, TensorBoard, ...).
+
+    :param register: call ``register(ExporterSpec(name, export, description, output))``; ``export`` is
+        called as ``export(runs, output)`` with the chosen runs (trials, curves and seed groups with their
+        intervals) and the ``-o`` path, and returns one line saying what it wrote.
+    """
+
+
+@hookspec
 def register_kinds(register: Callable[[Kind], None]) -> None:
     """Declare new kinds of component (initializers, normalisation layers, regularizers, ...).
 
@@ -204,7 +215,8 @@ def report_sections(  # type: ignore[empty-body]
     :param trials: one row per trial of the reported runs, with the columns of the store's
         ``trials`` table (configuration, ``status``, ``metric_name``, ``metric``, timings, ``error``).
     :param epochs: the per-epoch curves of those trials (``trial_id``, ``epoch``, losses, metrics).
-    :param runs: the reported runs, with their ``grid`` and ``environment`` as JSON text.
+    :param runs: the reported runs, with their ``grid`` and ``environment`` as JSON text, and ``conflicts``: the
+        trials they cover that a merged store held with other numbers (JSON, see ``ResultStore.runs``).
     :param skipped: the combinations those runs skipped (``run_id``, ``combination`` as JSON, ``reason``).
     :param micro: every micro-benchmark row of the store (``nnbench micro``).
     :param rope: the half-widths of practical equivalence the user gave (``--rope``), by task name,

@@ -8,14 +8,18 @@ trial axes are declared in :mod:`nnbench.contract.domain`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import nn
+
+    from nnbench.tracking.records import TrackedRun
 
 TaskKind = Literal["binary", "multiclass", "regression"]
 Modality = Literal["vector", "image", "sequence"]
@@ -320,6 +324,25 @@ class ExecutorSpec:
 
 
 @dataclass(frozen=True)
+class ExporterSpec:
+    """A tracker that stored results can be exported to: ``nnbench export --to NAME [-o OUTPUT] [RUN ...]``.
+
+    ``export(runs, output)`` receives the chosen runs as :class:`nnbench.tracking.records.TrackedRun`
+    (each with its trials, their curves and its seed groups with their intervals) and ``output``, the path
+    given with ``-o`` (``None`` when none was given), and returns one line saying what it wrote. Exporting
+    the same runs again must not duplicate anything: find a trial again by its ``trial_id``. It raises
+    :class:`~nnbench.contract.errors.NNBenchError` with one line when the tracker cannot be written.
+    ``output`` says what ``-o`` names for this tracker (``"a folder of event files"``); empty, the tracker
+    takes no ``-o`` and writes where its library's own settings say.
+    """
+
+    name: str
+    export: Callable[[Sequence[TrackedRun], Path | None], str]
+    description: str = ""
+    output: str = ""
+
+
+@dataclass(frozen=True)
 class Kind:
     """A kind of component: what a plugin declares through ``register_kinds`` to add one.
 
@@ -364,4 +387,4 @@ class Component:
         object.__setattr__(self, "params", _frozen(self.params))
 
 
-Spec = Activation | Loss | Optimizer | Architecture | Task | Schedule | Device | ExecutorSpec | Component
+Spec = Activation | Loss | Optimizer | Architecture | Task | Schedule | Device | ExecutorSpec | ExporterSpec | Component

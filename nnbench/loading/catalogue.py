@@ -23,7 +23,17 @@ from nnbench.loading.plugins import PLUGIN_FAULTS, PluginLoadWarning, describe_f
 if TYPE_CHECKING:
     import pluggy
 
-    from nnbench.contract.specs import Activation, Architecture, Device, ExecutorSpec, Loss, Optimizer, Schedule, Task
+    from nnbench.contract.specs import (
+        Activation,
+        Architecture,
+        Device,
+        ExecutorSpec,
+        ExporterSpec,
+        Loss,
+        Optimizer,
+        Schedule,
+        Task,
+    )
 
 S = TypeVar("S")
 
@@ -251,6 +261,10 @@ class Catalogue:
     @property
     def executors(self) -> Registry[ExecutorSpec]:
         return self.registry("executor")
+
+    @property
+    def exporters(self) -> Registry[ExporterSpec]:
+        return self.registry("exporter")
 
 
 def _call_each(pm: Any, hook_name: str, skipped: str) -> Iterator[tuple[str, Any, list[Any]]]:

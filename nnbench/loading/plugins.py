@@ -47,6 +47,7 @@ BUILTIN_PLUGINS = (
     "nnbench.builtin.devices",
     "nnbench.builtin.executors",
     "nnbench.builtin.commands",
+    "nnbench.builtin.provenance",
     "nnbench.builtin.report_sections",
 )
 

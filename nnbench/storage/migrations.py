@@ -102,6 +102,27 @@ def m002_run_processes_claims_and_training(db: sqlite3.Connection) -> None:
     db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
 
 
+@migration
+def m003_merges_and_trial_conflicts(db: sqlite3.Connection) -> None:
+    """Stores merged into this one (``nnbench merge``): each merge, what it merged and from where; and the trials
+    a source held with other numbers than this store. The trial id stays the key of ``trials`` (the numbers this
+    store had); each other copy of the same trial is kept in ``trial_conflicts``, whole (its row and its curve,
+    as JSON), with the run that trained it and what differs: both sides are kept, and the difference is shown
+    wherever the trial is reported."""
+    execute_script(db, """
+    CREATE TABLE IF NOT EXISTS merges (
+        merge_id TEXT PRIMARY KEY, merged_at TEXT NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
+        nnbench TEXT, schema TEXT NOT NULL, runs TEXT NOT NULL, summary TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS trial_conflicts (
+        trial_id TEXT NOT NULL REFERENCES trials(trial_id), copy TEXT NOT NULL,
+        run_id TEXT NOT NULL REFERENCES runs(run_id), merge_id TEXT NOT NULL REFERENCES merges(merge_id),
+        trial TEXT NOT NULL, epochs TEXT NOT NULL, differences TEXT NOT NULL,
+        PRIMARY KEY (trial_id, copy)
+    );
+    """)
+
+
 # -- helpers for migrations --------------------------------------------------------------------------
 
 

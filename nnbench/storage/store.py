@@ -383,6 +383,11 @@ class ResultStore:
             self._column_defaults = {row[1]: _unquote(row[4]) for row in rows}
         return self._column_defaults
 
+    def kind_defaults(self) -> dict[str, Any]:
+        """The columns of ``trials`` that hold a plugin kind's axis, each with its default component (a row
+        at the default uses no component of the kind)."""
+        return {name: default for name, default in self._columns().items() if name not in TRIAL_COLUMNS}
+
     def save_result(self, run_id: str, result: TrialResult) -> None:
         """Store one finished trial and its curve atomically, replacing an earlier try of it."""
         trial = result.trial
@@ -508,9 +513,14 @@ class ResultStore:
 
     def runs(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """The runs (all when ``None``), oldest first; a run whose process died reads as ``interrupted``
-        even where the store is read-only and cannot be marked."""
-        where, params = self._run_filter(run_ids, "run_id")
-        frame = self._frame(f"SELECT * FROM runs {where} ORDER BY started_at", params)
+        even where the store is read-only and cannot be marked. ``conflicts`` lists, as JSON, the trials the run
+        covers of which a merged store held another copy with other numbers (``trial_id``, the ``run_id`` that
+        trained the other copy and the ``differences``, kept number -> other number); ``[]`` for none."""
+        where, params = self._run_filter(run_ids, "r.run_id")
+        frame = self._frame(
+            "SELECT r.*, (SELECT json_group_array(json_object('trial_id', c.trial_id, 'run_id', c.run_id, "
+            "'differences', json(c.differences))) FROM trial_conflicts c JOIN run_trials rt ON rt.trial_id = "
+            f"c.trial_id WHERE rt.run_id = r.run_id) AS conflicts FROM runs r {where} ORDER BY r.started_at", params)
         if "process" in frame:
             dead = (frame["status"] == "running") & ~frame["process"].map(is_alive).astype(bool)
             frame.loc[dead, "status"] = "interrupted"

@@ -60,6 +60,8 @@ class ConformanceError(AssertionError):
 UNCHECKED_KINDS = {
     "device": "a device is what this machine has; there is nothing to promise",
     "executor": "an executor is checked by running grids with it: nnbench.testing.check_executor(name, folder)",
+    "exporter": "an exporter is exercised by exporting stored runs and reading them back with its tracker's own "
+                "reader (see plugins/nnbench-mlflow and plugins/nnbench-tensorboard)",
 }
 """The core kinds without a conformance check, and why."""
 
