@@ -115,12 +115,13 @@ def startup(repeats: int) -> None:
     import multiprocessing
 
     from nnbench.execution import launching
+    from nnbench.execution.job import ItemTraining
     from nnbench.execution.worker import worker_main
 
     def start(context: object) -> float:
         parent, child = context.Pipe()  # type: ignore[attr-defined]
         begin = time.perf_counter()
-        process = context.Process(target=worker_main, args=(child, 1, [], True,  # type: ignore[attr-defined]
+        process = context.Process(target=worker_main, args=(child, ItemTraining(),  # type: ignore[attr-defined]
                                                             launching.worker_settings()), daemon=True)
         process.start()
         child.close()

@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -443,6 +444,22 @@ class Page:
                 self.install_walkthrough(self.cwd, where)
             else:
                 check_requirement(requirement, where)
+                if requirement.startswith("./plugins/"):
+                    self.enable_plugin(ROOT / requirement, where)
+
+    def enable_plugin(self, folder: Path, where: str) -> None:
+        """A plugin of this repository the page installs (CI has installed it): loaded for the rest of the page, its
+        live logging on, MLflow's tracking store in the page's folder."""
+        points = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["entry-points"]["nnbench"]
+        installed = {ep.name for ep in entry_points(group="nnbench")}
+        assert set(points) <= installed, f"{where}: {folder.name} is not installed here (CI installs it)"
+        chosen = [n for n in self.env["NNBENCH_PLUGINS"].split(",") if n and n != "none"] + list(points)
+        settings = {"NNBENCH_PLUGINS": ",".join(dict.fromkeys(chosen)),
+                    "MLFLOW_TRACKING_URI": f"sqlite:///{self.home / 'mlflow.db'}",
+                    "NNBENCH_MLFLOW": "on", "NNBENCH_TENSORBOARD": "on"}
+        for name, value in settings.items():
+            self.env[name] = value
+            self.monkeypatch.setenv(name, value)
 
     def install_walkthrough(self, folder: Path, where: str) -> None:
         """``pip install .`` of a folder the page wrote: its modules and entry points, for this page only."""
