@@ -13,6 +13,7 @@ from typing import Any
 from nnbench.api import compare, findings, load_task, report, run
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.hookspecs import hookimpl
+from nnbench.contract.release import VERSION
 from nnbench.contract.section import ReportSection
 from nnbench.contract.specs import (
     STAGES,
@@ -34,14 +35,14 @@ from nnbench.contract.specs import (
 )
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 
 def __getattr__(name: str) -> Any:
     # Helpers for task authors that need numpy and torch load on first use.
     if name == "make_task_data":
-        from nnbench.builtin.datasets import make_task_data
+        from nnbench.planning.task_data import make_task_data  # torch: importing nnbench loads none
 
         return make_task_data
     raise AttributeError(f"module 'nnbench' has no attribute {name!r}")

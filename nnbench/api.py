@@ -13,12 +13,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnbench.analysis.rope import parse_rope
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_STORE
 from nnbench.contract.run_options import RUN_OPTIONS, RunOptions
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.loading.exits import exits_guarded
 from nnbench.progress import ConsoleProgress, in_notebook, print_plan
+from nnbench.session import Session
+from nnbench.storage.store import ResultStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from nnbench.contract.specs import TaskData
     from nnbench.reporting import Report
     from nnbench.session import Plan, RunOutcome
-    from nnbench.storage.store import ResultStore
 
 GRID_OPTIONS = {
     "tune": "hyper-parameters to tune on validation data (``['lr']``, ``'lr,momentum'``)",
@@ -45,8 +47,6 @@ def run(grid_file: str | Path | None = None, **values: Any) -> pd.DataFrame:
 
 def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STORE, force: bool = False,
          set_params: Sequence[str] = (), dry_run: bool = False, quiet: bool = False, **values: Any) -> pd.DataFrame:
-    from nnbench.session import Session
-
     session = Session()
     executor_names = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
     options = RunOptions.from_values({o.name: values.pop(o.name, None) for o in RUN_OPTIONS},
@@ -113,9 +113,10 @@ def _signature_and_doc() -> tuple[inspect.Signature, str]:
         "Axes:",
     ]
     for ax in TRIAL_AXES:
-        default = ax.default[0] if ax.count else list(ax.default)
+        shown = (repr(ax.default[0]) if ax.count else repr(list(ax.default))) if ax.default else \
+            "the default grid's (``nnbench run --dry-run`` lists it)"
         parameters.append(inspect.Parameter(ax.grid_key, keyword, default=None))
-        lines.append(f"    {ax.grid_key}: {ax.help} Default: {default!r}.")
+        lines.append(f"    {ax.grid_key}: {ax.help} Default: {shown}.")
     lines += ["", "Grid settings:"]
     for name, text in GRID_OPTIONS.items():
         parameters.append(inspect.Parameter(name, keyword, default=None))
@@ -146,10 +147,7 @@ def report(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None) -
     """Build the HTML report of ``run_ids`` (default: the latest run) from ``store``; call it as often as
     you like. The returned :class:`nnbench.reporting.Report` displays inline in a notebook and has
     ``.save(path)``. ``rope`` is the region of practical equivalence of the verdicts (see :func:`findings`)."""
-    from nnbench.analysis.rope import parse_rope
-    from nnbench.reporting import build_report
-    from nnbench.session import Session
-    from nnbench.storage.store import ResultStore
+    from nnbench.reporting import build_report  # pandas and seaborn: importing nnbench loads neither
 
     if not Path(store).exists():
         raise NNBenchError(f"store {store} does not exist; run a grid first (nnbench.run(...)) or pass store=")
@@ -159,8 +157,6 @@ def report(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None) -
 
 def load_task(name: str) -> TaskData:
     """The data of task ``name`` (split three ways and standardized, as trials see it), for a loop of your own."""
-    from nnbench.session import Session
-
     return Session().catalogue.tasks.get(name).load()
 
 
@@ -174,8 +170,7 @@ def findings(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None)
     :param rope: the region of practical equivalence: a number for every task (``0.005``), a mapping or
         ``"METRIC=NUMBER,TASK=NUMBER"`` text; ``None`` for each metric's default.
     """
-    from nnbench.analysis.verdicts import findings as axis_findings
-    from nnbench.storage.store import ResultStore
+    from nnbench.analysis.verdicts import findings as axis_findings  # pandas: importing nnbench loads none
 
     with ResultStore(store, readonly=True) as results:
         trials = results.trials(results.resolve_runs(list(run_ids)))
@@ -195,10 +190,7 @@ def compare(baseline: str | None = None, candidate: str | None = None, *, store:
     ``.worse`` and ``.to_dict()``. Trials that differ in anything but the compared axes are refused with
     what differs.
     """
-    from nnbench.analysis.comparison import compare_trials, select
-    from nnbench.analysis.rope import parse_rope
-    from nnbench.contract.errors import NNBenchError
-    from nnbench.storage.store import ResultStore
+    from nnbench.analysis.comparison import compare_trials, select  # pandas: importing nnbench loads none
 
     chosen_candidate, chosen_baseline = parse_filter(candidate_filter), parse_filter(baseline_filter)
     if candidate is None and not chosen_candidate:
@@ -226,8 +218,6 @@ def compare(baseline: str | None = None, candidate: str | None = None, *, store:
 def parse_filter(given: Mapping[str, Any] | Sequence[str] | str | None) -> dict[str, list[str]]:
     """``{"activation": ["squareplus"]}`` from ``["activation=squareplus"]``, ``"activation=a,b"`` or a
     mapping of axis to a value or a list of values."""
-    from nnbench.contract.errors import NNBenchError
-
     if not given:
         return {}
     if isinstance(given, Mapping):

@@ -163,22 +163,23 @@ class ConsoleProgress(RunObserver):
             return
         if self.imports is not None:
             self.imports.join()  # at full speed now: nothing trains any more
-        from nnbench.analysis.frames import leaderboard, with_variants
-        from nnbench.analysis.verdicts import findings
+        # pandas and scipy: imported in the background while workers trained, or now (SUMMARY_MODULES)
+        from nnbench.analysis import frames, verdicts
 
         frame = store.trials([outcome.run_id])
-        print_leaderboard(leaderboard(frame[frame["protocol"] != "tuning"]), self.domain, self.echo)  # tuning: search
+        tried = frame[frame["protocol"] != "tuning"]  # tuning trials are the search, not the answer
+        print_leaderboard(frames.leaderboard(tried), self.domain, self.echo)
         print_failures(frame, self.domain, self.echo)
         # Read as the report reads the run (variants apart), so the two agree and share their evidence.
-        verdicts = findings(with_variants(frame), self.rope)
-        if verdicts:
+        said = verdicts.findings(frames.with_variants(frame), self.rope)
+        if said:
             self.echo("\nfindings:")
-            for verdict in verdicts:
+            for verdict in said:
                 self.echo(f"  - {verdict}")
         self.echo(f"run {outcome.run_id}: {len(outcome.results)} trained, {len(outcome.plan.reused)} reused, "
                   f"stored in {store.path}")
         if self.report_dir is not None:
-            from nnbench.reporting import write_run_report
+            from nnbench.reporting import write_run_report  # as above
 
             path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.pm, self.rope)
             self.echo(f"report: {path}")

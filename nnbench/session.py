@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,7 +25,7 @@ from nnbench.execution.environment import environment
 from nnbench.execution.job import ItemTraining
 from nnbench.execution.launching import prestart
 from nnbench.execution.messages import pack_plugins
-from nnbench.execution.planner import WorkQueue, plan_work
+from nnbench.execution.planner import LocalExecutors, WorkQueue, plan_work
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import (
     BUILTIN_PLUGINS,
@@ -43,7 +41,7 @@ from nnbench.planning.gridfile import build_grid, load_grid_file
 from nnbench.planning.objects import PLUGIN_NAME as OBJECTS_PLUGIN
 from nnbench.planning.objects import SessionComponents, adopt
 from nnbench.planning.tuning import check_tunable, final_trials, role_of, select_best, tuning_key, tuning_trials
-from nnbench.storage.store import ResultStore, StoreError
+from nnbench.storage.store import ResultStore, StoreError, new_run_id
 from nnbench.storing import COUNTED_AS_FAILURES, StoringSink
 
 
@@ -74,11 +72,6 @@ class RunOutcome:
     results: list[TrialResult] = field(default_factory=list)
     status: str = "running"
     log: list[str] = field(default_factory=list)
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id such as ``20261129-061530-3fa2``."""
-    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 class Session:
@@ -197,7 +190,7 @@ class Session:
     def check_options(self, options: RunOptions) -> None:
         """Every problem with the executor-specific ``options`` (an unknown executor included) before anything
         starts; the rest were checked when ``options`` was made."""
-        spec = self.catalogue.executors.get(options.executor_name)
+        spec = self.catalogue.executors.get(options.executor or LocalExecutors.of(self.catalogue).workers)
         unknown = sorted(set(options.extra) - {o.name for e in self.catalogue.executors.entries()
                                                for o in e.spec.options})
         if unknown:
@@ -226,7 +219,7 @@ class Session:
         options = options or RunOptions()
         observer = observer or RunObserver()
         self.check_options(options)
-        if options.may_use_workers():
+        if LocalExecutors.of(self.catalogue).may_start_workers(options):
             prestart()  # the workers' server imports torch while the grid is planned
         plan = self.plan(grid, None, force)
         with ResultStore(store_path, axes=self.domain.axes) as results:
@@ -259,8 +252,9 @@ class Session:
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
         work = _Work(self, store, options, sink, CostModel(self.catalogue, store.epoch_times()), hooks)
         first = work.plan(plan.todo)
+        workers = _workers_record(first, LocalExecutors.of(self.catalogue))
         store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": first.executor,
-                                         "workers": _workers_record(first), "timeout": options.timeout,
+                                         "workers": workers, "timeout": options.timeout,
                                          "targets": plan.targets, "references": self._references(plan)},
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
                                     options.threads), len(plan.trials), plan.skipped)
@@ -311,11 +305,11 @@ class Session:
 
 
 
-def _workers_record(plan: WorkPlan) -> Any:
+def _workers_record(plan: WorkPlan, local: LocalExecutors) -> Any:
     """How a run records its workers: 1 in this process, the counts for local workers, none for others."""
-    if plan.executor == "inline":
+    if plan.executor == local.here:
         return 1
-    if plan.executor == "processes":
+    if plan.executor == local.workers:
         return {"cpu": plan.workers, "per_device": plan.per_device or "auto"}
     return None
 

@@ -177,7 +177,7 @@ def local_ray() -> Any:
 
     # Ray's workers import in-process plugins by module name: this folder must be on their path.
     tests = str(Path(__file__).parent)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}})
     yield ray
     ray.shutdown()

@@ -20,12 +20,12 @@ from training_events import completions, event_env
 
 import nnbench
 from nnbench import Device, hookimpl
-from nnbench.builtin.devices import discover_devices
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.executor import WorkerStartError, WorkItem, WorkPlan
 from nnbench.contract.run_options import RunOptions
 from nnbench.contract.trial import TrialResult
 from nnbench.execution.costs import CostModel
+from nnbench.execution.devices import discover_devices
 from nnbench.execution.job import ItemTraining
 from nnbench.execution.local import LocalExecutor, _Worker
 from nnbench.execution.messages import describe_exit, pack_plugins, result_from_dict, result_to_dict

@@ -13,6 +13,7 @@ from torch import nn
 
 from nnbench import Activation, hookimpl
 from nnbench.contract.errors import NNBenchError
+from nnbench.session import Session
 from nnbench.storage.store import ResultStore
 from nnbench.training.micro import micro_cases, parse_ints, run_micro
 
@@ -36,7 +37,7 @@ class MicroPlugin:
 
 def test_every_builtin_component_gets_a_row_on_cpu(tmp_path: Path, catalogue: Any) -> None:
     json_path = tmp_path / "micro.json"
-    frame = run_micro(tmp_path / "store.db", json_path=json_path, **QUICK)
+    frame = run_micro(tmp_path / "store.db", session=Session(), json_path=json_path, **QUICK)
     for kind, registry in (("activation", catalogue.activations), ("loss", catalogue.losses),
                            ("optimizer", catalogue.optimizers)):
         assert sorted(frame.loc[frame["kind"] == kind, "name"]) == sorted(registry.names())
@@ -58,15 +59,15 @@ def test_every_builtin_component_gets_a_row_on_cpu(tmp_path: Path, catalogue: An
 def test_plugin_components_are_measured_and_a_broken_one_is_reported(
         tmp_path: Path, nnbench_plugin: Callable[..., Any]) -> None:
     nnbench_plugin(MicroPlugin())
-    frame = run_micro(tmp_path / "store.db", kinds=["activation"], names=["softsign_plugin", "broken", "relu"],
-                      **QUICK).set_index("name")
+    frame = run_micro(tmp_path / "store.db", session=Session(), kinds=["activation"],
+                      names=["softsign_plugin", "broken", "relu"], **QUICK).set_index("name")
     assert frame.loc["softsign_plugin", "status"] == "ok"
     assert frame.loc["softsign_plugin", "plugin"] != frame.loc["relu", "plugin"]
     assert frame.loc["broken", "status"] == "failed"
     assert "this activation is broken" in frame.loc["broken", "error"]
     with ResultStore(tmp_path / "store.db") as store:  # a second run adds rows under its own id
         first = store.micro()
-    run_micro(tmp_path / "store.db", kinds=["loss"], names=["mse"], **QUICK)
+    run_micro(tmp_path / "store.db", session=Session(), kinds=["loss"], names=["mse"], **QUICK)
     with ResultStore(tmp_path / "store.db") as store:
         assert len(store.micro()) == len(first) + 1
         assert len(store.micro([first["run_id"].iloc[0]])) == len(first)
@@ -92,7 +93,7 @@ def test_bad_requests_are_explained(catalogue: Any, arguments: dict[str, Any], m
 
 def test_an_absent_device_is_explained(tmp_path: Path) -> None:
     with pytest.raises(NNBenchError, match="device 'cuda:7' is not available"):
-        run_micro(tmp_path / "store.db", devices=["cuda:7"], **QUICK)
+        run_micro(tmp_path / "store.db", session=Session(), devices=["cuda:7"], **QUICK)
 
 
 def test_shapes_and_sizes_parse_from_the_command_line() -> None:

@@ -14,7 +14,14 @@ from nnbench.contract.run_options import RunOptions
 from nnbench.contract.trial import Trial
 from nnbench.execution.costs import CostModel
 from nnbench.execution.job import ItemTraining
-from nnbench.execution.planner import PARALLEL_SECONDS, WorkQueue, choose_workers, plan_work, work_items
+from nnbench.execution.planner import (
+    PARALLEL_SECONDS,
+    LocalExecutors,
+    WorkQueue,
+    choose_workers,
+    plan_work,
+    work_items,
+)
 from nnbench.execution.stacks import group_by_seed, stack_groups, stacking
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
@@ -31,6 +38,9 @@ def items(count: int, seconds: float, device: str = "cpu") -> list[WorkItem]:
     return [WorkItem((dataclasses.replace(trial, seed=i),), False, seconds) for i in range(count)]
 
 
+LOCAL = LocalExecutors("inline", "processes")
+
+
 def workers(count: int | None = None, per_device: int | None = None, threads: int = 1, timeout: float | None = None,
             **more: Any) -> RunOptions:
     return RunOptions(workers=count, per_device=per_device, threads=threads, timeout=timeout, **more)
@@ -40,65 +50,66 @@ def workers(count: int | None = None, per_device: int | None = None, threads: in
 
 
 def test_auto_takes_one_worker_per_core_clamped_to_the_work() -> None:
-    chosen = choose_workers(workers(), items(10, 5.0), cores=4)
+    chosen = choose_workers(workers(), items(10, 5.0), LOCAL, cores=4)
     assert (chosen.executor, chosen.cpu, chosen.notes) == ("processes", 4, ())
-    assert choose_workers(workers(), items(3, 5.0), cores=4).cpu == 3
-    assert choose_workers(workers(threads=2), items(10, 5.0), cores=4).cpu == 2  # two threads a worker
+    assert choose_workers(workers(), items(3, 5.0), LOCAL, cores=4).cpu == 3
+    assert choose_workers(workers(threads=2), items(10, 5.0), LOCAL, cores=4).cpu == 2  # two threads a worker
 
 
 def test_auto_trains_a_grid_too_small_for_workers_in_this_process_and_says_so() -> None:
-    small = choose_workers(workers(), items(4, PARALLEL_SECONDS / 8), cores=2)
+    small = choose_workers(workers(), items(4, PARALLEL_SECONDS / 8), LOCAL, cores=2)
     assert small.executor == "inline" and small.cpu == 0
     assert "would not pay for starting worker processes" in small.notes[0]
-    single = choose_workers(workers(), items(1, 100.0), cores=2)
+    single = choose_workers(workers(), items(1, 100.0), LOCAL, cores=2)
     assert single.executor == "inline"
-    one_core = choose_workers(workers(), items(10, 100.0), cores=1)
+    one_core = choose_workers(workers(), items(10, 100.0), LOCAL, cores=1)
     assert one_core.executor == "inline" and one_core.notes == ()
-    asked = choose_workers(workers(executor="processes"), items(4, PARALLEL_SECONDS / 8), cores=2)
+    asked = choose_workers(workers(executor="processes"), items(4, PARALLEL_SECONDS / 8), LOCAL, cores=2)
     assert (asked.executor, asked.cpu, asked.notes) == ("processes", 2, ())
 
 
 def test_one_worker_is_this_process_unless_a_time_limit_needs_a_worker() -> None:
-    assert choose_workers(workers(1), items(10, 5.0), cores=4).executor == "inline"
-    limited = choose_workers(workers(1, timeout=30.0), items(10, 5.0), cores=4)
+    assert choose_workers(workers(1), items(10, 5.0), LOCAL, cores=4).executor == "inline"
+    limited = choose_workers(workers(1, timeout=30.0), items(10, 5.0), LOCAL, cores=4)
     assert (limited.executor, limited.cpu) == ("processes", 1)
-    assert choose_workers(workers(timeout=30.0), items(1, 0.1), cores=4).executor == "processes"
-    assert choose_workers(workers(executor="inline", timeout=30.0), items(1, 0.1), cores=4).executor == "processes"
+    assert choose_workers(workers(timeout=30.0), items(1, 0.1), LOCAL, cores=4).executor == "processes"
+    in_process_asked = choose_workers(workers(executor="inline", timeout=30.0), items(1, 0.1), LOCAL, cores=4)
+    assert in_process_asked.executor == "processes"
 
 
 def test_more_workers_than_work_or_cores_is_clamped_or_warned_and_said() -> None:
-    many = choose_workers(workers(8), items(3, 5.0), cores=2)
+    many = choose_workers(workers(8), items(3, 5.0), LOCAL, cores=2)
     assert many.cpu == 3
     assert "--workers 8: only 3 work items can train at once here, so 3 workers start" in many.notes
     assert "3 workers with --threads 1 need more than the 2 cores here: workers share cores, so their timings " \
         "are measured in company" in many.notes
-    one = choose_workers(workers(8), items(1, 5.0), cores=2)
+    one = choose_workers(workers(8), items(1, 5.0), LOCAL, cores=2)
     assert one.notes == ("--workers 8: only 1 work item can train at once here, so 1 worker starts",)  # no company
-    assert choose_workers(workers(2), items(4, 5.0), cores=2).notes == ()
-    alone = choose_workers(workers(8, threads=4), items(1, 5.0), cores=2)  # one worker, its own threads too many
+    assert choose_workers(workers(2), items(4, 5.0), LOCAL, cores=2).notes == ()
+    alone = choose_workers(workers(8, threads=4), items(1, 5.0), LOCAL, cores=2)  # one worker, its own threads too many
     assert alone.notes[1] == ("--threads 4 is more than the 2 cores here: the worker's threads share cores, which "
                               "slows its steps (--threads 2 or fewer would not)")
     assert not any("company" in note for note in choose_workers(workers(1, threads=4, timeout=30.0), items(3, 5.0),
-                                                                  cores=2).notes)
+                                                                  LOCAL, cores=2).notes)
     assert any("2 workers with --threads 2 need more" in n
-               for n in choose_workers(workers(2, threads=2), items(4, 5.0), cores=2).notes)
+               for n in choose_workers(workers(2, threads=2), items(4, 5.0), LOCAL, cores=2).notes)
 
 
 def test_per_device_on_a_cpu_only_grid_is_said_to_change_nothing() -> None:
-    chosen = choose_workers(workers(per_device=2), items(10, 5.0), cores=2)
+    chosen = choose_workers(workers(per_device=2), items(10, 5.0), LOCAL, cores=2)
     assert "--per-device 2 applies to accelerators" in chosen.notes[0]
 
 
 def test_accelerator_trials_always_get_workers() -> None:
-    chosen = choose_workers(workers(1), items(1, 0.1, device="cuda:0"), cores=2)
+    chosen = choose_workers(workers(1), items(1, 0.1, device="cuda:0"), LOCAL, cores=2)
     assert chosen.executor == "processes"
 
 
 def test_an_executor_of_another_kind_is_given_the_workers_asked_for() -> None:
-    assert choose_workers(workers(3, executor="ray"), items(10, 5.0), cores=2) == choose_workers(
-        workers(3, executor="ray"), items(1, 5.0), cores=8)  # not clamped to the local work or cores
-    assert choose_workers(workers(3, executor="ray"), items(10, 5.0), cores=2).cpu == 3
-    assert choose_workers(workers(executor="ray"), items(10, 5.0), cores=4).executor == "ray"
+    assert choose_workers(workers(3, executor="ray"), items(10, 5.0), LOCAL, cores=2) == choose_workers(
+        workers(3, executor="ray"), items(1, 5.0), LOCAL, cores=8)  # not clamped to the local work or cores
+    assert choose_workers(workers(3, executor="ray"), items(10, 5.0), LOCAL, cores=2).cpu == 3
+    assert choose_workers(workers(executor="ray"), items(10, 5.0), LOCAL, cores=4).executor == "ray"
 
 
 @pytest.mark.parametrize(("count", "message"), [

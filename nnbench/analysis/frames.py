@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nnbench.contract.axes import UNSET
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.storage.store import TRIAL_COLUMNS
 
@@ -36,7 +37,8 @@ ANALYSIS_COLUMNS = frozenset({
     "median_time", "median_epoch", "metric_rank", "level", "configuration", "side", "iqm"})
 """Columns the analysis adds to frames of trials: never axes."""
 KNOWN_COLUMNS = frozenset(TRIAL_COLUMNS) | set(DERIVED_AXES) | ANALYSIS_COLUMNS
-AXIS_DEFAULTS: dict[str, object] = {**{ax.name: ax.default[0] for ax in TRIAL_AXES if ax.role == "config"},
+AXIS_DEFAULTS: dict[str, object] = {**{ax.name: ax.neutral if ax.neutral is not UNSET else next(iter(ax.default), None)
+                                       for ax in TRIAL_AXES if ax.role == "config"},
                                     "protocol": "default", "variant": ""}
 """What an axis reads when a frame lacks it (a store from before the axis existed)."""
 NULLABLE_AXES = [ax.name for ax in TRIAL_AXES if ax.nullable]

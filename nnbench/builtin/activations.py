@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.specs import Activation
 
 

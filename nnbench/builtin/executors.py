@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.specs import ExecutorOption, ExecutorSpec
 
 
@@ -22,8 +22,9 @@ def _ray() -> Any:
 
 
 EXECUTORS = (
-    ExecutorSpec("inline", _local, "trains in this process, one work item after another"),
-    ExecutorSpec("processes", _local, "local worker processes (--workers N), one pool per device"),
+    ExecutorSpec("inline", _local, "trains in this process, one work item after another", scope="this_process"),
+    ExecutorSpec("processes", _local, "local worker processes (--workers N), one pool per device",
+                 scope="local_workers"),
     ExecutorSpec("ray", _ray, "one Ray task per work item on a Ray cluster (--address or RAY_ADDRESS) or a local Ray",
                  options=(ExecutorOption("address", "Ray cluster address for --executor ray (default: $RAY_ADDRESS, "
                                                     "else a local Ray)."),)),

@@ -38,9 +38,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from nnbench.builtin.data_folder import DATA_ENV_VAR, data_root
 from nnbench.builtin.split_cache import saved_arrays
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.paths import DATA_ENV_VAR, data_root
 from nnbench.contract.specs import Task, TaskData
 
 SPLIT_SEED = 0

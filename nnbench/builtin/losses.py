@@ -6,14 +6,14 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.specs import Loss, Task, TaskKind
+from nnbench.planning.targets import ALL_KINDS, natural_outputs, one_hot_or_value
 
 if TYPE_CHECKING:
     import torch
 
 CLASSES: frozenset[TaskKind] = frozenset({"binary", "multiclass"})
-ALL_KINDS: frozenset[TaskKind] = frozenset({"binary", "multiclass", "regression"})
 BINARY: frozenset[TaskKind] = frozenset({"binary"})
 
 
@@ -27,22 +27,8 @@ def single_logit(task: Task) -> int:
     return 1
 
 
-def natural_outputs(task: Task) -> int:
-    """One output per class for classification, one per target for regression."""
-    return task.num_classes if task.kind != "regression" else task.output_dim
-
-
 def class_indices(y: torch.Tensor, task: Task) -> torch.Tensor:
     return y.long()
-
-
-def one_hot_or_value(y: torch.Tensor, task: Task) -> torch.Tensor:
-    """One-hot float targets for classes; regression targets unchanged."""
-    from torch.nn import functional as F
-
-    if task.kind == "regression":
-        return y.float()
-    return F.one_hot(y.long(), task.num_classes).float()
 
 
 def float_column(y: torch.Tensor, task: Task) -> torch.Tensor:

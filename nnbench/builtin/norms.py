@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.specs import Component, Kind
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def benchmark(component: Component, device: str, shape: tuple[int, ...]) -> Call
     """Forward and backward of the layer on an input of ``shape`` (rows, features)."""
     import torch
 
-    from nnbench.training.trainer import synchronize
+    from nnbench.training.trainer import synchronize  # torch: loading the plugins imports none
 
     target = torch.device(device)
     module = component.factory(shape[-1], "vector", **component.params).to(target)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.specs import Optimizer, SearchRange
 
 MOMENTUM = {"momentum": SearchRange(0.5, 0.99, log=False)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -15,6 +15,6 @@ if TYPE_CHECKING:
 
 @hookimpl
 def report_sections(trials: pd.DataFrame, runs: pd.DataFrame) -> list[ReportSection]:
-    from nnbench.reporting.provenance import provenance
+    from nnbench.reporting.provenance import provenance  # pandas: loading the plugins imports none
 
     return provenance(trials, runs)

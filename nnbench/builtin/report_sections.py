@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 @hookimpl
 def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame, skipped: pd.DataFrame,
                     micro: pd.DataFrame, rope: Mapping[str, float]) -> list[ReportSection]:
-    from nnbench.reporting import fairness_sections, sections
-    from nnbench.reporting.forked import build_all
-    from nnbench.reporting.micro_section import micro_benchmarks
+    # pandas and seaborn load with the first report, not with the plugins
+    from nnbench.reporting import fairness_sections, forked, micro_section, sections
 
     data = sections.ReportData(runs, trials, epochs, skipped, rope)
     # The answer first (findings, the leaderboard, the warnings that qualify both), the evidence after.
@@ -36,7 +35,7 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
         partial(fairness_sections.tuned_against_default, data),
         partial(fairness_sections.time_to_target, data),
         partial(fairness_sections.performance_profile, data),
-        partial(micro_benchmarks, micro),
+        partial(micro_section.micro_benchmarks, micro),
         partial(sections.overview, data),
     ]
     # Started longest first, so that no long one is left alone at the end: the answer (its bootstrap and
@@ -45,14 +44,13 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
                fairness_sections.performance_profile, sections.speed]
     order = sorted(range(len(builders)), key=lambda index: longest.index(builders[index].func)
                    if builders[index].func in longest else len(longest))
-    answer, *figures = build_all(builders, order=order)
+    answer, *figures = forked.build_all(builders, order=order)
     return [*answer, *figures]
 
 
 def _answer(data: ReportData) -> list[ReportSection]:
     """The sections that share the pairwise evidence and the warnings, computed once for all of them."""
-    from nnbench.reporting import fairness_sections, sections, verdict_sections
-    from nnbench.reporting.statistics import statistics
+    from nnbench.reporting import fairness_sections, sections, statistics, verdict_sections  # as above
 
     return [
         verdict_sections.findings(data),
@@ -60,5 +58,5 @@ def _answer(data: ReportData) -> list[ReportSection]:
         fairness_sections.fair_comparison(data),
         verdict_sections.aggregates(data),
         verdict_sections.comparisons(data),
-        statistics(data),
+        statistics.statistics(data),
     ]

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nnbench import hookimpl
+from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.specs import Schedule
 
 if TYPE_CHECKING:

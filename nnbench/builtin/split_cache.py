@@ -2,7 +2,7 @@
 
 Making a split imports scikit-learn (its loaders and ``train_test_split``), which costs a process
 about 1.5 s, more than training a small grid does; every worker pays it again. A split made once is
-therefore saved under ``<data folder>/splits/`` (see :func:`~nnbench.builtin.data_folder.data_root`)
+therefore saved under ``<data folder>/splits/`` (see :func:`~nnbench.contract.paths.data_root`)
 as an uncompressed ``.npz`` file, and later processes read it in milliseconds.
 
 A file is named by its task and a digest of everything that decides its contents: the source of the
@@ -32,9 +32,10 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from nnbench.builtin.data_folder import data_root
+from nnbench.contract.paths import data_root
 from nnbench.contract.specs import TaskData
 from nnbench.files import written_whole
+from nnbench.planning import task_data
 
 FORMAT = 1
 """Bumped when the layout of a saved split changes, so that older files are not read."""
@@ -96,9 +97,11 @@ def _passes(check: Callable[[dict[str, np.ndarray]], bool], saved: dict[str, np.
 
 @cache
 def _digest(module: str) -> str:
-    source = Path(sys.modules[module].__file__ or "").read_bytes()
+    """What decides the saved arrays of ``module``'s tasks: its source, the shared splitting code's, and the
+    libraries' versions."""
+    sources = b"|".join(Path(sys.modules[name].__file__ or "").read_bytes() for name in (module, task_data.__name__))
     versions = f"{FORMAT}|{np.__version__}|{_version('scikit-learn')}".encode()
-    return hashlib.sha256(versions + b"|" + source).hexdigest()[:16]
+    return hashlib.sha256(versions + b"|" + sources).hexdigest()[:16]
 
 
 def _version(distribution: str) -> str:

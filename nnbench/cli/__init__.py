@@ -13,17 +13,15 @@ import gc
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from nnbench import __version__
 from nnbench.contract.errors import NNBenchError, shorten_message
 from nnbench.contract.paths import DEFAULT_STORE, STORE_ENV_VAR
+from nnbench.contract.release import VERSION
 from nnbench.loading.exits import PluginExit, exits_guarded
-
-if TYPE_CHECKING:
-    from nnbench.session import Session
+from nnbench.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_KEY = "nnbench.session"
@@ -68,8 +66,6 @@ class CommandGroup(click.Group):
         root = ctx.find_root()
         if COMMANDS_KEY not in root.meta:
             warnings.formatwarning = _short_warning
-            from nnbench.session import Session
-
             try:
                 session = Session()
                 root.meta[SESSION_KEY] = session
@@ -117,7 +113,7 @@ def collect_commands(session: Session) -> dict[str, click.Command]:
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="nnbench")
+@click.version_option(VERSION, prog_name="nnbench")
 def cli() -> None:
     """Benchmark neural-network components against each other, with evidence.
 

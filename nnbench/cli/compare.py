@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from nnbench.api import compare as compare_runs
 from nnbench.cli import STORE_OPTION, friendly_errors
+from nnbench.contract.errors import NNBenchError
 
 if TYPE_CHECKING:
     from nnbench.analysis.comparison import RunComparison
@@ -41,9 +43,6 @@ def compare(runs: tuple[str, ...], store: Path, candidate_filter: tuple[str, ...
     task, the candidate's advantage with its 95% interval, the probability of improvement and the
     Bayesian signed-rank probabilities, then the verdict.
     """
-    from nnbench.api import compare as compare_runs
-    from nnbench.contract.errors import NNBenchError
-
     if len(runs) > 2:
         raise NNBenchError(f"compare takes BASELINE and CANDIDATE, not {len(runs)} runs")
     result = compare_runs(runs[0] if runs else None, runs[1] if len(runs) > 1 else None, store=store,

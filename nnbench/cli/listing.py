@@ -11,6 +11,7 @@ import click
 from nnbench.cli import current_session, friendly_errors
 from nnbench.contract.domain import Domain, KindError
 from nnbench.contract.errors import NNBenchError
+from nnbench.planning.grid import takes_keyword
 
 
 def component_details(kind: str, spec: Any, domain: Domain) -> str:
@@ -31,8 +32,6 @@ def component_details(kind: str, spec: Any, domain: Domain) -> str:
 
 
 def _takes(spec: Any, kind: str) -> bool:
-    from nnbench.planning.grid import takes_keyword
-
     return takes_keyword(spec.build, kind)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from nnbench.cli import STORE_SETTINGS, current_session, friendly_errors
+from nnbench.storage.merging import merge as merge_stores
 
 SHOWN_CONFLICTS = 10
 
@@ -27,8 +28,6 @@ def merge(sources: tuple[Path, ...], store: Path) -> None:
     nnbench export --bundle laptop.zip --all --store laptop.db     # on the laptop
     nnbench merge laptop.zip --store workstation.db                # on the workstation
     """
-    from nnbench.storage.merging import merge as merge_stores
-
     outcome = merge_stores(store, list(sources), axes=current_session().domain.axes)
     for summary in outcome.sources:
         click.echo(summary.describe())

@@ -33,7 +33,7 @@ def micro(kinds: str | None, names: str, shape: str, sizes: str, devices: str, m
 
     Results are stored (shown by `nnbench report`) and printed as a table per kind.
     """
-    from nnbench.training.micro import measurable_kinds, parse_ints, run_micro
+    from nnbench.training.micro import measurable_kinds, parse_ints, run_micro  # torch: the command line starts without
 
     if not math.isfinite(max_time):
         raise NNBenchError(f"--max-time must be a finite number of seconds > 0, not {max_time}")

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+from nnbench.analysis.rope import parse_rope
 from nnbench.cli import STORE_OPTION, current_session, friendly_errors
 from nnbench.cli.compare import rope_option
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_REPORT_DIR
 from nnbench.files import written_whole
+from nnbench.storage.bundle import write_bundle
+from nnbench.storage.store import ResultStore, StoreError
 
 if TYPE_CHECKING:
     from nnbench.contract.specs import ExporterSpec
@@ -33,9 +36,7 @@ def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bo
     Several runs are combined into one report (last week's baselines plus today's new optimizer);
     a unique prefix of a run id is enough.
     """
-    from nnbench.analysis.rope import parse_rope
-    from nnbench.reporting import build_report
-    from nnbench.storage.store import ResultStore, StoreError
+    from nnbench.reporting import build_report  # pandas and seaborn: the command line starts without them
 
     given = parse_rope(rope).to_dict()  # a bad --rope is an error before anything is read
     with ResultStore(store, readonly=True) as results:
@@ -72,8 +73,6 @@ def export(runs: tuple[str, ...], store: Path, output: Path | None, tracker: str
     nnbench export --to tensorboard -o tb RUN     # event files; tensorboard --logdir tb
     nnbench export --bundle laptop.zip --all
     """
-    from nnbench.storage.store import ResultStore, StoreError
-
     if tracker is not None and bundle is not None:
         raise NNBenchError("give either --to TRACKER or --bundle FILE, not both")
     if bundle is not None and output is not None:
@@ -91,7 +90,7 @@ def export(runs: tuple[str, ...], store: Path, output: Path | None, tracker: str
             _write_bundle(results, run_ids, bundle)
             return
         if spec is not None:
-            from nnbench.tracking.reading import from_store
+            from nnbench.tracking.reading import from_store  # pandas: as above
 
             tracked = from_store(results, run_ids)
             try:
@@ -148,8 +147,6 @@ def _exporter(name: str, output: Path | None) -> ExporterSpec:
 
 
 def _write_bundle(results: ResultStore, run_ids: list[str], path: Path) -> None:
-    from nnbench.storage.bundle import write_bundle
-
     manifest = write_bundle(results, run_ids, path)
     counts = manifest["counts"]
     click.echo(f"wrote {path}: {len(run_ids)} run{'s' * (len(run_ids) != 1)}, {counts['trials']} trials, "

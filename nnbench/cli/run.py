@@ -18,6 +18,7 @@ from nnbench.contract.run_options import RUN_OPTIONS, RunOption, RunOptions
 from nnbench.files import unwritable_folder
 from nnbench.loading.exits import PluginExit
 from nnbench.progress import ConsoleProgress, print_plan
+from nnbench.storage.store import ResultStore
 
 if TYPE_CHECKING:
     from nnbench.session import Session
@@ -123,7 +124,6 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
 
 def _stored_as(store: Path) -> str:
     """`` (stored as failed)``: how the store's latest run ended, or nothing where it cannot be read."""
-    from nnbench.storage.store import ResultStore
 
     try:
         with ResultStore(store, readonly=True) as results:

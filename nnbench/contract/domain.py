@@ -11,10 +11,12 @@ derived from the :class:`Domain` built here.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 from nnbench.contract.axes import Axis
 from nnbench.contract.errors import NNBenchError
@@ -155,14 +157,17 @@ class Domain:
         return out
 
 
-def build_domain(declared: Iterable[tuple[Kind, str]] = ()) -> Domain:
-    """The core kinds and axes plus the kinds that plugins ``declared`` (``(kind, plugin)`` pairs).
+def build_domain(declared: Iterable[tuple[Kind, str]] = (), defaults: Mapping[str, Sequence[Any]] | None = None
+                 ) -> Domain:
+    """The core kinds and axes plus the kinds that plugins ``declared`` (``(kind, plugin)`` pairs), with the default
+    grid's values the plugins registered (``defaults``: axis -> values).
 
     Raises :class:`KindError` naming the plugin for a kind whose name is malformed or taken, or
     whose stage is unknown.
     """
     kinds = list(CORE_KINDS)
-    axes = list(TRIAL_AXES)
+    given = dict(defaults or {})
+    axes = [dataclasses.replace(ax, default=tuple(given[ax.name])) if ax.name in given else ax for ax in TRIAL_AXES]
     taken = {word: "nnbench" for record in kinds for word in record.words} | dict.fromkeys(RESERVED_NAMES, "nnbench")
     effect = max(ax.effect for ax in axes)
     for kind, plugin in declared:

@@ -10,8 +10,8 @@ values are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -124,6 +124,16 @@ def register_exporters(register: Callable[[ExporterSpec], None]) -> None:
     :param register: call ``register(ExporterSpec(name, export, description, output))``; ``export`` is
         called as ``export(runs, output)`` with the chosen runs (trials, curves and seed groups with their
         intervals) and the ``-o`` path, and returns one line saying what it wrote.
+    """
+
+
+@hookspec
+def register_defaults(register: Callable[[str, Sequence[Any]], None]) -> None:
+    """Say what the default grid holds on the axes of components (the built-in plugin names its tasks, networks,
+    activations and optimizers; a lab's plugin may name its own).
+
+    :param register: call ``register(axis, values)``, e.g. ``register("activation", ["relu", "tanh"])``; a plugin
+        loaded later overrides what an earlier one registered for the same axis.
     """
 
 

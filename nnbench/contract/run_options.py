@@ -158,16 +158,3 @@ class RunOptions:
         """The options among ``values`` (unset ones, or ``None``, take their defaults)."""
         names = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in values.items() if k in names and v is not None}, extra=dict(extra or {}))
-
-    @property
-    def executor_name(self) -> str:
-        """The executor whose own options apply: ``processes`` for this machine."""
-        return self.executor or "processes"
-
-    def may_use_workers(self) -> bool:
-        """Whether this run may start local worker processes (so their server can start early)."""
-        if self.executor == "processes":
-            return True
-        if self.executor == "inline":
-            return bool(self.timeout) or (self.workers or 1) > 1
-        return self.executor is None and (self.workers != 1 or bool(self.timeout))

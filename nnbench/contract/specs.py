@@ -321,6 +321,10 @@ class ExecutorSpec:
     factory: Callable[..., Any]
     description: str = ""
     options: tuple[ExecutorOption, ...] = ()
+    scope: Literal["", "this_process", "local_workers"] = ""
+    """Marks this machine's two executors: ``this_process`` trains in the run's own process, ``local_workers`` in
+    worker processes it starts. When ``--executor`` is not given, the planner chooses between them as ``--workers``
+    says."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import Any
 from nnbench.contract.axes import NAMES_HELP, Axis, axis, field_axes, short_label
 
 TRIAL_FORMAT = 1  # bump when the meaning of a trial's fields changes, so ids change with it
+CONSTANT_SCHEDULE = "constant"
+"""The schedule of a trial that names none: the learning rate stays as set (in the id of every stored trial)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,15 +36,12 @@ class Trial:
     Two trials are equal when their ids are.
     """
 
-    task: str = axis(kind="task", role="task", default=("spirals", "digits", "sine"), help=f"Tasks. {NAMES_HELP}")
-    arch: str = axis(kind="architecture", default=("fnn", "cnn", "lstm"), effect=4, label="{}",
-                     help=f"Architectures. {NAMES_HELP}")
-    activation: str = axis(kind="activation", default=("relu", "tanh", "gelu"), effect=1, label="/{}",
-                           help=f"Activations. {NAMES_HELP}")
+    task: str = axis(kind="task", role="task", help=f"Tasks. {NAMES_HELP}")
+    arch: str = axis(kind="architecture", effect=4, label="{}", help=f"Architectures. {NAMES_HELP}")
+    activation: str = axis(kind="activation", effect=1, label="/{}", help=f"Activations. {NAMES_HELP}")
     loss: str = axis(kind="loss", default=("default",), keyword="default", effect=3, label="/{}",
                      help=f"Losses ('default': each task's own). {NAMES_HELP}")
-    optimizer: str = axis(kind="optimizer", default=("sgd", "adam"), effect=2, label="/{}",
-                          help=f"Optimizers. {NAMES_HELP}")
+    optimizer: str = axis(kind="optimizer", effect=2, label="/{}", help=f"Optimizers. {NAMES_HELP}")
     lr: float = axis(default=("default",), keyword="default", noun="learning rates", effect=5, label="@{:g}",
                      help="Learning rates, comma-separated ('default': each optimizer's own).")
     batch_size: int = axis(default=(32,), noun="batch size", help="Mini-batch sizes, comma-separated.")
@@ -52,8 +51,8 @@ class Trial:
     device: str = axis(field_default="cpu", default=("cpu",), help="Devices, comma-separated: auto, all, cpu, cuda, "
                                                                     "cuda:N, mps.")
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    schedule: str = axis(field_default="constant", kind="schedule", default=("constant",), effect=6, label="+{}",
-                         label_unless="constant", help=f"Learning-rate schedules. {NAMES_HELP}")
+    schedule: str = axis(field_default=CONSTANT_SCHEDULE, kind="schedule", default=(CONSTANT_SCHEDULE,), effect=6,
+                         label="+{}", label_unless=CONSTANT_SCHEDULE, help=f"Learning-rate schedules. {NAMES_HELP}")
     clip: float | None = axis(field_default=None, default=("none",), keyword="none", effect=7, label=" clip {:g}",
                               label_unless=None,
                               noun="gradient clipping limits",

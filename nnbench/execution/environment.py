@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nnbench.contract.release import VERSION
+
 
 def git_commit(folder: Path) -> str | None:
     """The commit checked out in ``folder`` (with ``+dirty`` for local changes), if it is a git repo."""
@@ -32,10 +34,8 @@ def environment(devices: Mapping[str, str], threads: int) -> dict[str, Any]:
     """
     import torch
 
-    from nnbench import __version__
-
     return {
-        "nnbench": __version__,
+        "nnbench": VERSION,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -28,7 +28,6 @@ from nnbench.machine import usable_cores
 PARALLEL_SECONDS = 2.0
 """Below this much estimated training, starting worker processes costs more than it saves."""
 STACK_SPEEDUP = 2.0  # a rough gain of training a stack over its members one by one, for ordering only
-LOCAL_EXECUTORS = ("inline", "processes")
 
 
 class WorkQueue:
@@ -97,6 +96,27 @@ def work_items(trials: list[Trial], catalogue: Catalogue, vectorize: bool, cost:
 
 
 @dataclass(frozen=True)
+class LocalExecutors:
+    """This machine's two executors, by name: the one that trains in this process and the one with workers."""
+
+    here: str
+    workers: str
+
+    @classmethod
+    def of(cls, catalogue: Catalogue) -> LocalExecutors:
+        scopes = {entry.spec.scope: entry.spec.name for entry in catalogue.executors.entries() if entry.spec.scope}
+        return cls(scopes["this_process"], scopes["local_workers"])
+
+    def may_start_workers(self, options: RunOptions) -> bool:
+        """Whether a run with ``options`` may start local worker processes (so their server can start early)."""
+        if options.executor == self.workers:
+            return True
+        if options.executor == self.here:
+            return options.timeout is not None or (options.workers or 1) > 1
+        return options.executor is None and (options.workers != 1 or options.timeout is not None)
+
+
+@dataclass(frozen=True)
 class Workers:
     """The executor of a plan and how many items train at once on CPUs (``0``: in this process), with notes."""
 
@@ -105,7 +125,8 @@ class Workers:
     notes: tuple[str, ...] = ()
 
 
-def choose_workers(options: RunOptions, items: Sequence[WorkItem], cores: int | None = None) -> Workers:
+def choose_workers(options: RunOptions, items: Sequence[WorkItem], local: LocalExecutors,
+                   cores: int | None = None) -> Workers:
     """The executor and CPU workers for ``items`` (see the module docstring)."""
     cores = cores or usable_cores()
     wanted = max(1, cores // options.threads)
@@ -114,22 +135,22 @@ def choose_workers(options: RunOptions, items: Sequence[WorkItem], cores: int | 
     notes: list[str] = []
     if options.per_device is not None and not accelerated and items:
         notes.append(f"--per-device {options.per_device} applies to accelerators, and this grid trains on the CPU only")
-    if options.executor not in (None, *LOCAL_EXECUTORS):
+    if options.executor not in (None, local.here, local.workers):
         return Workers(str(options.executor), options.workers or wanted, tuple(notes))
-    requested = options.workers or (1 if options.executor == "inline" else None)
+    requested = options.workers or (1 if options.executor == local.here else None)
     stoppable = accelerated or options.timeout is not None  # only a worker process can be stopped
     if requested is None:
         seconds = sum(item.seconds for item in cpu_items)
         if not stoppable and (wanted == 1 or len(cpu_items) < 2 or seconds < PARALLEL_SECONDS):
-            if wanted > 1 and cpu_items and options.executor != "processes":
+            if wanted > 1 and cpu_items and options.executor != local.workers:
                 plural = "s" if len(cpu_items) != 1 else ""
                 notes.append(f"training in this process: {len(cpu_items)} work item{plural} of about {seconds:.1f} s "
                              "in all would not pay for starting worker processes (--workers N starts them anyway)")
-            if options.executor != "processes":
-                return Workers("inline", 0, tuple(notes))
-        return Workers("processes", max(1, min(wanted, len(cpu_items))), tuple(notes))
-    if requested == 1 and not stoppable and options.executor != "processes":
-        return Workers("inline", 0, tuple(notes))
+            if options.executor != local.workers:
+                return Workers(local.here, 0, tuple(notes))
+        return Workers(local.workers, max(1, min(wanted, len(cpu_items))), tuple(notes))
+    if requested == 1 and not stoppable and options.executor != local.workers:
+        return Workers(local.here, 0, tuple(notes))
     cpu = max(1, min(requested, len(cpu_items)))
     if requested > len(cpu_items) and cpu_items:
         plural = "s" if len(cpu_items) != 1 else ""
@@ -141,14 +162,14 @@ def choose_workers(options: RunOptions, items: Sequence[WorkItem], cores: int | 
     elif cpu * options.threads > cores:  # the workers that start, not those asked for, decide whether cores are shared
         notes.append(f"{cpu} workers with --threads {options.threads} need more than the {cores} cores here: "
                      "workers share cores, so their timings are measured in company")
-    return Workers("processes", cpu, tuple(notes))
+    return Workers(local.workers, cpu, tuple(notes))
 
 
 def plan_work(trials: list[Trial], catalogue: Catalogue, options: RunOptions, cost: CostModel, train: TrainJob, *,
               isolated: Iterable[str] = (), cores: int | None = None) -> WorkPlan:
     """The work plan of ``trials``: items, executor, workers and notes, computed once (see the module docstring)."""
     items, notes = work_items(trials, catalogue, options.vectorize, cost, isolated)
-    workers = choose_workers(options, items, cores)
+    workers = choose_workers(options, items, LocalExecutors.of(catalogue), cores)
     spec_options = {o.name for o in catalogue.executors.get(workers.executor).options}
     return WorkPlan(workers.executor, WorkQueue(items, cost), train, workers.cpu, options.per_device, options.threads,
                     options.timeout, {name: options.extra.get(name) for name in spec_options},

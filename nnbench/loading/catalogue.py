@@ -11,13 +11,15 @@ import difflib
 import fnmatch
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from nnbench.contract.domain import Domain, KindRecord
+from nnbench.contract.domain import Domain, KindRecord, build_domain
 from nnbench.contract.errors import DuplicateComponentError, InvalidComponentError, UnknownComponentError
 from nnbench.contract.specs import Component
+from nnbench.contract.trial import TRIAL_AXES
+from nnbench.loading.identity import code_identity
 from nnbench.loading.plugins import PLUGIN_FAULTS, PluginLoadWarning, describe_fault, user_interrupted, watch_interrupts
 
 if TYPE_CHECKING:
@@ -197,7 +199,6 @@ class Catalogue:
         known = getattr(source, "identities", {}).get((kind, getattr(spec, "name", None)))
         if known is not None:  # components given as objects know their code already
             return str(known)
-        from nnbench.loading.identity import code_identity
 
         return code_identity(spec)
 
@@ -267,16 +268,18 @@ class Catalogue:
         return self.registry("exporter")
 
 
-def _call_each(pm: Any, hook_name: str, skipped: str) -> Iterator[tuple[str, Any, list[Any]]]:
+def _call_each(pm: Any, hook_name: str, skipped: str, pairs: bool = False) -> Iterator[tuple[str, Any, list[Any]]]:
     """Call ``hook_name`` plugin by plugin (built-ins first) with a ``register`` that collects what it is
-    given; a plugin that raises is named in a warning and what it registered is dropped."""
+    given (``pairs``: its arguments, as tuples); a plugin that raises is named in a warning and what it
+    registered is dropped."""
     # get_hookimpls() lists implementations in registration order: built-ins first.
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
         staged: list[Any] = []
+        register: Callable[..., None] = (lambda *args, into=staged: into.append(args)) if pairs else staged.append
         try:
             with watch_interrupts():
-                impl.function(register=staged.append)
+                impl.function(register=register)
         except PLUGIN_FAULTS as exc:
             if user_interrupted(exc):
                 raise
@@ -292,8 +295,22 @@ def collect_kinds(pm: pluggy.PluginManager) -> list[tuple[Any, str]]:
             for kind in staged]
 
 
+def collect_defaults(pm: pluggy.PluginManager) -> dict[str, list[Any]]:
+    """The default grid's values the plugins register through ``register_defaults`` (later plugins win)."""
+    defaults: dict[str, list[Any]] = {}
+    component_axes = {ax.name for ax in TRIAL_AXES if ax.kind is not None and not ax.count}
+    for plugin, _, staged in _call_each(pm, "register_defaults", "its default grid was skipped", pairs=True):
+        for axis, values in staged:
+            names = [values] if isinstance(values, str) else list(values)
+            if axis not in component_axes or not names or not all(isinstance(n, str) and n for n in names):
+                warnings.warn(f"plugin {plugin!r} registered the default grid value {values!r} for {axis!r}, but a "
+                              f"default is a list of names on one of {', '.join(sorted(component_axes))}; skipped",
+                              PluginLoadWarning, stacklevel=2)
+                continue
+            defaults[axis] = names
+    return defaults
+
+
 def collect_catalogue(pm: pluggy.PluginManager) -> Catalogue:
     """The domain of ``pm``'s plugins and a catalogue of their components (filled as it is used)."""
-    from nnbench.contract.domain import build_domain
-
-    return Catalogue(build_domain(collect_kinds(pm)), pm)
+    return Catalogue(build_domain(collect_kinds(pm), collect_defaults(pm)), pm)

@@ -33,7 +33,9 @@ from importlib.machinery import PathFinder
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
-from nnbench.builtin.data_folder import data_root
+from nnbench.contract.errors import NNBenchError
+from nnbench.contract.paths import data_root
+from nnbench.contract.release import VERSION
 from nnbench.files import write_text_whole
 
 TIMEOUT_VAR = "NNBENCH_PLUGIN_TIMEOUT"
@@ -81,7 +83,6 @@ def import_timeout() -> float:
     except ValueError:
         value = -1.0
     if not (value > 0 and value < float("inf")):
-        from nnbench.contract.errors import NNBenchError
 
         raise NNBenchError(f"{TIMEOUT_VAR} must be a number of seconds > 0, not {text!r}")
     return value
@@ -109,10 +110,8 @@ def import_verdicts(points: Sequence[EntryPoint], timeout: float | None = None) 
 
 def fingerprint(ep: EntryPoint) -> str:
     """A digest of everything that decides what importing ``ep`` does, short of running it."""
-    from nnbench import __version__
-
     dist = ep.dist
-    parts: list[object] = [sys.executable, sys.version, __version__, ep.group, ep.name, ep.value,
+    parts: list[object] = [sys.executable, sys.version, VERSION, ep.group, ep.name, ep.value,
                            dist.name if dist else None, dist.version if dist else None]
     locations: list[str] | None = None
     module = ep.value.partition(":")[0].strip()

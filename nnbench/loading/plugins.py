@@ -28,6 +28,7 @@ import pluggy
 
 from nnbench.contract import hookspecs
 from nnbench.contract.errors import echoed
+from nnbench.contract.release import VERSION
 from nnbench.loading.exits import PluginExit, exits_guarded, exits_named
 from nnbench.loading.import_check import import_verdicts
 
@@ -35,6 +36,7 @@ ENTRY_POINT_GROUP = "nnbench"
 ENV_VAR = "NNBENCH_PLUGINS"
 
 BUILTIN_PLUGINS = (
+    "nnbench.builtin.defaults",
     "nnbench.builtin.activations",
     "nnbench.builtin.losses",
     "nnbench.builtin.optimizers",
@@ -157,10 +159,8 @@ class PluginManager(pluggy.PluginManager):
         self.origins: dict[str, tuple[str, str, str]] = {}
 
     def register_builtin(self, module_name: str) -> None:
-        from nnbench import __version__
-
         self.register(importlib.import_module(module_name), name=module_name)
-        self.origins[module_name] = ("builtin", "nnbench-arena", __version__)
+        self.origins[module_name] = ("builtin", "nnbench-arena", VERSION)
 
     def load_entry_points(self, selection: str | None) -> None:
         """Load third-party plugins; ``selection`` follows the ``NNBENCH_PLUGINS`` syntax. Each is

@@ -29,11 +29,14 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from nnbench.contract.axes import Axis
-from nnbench.contract.domain import Domain, build_domain
+from nnbench.contract.domain import Domain
+from nnbench.loading.catalogue import collect_catalogue
+from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.csvtask import join_csv_paths
 from nnbench.planning.grid import GridError, GridSpec, default_grid, value_problem
 
@@ -43,7 +46,13 @@ OPTION_KEYS = ("tune", "budget", "target_metric", "target", "kind", "max_trials"
 
 
 def _domain(domain: Domain | None) -> Domain:
-    return domain if domain is not None else build_domain()
+    """``domain``, else the built-in plugins' (their kinds and default grid)."""
+    return domain if domain is not None else builtin_domain()
+
+
+@cache
+def builtin_domain() -> Domain:
+    return collect_catalogue(make_plugin_manager(load_entry_points=False)).domain
 
 
 def axis_keys(domain: Domain) -> list[str]:

@@ -41,10 +41,12 @@ from nnbench.contract.specs import (
     Activation,
     Architecture,
     Component,
+    InputSpec,
     Loss,
     Optimizer,
 )
 from nnbench.loading.identity import code_identity, has_source
+from nnbench.planning.targets import ALL_KINDS, natural_outputs, one_hot_or_value
 
 PLUGIN_NAME = "session"
 BUILD_ARGUMENTS = ("input_spec", "outputs", "activation")
@@ -386,7 +388,6 @@ def _calls_activation(build: Callable[..., Any], modalities: tuple[str, ...], pa
     modalities; when it cannot be built on any, it is taken at its word)."""
     from torch import nn
 
-    from nnbench.contract.specs import InputSpec
 
     shapes = {"vector": (6,), "image": (3, 8, 8), "sequence": (5, 3)}
     calls: list[int] = []
@@ -452,8 +453,6 @@ def _optimizer(record: KindRecord, item: Any, name: str, notes: list[str]) -> Op
 
 def _loss(record: KindRecord, item: Any, name: str, notes: list[str]) -> Loss:
     from torch import nn
-
-    from nnbench.builtin.losses import ALL_KINDS, natural_outputs, one_hot_or_value
 
     if isinstance(item, type) and issubclass(item, nn.Module):
         if not _no_required_arguments(item):

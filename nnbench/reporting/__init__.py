@@ -5,7 +5,7 @@
 opens on its findings, loads nothing from the network and runs no script but its own (sorting tables,
 offering SVG downloads). Built-in sections with nothing to show are left out and named in one line.
 Plugins add sections through the ``report_sections`` hook by returning :class:`ReportSection` objects.
-Importing this package is cheap: plotting libraries load when a report is built.
+Importing this package is cheap: pandas, scipy and the plotting libraries load when a report is built.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnbench.contract.errors import NNBenchError
 from nnbench.contract.section import ReportSection
+from nnbench.files import write_text_whole
+from nnbench.loading.plugins import make_plugin_manager
 
 if TYPE_CHECKING:
     from nnbench.loading.plugins import PluginManager
-    from nnbench.storage.store import ResultStore
+    from nnbench.storage.store import ResultStore  # a report reads a store it is given
 
 __all__ = ["Report", "ReportSection", "build_report", "write_run_report"]
 
@@ -55,14 +58,12 @@ class Report:
         """Write the page to ``path`` (creating its folders) and return the path. The page is written
         whole or not at all: a report already at ``path`` is replaced only by a complete one, and a
         full disk leaves it as it was."""
-        from nnbench.files import write_text_whole
 
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_whole(path, self.html)
         except OSError as exc:
-            from nnbench.contract.errors import NNBenchError
 
             kept = "; the report already there is kept" if path.is_file() else ""
             raise NNBenchError(f"cannot write the report to {path}: {exc.strerror or exc}{kept}; free some space "
@@ -79,17 +80,17 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     :param rope: half-widths of practical equivalence by task, metric or ``*``
         (``nnbench.analysis.rope.parse_rope(...).to_dict()``); ``None``: each metric's default.
     """
-    from nnbench.analysis import frames as analysis
-    from nnbench.loading.plugins import make_plugin_manager
+    # pandas, scipy and seaborn load with the first report, not with the package
+    from nnbench.analysis import frames as analysis  # as above
+    from nnbench.reporting import contributed
     from nnbench.reporting import html as page
-    from nnbench.reporting.contributed import report_sections
 
     run_ids = list(run_ids)
     trials = analysis.with_variants(store.trials(run_ids))
     arguments = {"trials": trials, "epochs": store.epochs(run_ids), "runs": store.runs(run_ids),
                  "skipped": store.skipped(run_ids), "micro": store.micro(), "rope": dict(rope or {})}
     pm = plugin_manager or make_plugin_manager()
-    shown, left_out = page.leave_out_empty(report_sections(pm, arguments))
+    shown, left_out = page.leave_out_empty(contributed.report_sections(pm, arguments))
     title = "nnbench report: " + (", ".join(run_ids) if len(run_ids) <= 3 else f"{len(run_ids)} runs")
     tasks = ", ".join(dict.fromkeys(trials["task"])) or "no tasks"
     subtitle = f"{len(trials):,} trials on {tasks}; stored in {store.path}"

@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from nnbench import __version__
+from nnbench.contract.release import VERSION
 from nnbench.contract.section import Block, Note, Paragraph, ReportSection, Table
 
 Formatter = Callable[[Any], str]
@@ -178,7 +178,7 @@ def _content(title: str, subtitle: str, sections: list[ReportSection],
              left_out: Sequence[tuple[str, str]]) -> dict[str, Any]:
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return {"title": title, "subtitle": subtitle, "sections": sections, "generated": generated,
-            "version": __version__, "left_out": list(left_out), "script": PAGE_SCRIPT}
+            "version": VERSION, "left_out": list(left_out), "script": PAGE_SCRIPT}
 
 
 _ROOTS = (":root", "html", "body")

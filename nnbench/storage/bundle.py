@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nnbench.contract.release import VERSION
 from nnbench.storage.migrations import MIGRATIONS, applied
 from nnbench.storage.provenance import hardware
 from nnbench.storage.store import ResultStore, StoreError
@@ -117,8 +118,6 @@ def _keep_only(db: sqlite3.Connection, run_ids: Sequence[str]) -> list[str]:
 
 
 def _manifest(db: sqlite3.Connection, chosen: list[str], source: Path) -> dict[str, Any]:
-    from nnbench import __version__
-
     runs = []
     for run_id, status, started, finished, environment in db.execute(
             "SELECT run_id, status, started_at, finished_at, environment FROM runs ORDER BY started_at, rowid"):
@@ -137,7 +136,7 @@ def _manifest(db: sqlite3.Connection, chosen: list[str], source: Path) -> dict[s
             code.setdefault(axis, set()).add(str(version))
     count = {table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
              for table in ("runs", "trials", "epochs", "run_trials", "skipped", "trial_conflicts")}
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "nnbench": __version__,
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "nnbench": VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "source": str(source),
             "schema": applied(db), "runs": runs, "counts": count,
             "code": {axis: sorted(versions) for axis, versions in sorted(code.items())},
@@ -170,8 +169,6 @@ def open_bundle(path: Path) -> Iterator[Bundle]:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    from nnbench import __version__
-
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -191,16 +188,16 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     written_by = str(manifest.get("nnbench", "?"))
     if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
         raise StoreError(f"bundle {path} was written by nnbench {written_by} in bundle format "
-                         f"{manifest.get('format_version')!r}, newer than this nnbench {__version__} reads "
+                         f"{manifest.get('format_version')!r}, newer than this nnbench {VERSION} reads "
                          f"({FORMAT_VERSION}); upgrade nnbench to merge it")
-    if _release(written_by) > _release(__version__):
-        raise StoreError(f"bundle {path} was written by nnbench {written_by}, newer than this nnbench {__version__}; "
+    if _release(written_by) > _release(VERSION):
+        raise StoreError(f"bundle {path} was written by nnbench {written_by}, newer than this nnbench {VERSION}; "
                          "upgrade nnbench to merge it")
     known = {m.__name__ for m in MIGRATIONS}
     unknown = [name for name in manifest.get("schema") or [] if name not in known]
     if unknown:
         raise StoreError(f"bundle {path} holds a store of a newer schema (migration {unknown[0]!r}, which this "
-                         f"nnbench {__version__} does not know); upgrade nnbench to merge it")
+                         f"nnbench {VERSION} does not know); upgrade nnbench to merge it")
     return manifest
 
 

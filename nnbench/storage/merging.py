@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from nnbench.contract.axes import Axis, short_label
+from nnbench.contract.release import VERSION
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.storage.bundle import file_kind, open_bundle
 from nnbench.storage.migrations import MIGRATIONS, applied
@@ -243,12 +244,10 @@ def _merge_runs(db: sqlite3.Connection, src: sqlite3.Connection, summary: Source
 
 def _record_merge(db: sqlite3.Connection, src: sqlite3.Connection, path: Path, kind: str,
                   manifest: dict[str, Any] | None, summary: SourceSummary) -> str:
-    from nnbench import __version__
-
     merge_id = f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     written_by = manifest.get("nnbench") if manifest else None
     db.execute("INSERT INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-               (merge_id, now(), str(path.resolve()), kind, written_by or __version__,
+               (merge_id, now(), str(path.resolve()), kind, written_by or VERSION,
                 to_json(applied(src), "a schema"), to_json(summary.runs, "the runs"), "{}"))
     db.executemany("INSERT OR IGNORE INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    src.execute("SELECT * FROM merges").fetchall())  # the merges its flagged copies came from

@@ -85,7 +85,7 @@ def nnbench_plugin(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     registered in process. Installed third-party plugins are not loaded during the test
     (``NNBENCH_PLUGINS=none``), so the test sees the built-ins and exactly the plugins it registered.
     """
-    from nnbench.loading import plugins
+    from nnbench.loading import plugins  # pytest loads this module in every project: nnbench loads when used
 
     registered: list[tuple[Any, str]] = []
 

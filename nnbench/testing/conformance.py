@@ -9,6 +9,7 @@ them on every built-in component.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import warnings
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 from torch.func import vmap
 
+from nnbench.contract.domain import CORE_KINDS
 from nnbench.contract.specs import (
     MODALITIES,
     TASK_KINDS,
@@ -35,6 +37,9 @@ from nnbench.contract.specs import (
     TaskData,
     TaskKind,
 )
+from nnbench.loading.catalogue import collect_catalogue, collect_kinds
+from nnbench.loading.plugins import make_plugin_manager
+from nnbench.planning.grid import takes_keyword
 from nnbench.training.stacked_networks import STACKED_FORMS
 from nnbench.training.stacking import NotStackable, StackedModel
 from nnbench.training.trainer import to_view
@@ -84,8 +89,6 @@ def check_component(spec: Spec, kind: Kind | None = None) -> None:
             raise TypeError(f"component {spec.name!r} is of kind {spec.kind!r}, not {declared.name!r}")
         STAGE_CHECKS[declared.stage](spec, declared)
         return
-    from nnbench.contract.domain import CORE_KINDS
-
     for record in CORE_KINDS:
         if isinstance(spec, record.spec_type) and record.name in core_checks():
             core_checks()[record.name](spec)
@@ -96,9 +99,6 @@ def check_component(spec: Spec, kind: Kind | None = None) -> None:
 
 def find_kind(name: str) -> Kind:
     """The declaration of the kind ``name`` among the built-in and installed plugins' kinds."""
-    from nnbench.loading.catalogue import collect_kinds
-    from nnbench.loading.plugins import make_plugin_manager
-
     for kind, _plugin in collect_kinds(make_plugin_manager()):
         if kind.name == name:
             return kind
@@ -532,24 +532,20 @@ def _schedule_trace(spec: Schedule) -> list[float] | None:
 # -- components of the kinds plugins declare -------------------------------------------------------
 
 
-def _builtin_build(name: str) -> Any:
-    from nnbench.builtin.networks import ARCHITECTURES
-
-    return next(a for a in ARCHITECTURES if a.name == name)
+def _probe_architectures() -> list[tuple[Architecture, Modality]]:
+    """The first architecture nnbench ships for vector inputs and the first for images (built-ins register first)."""
+    registered = [entry.spec for entry in collect_catalogue(make_plugin_manager(load_entry_points=False))
+                  .architectures.entries()]
+    return [(next(a for a in registered if a.modalities[0] == modality), modality)
+            for modality in ("vector", "image")]
 
 
 def _stage_models(component: Component, kind: Kind) -> Iterator[tuple[str, Callable[[], nn.Module], torch.Tensor]]:
-    """Small built-in models to try a component on: (where, seeded builder, a batch of inputs)."""
-    from nnbench.planning.grid import takes_keyword
-
+    """Small models that nnbench ships, to try a component on: (where, seeded builder, a batch of inputs)."""
     keywords = {}
     if kind.stage == "build":
-        import functools
-
         keywords = {kind.name: functools.partial(component.factory, **dict(component.params))}
-    probes: tuple[tuple[str, Modality], ...] = (("fnn", "vector"), ("cnn", "image"))
-    for arch_name, modality in probes:
-        arch = _builtin_build(arch_name)
+    for arch, modality in _probe_architectures():
         if kind.stage == "build" and not takes_keyword(arch.build, kind.name):
             continue
         spec = InputSpec(modality, SHAPES[modality])
@@ -559,7 +555,7 @@ def _stage_models(component: Component, kind: Kind) -> Iterator[tuple[str, Calla
             torch.manual_seed(0)
             return arch.build(spec, 3, nn.ReLU, **dict(arch.params), **keywords)
 
-        yield f"on the built-in {arch_name} for {modality} inputs", build, x
+        yield f"on the built-in {arch.name} for {modality} inputs", build, x
 
 
 def _check_model_stage(component: Component, kind: Kind) -> None:

@@ -24,14 +24,13 @@ from typing import Any
 
 from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.run_options import RunOptions
-from nnbench.contract.specs import Architecture, InputSpec
+from nnbench.contract.specs import Architecture, InputSpec, Task
 from nnbench.contract.trial import TrialResult
+from nnbench.execution.planner import LocalExecutors
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.observer import RunObserver
 from nnbench.session import Session
 
-GRID = {"task": "moons", "arch": "fnn,conformance_fails", "activation": "relu,tanh", "optimizer": "sgd,adam",
-        "seeds": 2, "epochs": 2, "set_params": ("arch.fnn.hidden=[8]",)}
 NUMBERS = ("status", "metric", "train_loss", "test_loss", "val_loss", "val_metric", "epochs_run", "best_epoch")
 
 
@@ -43,12 +42,45 @@ def _fails(spec: InputSpec, outputs: int, activation: Any, **params: Any) -> Any
     raise ValueError("this architecture fails on purpose")
 
 
+def _small_net(spec: InputSpec, outputs: int, activation: Any, hidden: int = 8) -> Any:
+    from torch import nn  # torch loads with the first check
+
+    return nn.Sequential(nn.Linear(spec.shape[0], hidden), activation(), nn.Linear(hidden, outputs))
+
+
+def _points() -> Any:
+    """Two Gaussian blobs: 240 points of 2 features, half of each class."""
+    import numpy as np  # loaded with the first check
+
+    from nnbench.planning.task_data import make_task_data  # torch: as above
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-1.0, 1.0, (120, 2)), rng.normal(1.0, 1.0, (120, 2))])
+    return make_task_data(x, np.repeat([0, 1], 120), classification=True)
+
+
 class ConformancePlugin:
-    """What the checks train besides the built-ins: ``conformance_fails``, an architecture that always raises."""
+    """What the checks train, of their own: a task of two Gaussian blobs (``conformance_points``), a small network
+    (``conformance_net``) and an architecture that always raises (``conformance_fails``)."""
 
     @hookimpl
     def register_architectures(self, register: Callable[[Architecture], None]) -> None:
+        register(Architecture("conformance_net", _small_net, ("vector",), "a small network", vectorizable=True))
         register(Architecture("conformance_fails", _fails, ("vector",), "raises while it is built"))
+
+    @hookimpl
+    def register_tasks(self, register: Callable[[Task], None]) -> None:
+        register(Task("conformance_points", "binary", "vector", (2,), _points, "two Gaussian blobs", num_classes=2))
+
+
+def _grid(session: Session) -> dict[str, Any]:
+    """Two element-wise activations and two element-wise optimizers that nnbench ships (the first registered)."""
+    activations = [e.spec.name for e in session.catalogue.activations.entries()
+                   if e.spec.vectorizable and e.spec.elementwise][:2]
+    optimizers = [e.spec.name for e in session.catalogue.optimizers.entries()
+                  if e.spec.vectorizable and not e.spec.needs_closure][:2]
+    return {"task": "conformance_points", "arch": "conformance_net,conformance_fails", "activation": activations,
+            "optimizer": optimizers, "seeds": 2, "epochs": 2}
 
 
 class _StopAfter(RunObserver):
@@ -71,16 +103,18 @@ def check_executor(name: str, folder: Path, options: Mapping[str, Any] | None = 
 
     def run(store: str, observer: RunObserver | None = None, executor: str | None = name, **more: Any) -> str:
         session = Session(make_plugin_manager(extra=[ConformancePlugin()]))
-        grid_values = {**GRID, **{k: v for k, v in more.items() if k in ("epochs", "task", "arch", "seeds")}}
-        grid = session.grid(None, grid_values.pop("set_params"), **grid_values)
-        run_options = {"workers": 1} if executor == "inline" else {"workers": 2, **given}
+        here = LocalExecutors.of(session.catalogue).here
+        executor = executor or here
+        grid = session.grid(None, (), **{**_grid(session), **{k: v for k, v in more.items() if k in ("epochs", "arch",
+                                                                                                    "seeds")}})
+        run_options = {"workers": 1} if executor == here else {"workers": 2, **given}
         run_options.update({k: v for k, v in more.items() if k == "timeout"})
         outcome = session.run(grid, folder / store, RunOptions(executor=executor, **run_options,
-                                                               extra=extra if executor == name else {}),
+                                                               extra=extra if executor == name != here else {}),
                               observer=observer)
         return outcome.run_id
 
-    run("here.db", executor="inline")
+    run("here.db", executor=None)  # this process
     run("there.db")
     here, there = _rows(folder / "here.db"), _rows(folder / "there.db")
     if set(there) != set(here):
@@ -95,7 +129,7 @@ def check_executor(name: str, folder: Path, options: Mapping[str, Any] | None = 
     if statuses != {"ok", "failed"} or len(failing) != len(there) // 2:
         raise ExecutorConformanceError(f"executor {name!r} did not contain a failing item to itself: statuses "
                                        f"{sorted(statuses)}, {len(failing)} failed of {len(there)}")
-    run("limit.db", arch="fnn", task="digits", epochs=100_000, seeds=1, timeout=0.5)
+    run("limit.db", arch="conformance_net", epochs=1_000_000, seeds=1, timeout=0.5)
     limited = _rows(folder / "limit.db")
     if {row[0] for row in limited.values()} != {"timeout"}:
         raise ExecutorConformanceError(f"executor {name!r} did not honour --timeout: statuses "

@@ -19,9 +19,12 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the rest loads when a run starts: a plugin that imports this module stays cheap to load
+from nnbench.execution.devices import local_devices
+from nnbench.execution.environment import environment
+from nnbench.tracking.records import TrackedRun, TrackedTrial, from_result
+
+if TYPE_CHECKING:
     from nnbench.contract.trial import Trial, TrialResult
-    from nnbench.tracking.records import TrackedRun, TrackedTrial
 
 OFF = frozenset({"off", "0", "false", "no", "none"})
 """Values of a tracker's switch that turn its live logging off (any other value, or none, leaves it on)."""
@@ -77,14 +80,12 @@ class LiveTracker:
     def after_trial(self, trial: Trial, result: TrialResult) -> None:
         if self.run_id is None:
             return
-        from nnbench.tracking.records import from_result
-
         self._guarded(lambda: self.log_trial(from_result(result, str(self.run_id), self.environment)))
 
     def after_run(self, run_id: str, results: Sequence[TrialResult]) -> None:
         if self.run_id != run_id:
             return
-        from nnbench.tracking.reading import live_run
+        from nnbench.tracking.reading import live_run  # pandas: a tracker plugin loads without it
 
         self._guarded(lambda: self.finish(live_run(run_id, "finished", results, self.environment)))
         self.run_id = None
@@ -105,9 +106,6 @@ class LiveTracker:
 
 def current_environment() -> dict[str, Any]:
     """What this process runs on, as a run records it (the parts trackers show)."""
-    from nnbench.builtin.devices import local_devices
-    from nnbench.execution.environment import environment
-
     return environment({device.name: device.description for device in local_devices()}, 1)
 
 

@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.specs import Task
+from nnbench.storage.store import ResultStore, new_run_id
+from nnbench.training.trainer import make_optimizer, synchronize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,7 +142,6 @@ def prepare(case: MicroCase, catalogue: Catalogue) -> Callable[[], None]:
     """The function one call of ``case`` runs, with its tensors already on the device."""
     import torch
 
-    from nnbench.training.trainer import synchronize
 
     device = torch.device(case.device)
     generator = torch.Generator().manual_seed(0)
@@ -163,7 +165,6 @@ def prepare(case: MicroCase, catalogue: Catalogue) -> Callable[[], None]:
     if case.kind != "optimizer":
         return _component_call(case, catalogue, random, device)
     spec = catalogue.optimizers.get(case.name)
-    from nnbench.training.trainer import make_optimizer
 
     param = random(case.size).requires_grad_()
     param.grad = random(case.size) * 1e-3
@@ -189,8 +190,6 @@ def prepare(case: MicroCase, catalogue: Catalogue) -> Callable[[], None]:
 def _loss_call(case: MicroCase, catalogue: Catalogue, random: Callable[..., Any], device: Any) -> Callable[[], None]:
     import torch
 
-    from nnbench.contract.specs import Task
-    from nnbench.training.trainer import synchronize
 
     spec = catalogue.losses.get(case.name)
     rows, width = case.shape[0], case.shape[-1]
@@ -231,7 +230,6 @@ def _component_call(case: MicroCase, catalogue: Catalogue, random: Callable[...,
     import torch
     from torch import nn
 
-    from nnbench.training.trainer import synchronize
 
     record = catalogue.domain.kind(case.kind)
     component = catalogue.registry(case.kind).get(case.name)
@@ -333,7 +331,7 @@ def run_micro(
     sizes: Sequence[int] = DEFAULT_SIZES,
     max_time: float = 0.5,
     echo: Callable[[str], None] | None = None,
-    session: Session | None = None,
+    session: Session,
 ) -> pd.DataFrame:
     """``nnbench micro``: measure the components, store the rows under a new run id, return them.
 
@@ -341,14 +339,10 @@ def run_micro(
     ``json_path`` keeps pytest-benchmark's JSON report (its ``--benchmark-json`` format).
     ``max_time`` bounds the seconds pytest-benchmark spends per case (at least 5 rounds each).
     ``echo`` receives pytest's printed output, including pytest-benchmark's table. ``session``
-    provides the components (default: a new session).
+    provides the components and the devices.
     """
-    import pandas as pd
+    import pandas as pd  # the rows as a table: pandas is imported where it is needed
 
-    from nnbench.session import Session, new_run_id
-    from nnbench.storage.store import ResultStore
-
-    session = session or Session()
     cases = micro_cases(session.catalogue, kinds, names, shape, sizes, session.resolve_devices(devices))
     with tempfile.TemporaryDirectory(prefix="nnbench-micro-json-") as folder:
         target = Path(json_path) if json_path else Path(folder, "micro.json")
