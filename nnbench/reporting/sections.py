@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from nnbench.analysis import fairness, verdicts
+from nnbench.analysis import fairness, paired, verdicts
 from nnbench.analysis import frames as analysis
 from nnbench.analysis.pairwise import AxisComparison
 from nnbench.analysis.rope import Rope, parse_rope
@@ -37,6 +37,10 @@ class ReportData:
     epochs: pd.DataFrame
     skipped: pd.DataFrame
     rope_given: Mapping[str, float] = field(default_factory=dict)
+    alpha: float = paired.ALPHA
+    """The family-wise error rate of the verdicts."""
+    version_names: Mapping[str, str] = field(default_factory=dict)
+    """Names of versions of a component's code, by run id or code (:mod:`nnbench.analysis.versions`)."""
 
     @cached_property
     def rope(self) -> Rope:
@@ -51,7 +55,7 @@ class ReportData:
     @cached_property
     def comparisons(self) -> list[AxisComparison]:
         """The pairwise evidence of every varied axis, shared by the findings and their evidence."""
-        return verdicts.axis_comparisons(self.main, self.rope)
+        return verdicts.axis_comparisons(self.main, self.rope, self.alpha, self.version_names)
 
     @cached_property
     def main(self) -> pd.DataFrame:
@@ -239,8 +243,9 @@ def convergence(data: ReportData) -> ReportSection:
         plots.convergence(frame), f"{frame['split'].iloc[0]} metric and training loss against epoch, per task",
         f"The best configurations of each task's leaderboard, at most {CONVERGENCE_CONFIGS}, numbered by rank: "
         f"mean over seeds, the band is the 95% confidence interval; the metric is measured on "
-        f"{frame['split'].iloc[0]} data after every epoch. Losses of different loss functions are not "
-        "comparable with each other."))
+        f"{frame['split'].iloc[0]} data after every epoch. On a log scale the training loss is the geometric "
+        "mean over seeds and its band the interval of the log loss (computed in log space, so never below "
+        "zero). Losses of different loss functions are not comparable with each other."))
     return section
 
 
