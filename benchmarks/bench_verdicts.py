@@ -3,6 +3,7 @@
     python benchmarks/bench_verdicts.py                  # the simulation tables (a few minutes on 2 cores)
     python benchmarks/bench_verdicts.py --reps 400       # quicker, coarser
     python benchmarks/bench_verdicts.py --real           # also the end-to-end null check on real training
+    python benchmarks/bench_verdicts.py --real --no-simulation   # that check alone (about a minute)
     python benchmarks/bench_verdicts.py --markdown       # the tables as Markdown
 
 The simulation runs the verdict machinery (:func:`nnbench.analysis.pairwise.decide_scores`: the same
@@ -243,8 +244,9 @@ def print_null(rows: list[dict[str, Any]], markdown: bool) -> None:
                          for seeds in SEEDS)
     above = [r for r in main if stats.binomtest(r["false"], r["reps"]).proportion_ci(0.95).low > ALPHA]
     print(f"\nevery exchangeable cell pooled, by seed count: {by_seeds}")
+    tasks = f"{worst['tasks']} task{'s' if worst['tasks'] > 1 else ''}"
     print(f"all exchangeable cells: {rate_text(*total)}; worst cell: {worst['shape']}, {worst['seeds']} seeds, "
-          f"{worst['tasks']} tasks, {worst['levels']} levels: {rate_text(worst['false'], worst['reps'])}; cells whose "
+          f"{tasks}, {worst['levels']} levels: {rate_text(worst['false'], worst['reps'])}; cells whose "
           f"95% interval lies wholly above {100 * ALPHA:g}%: {len(above)}")
 
 
@@ -292,17 +294,20 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2000, help="simulated axes per cell (default 2000)")
     parser.add_argument("--seed", type=int, default=20260105, help="random seed of the simulation")
     parser.add_argument("--real", action="store_true", help="also train twins for the end-to-end null check")
-    parser.add_argument("--twins", type=int, default=12, help="twins of relu to train (--real)")
+    parser.add_argument("--no-simulation", action="store_true", help="skip the simulation (with --real)")
+    parser.add_argument("--twins", type=int, default=40, help="twins of relu to train (--real)")
     parser.add_argument("--real-seeds", type=int, default=10, help="seeds per twin and task (--real)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (--real)")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    print_null(null_table(args.reps, rng), args.markdown)
-    print_power(power_table(args.reps, rng), args.markdown)
-    print_coverage(coverage_table(args.reps, rng), args.markdown)
-    print(f"\nsimulation: {time.perf_counter() - started:.0f} s, {args.reps} simulated axes per cell, seed {args.seed}")
+    if not args.no_simulation:
+        print_null(null_table(args.reps, rng), args.markdown)
+        print_power(power_table(args.reps, rng), args.markdown)
+        print_coverage(coverage_table(args.reps, rng), args.markdown)
+        print(f"\nsimulation: {time.perf_counter() - started:.0f} s, {args.reps} simulated axes per cell, "
+              f"seed {args.seed}")
     if args.real:
         real = real_null(args.twins, args.real_seeds, args.epochs)
         print(f"\nReal training: {real['levels']} twins of relu x {len(REAL_TASKS)} tasks x {args.real_seeds} seeds "

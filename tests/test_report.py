@@ -871,3 +871,23 @@ def test_wide_tables_fit_a_page_1400_pixels_wide(tmp_path: Path, trial_result: C
         browser.close()
     assert page["overflowing"] == [] and page["page"][0] <= page["page"][1]
     assert page["verdicts"] and all(right <= 1400 for right in page["verdicts"])  # the verdict column is on screen
+
+
+def test_the_across_task_table_prints_each_interval_in_its_own_column(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    from test_promises import section_tables
+
+    from nnbench.analysis import intervals
+
+    with store_writer(tmp_path / "across.db", many_tasks_results(trial_result, tasks=3, seeds=4)) as store:
+        html = build_report(store, ["run-1"], BUILTINS()).html
+        trials, runs = store.trials(), store.runs()
+    scored, _ = intervals.normalized_scores(trials, runs)
+    board = intervals.aggregates(scored.assign(configuration=intervals.across_task_configurations(scored)))
+    (printed,) = section_tables(html, "aggregates")
+    assert [row["configuration"] for row in printed] == list(board["configuration"])
+    for row, (_, expected) in zip(printed, board.iterrows(), strict=True):
+        for column, name in (("mean 95% CI", "mean"), ("gap 95% CI", "gap"), ("IQM 95% CI", "iqm")):
+            assert row[column] == intervals.interval_text(expected[f"{name}_low"], expected[f"{name}_high"])
+        assert row["mean"] == f"{expected['mean']:.3f}" and row["IQM 95% CI"] == "–"  # four seeds: no bootstrap
+        assert row["mean 95% CI"] != row["gap 95% CI"]

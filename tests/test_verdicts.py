@@ -473,3 +473,72 @@ assert not heavy, heavy
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+# -- what the planted bugs of the past broke --------------------------------------------------------
+
+
+def test_a_tasks_rope_beats_its_metrics_which_beats_a_bare_number_in_any_order(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    for text in ("0.1, accuracy=0.01, moons=0.02", "moons=0.02,0.1,accuracy=0.01", "accuracy=0.01,moons=0.02,0.1"):
+        rope = parse_rope(text)
+        assert rope.width("moons", "accuracy", np.array([0.9])) == 0.02  # the task's own
+        assert rope.width("digits", "accuracy", np.array([0.9])) == 0.01  # its metric's
+        assert rope.width("sine", "rmse", np.array([0.5])) == 0.1  # the bare number
+    assert parse_rope({"moons": 0.02, "*": 0.1}).width("moons", "accuracy", np.array([])) == 0.02
+    # The comparisons use the same widths.
+    results = grid_results(trial_result, {"relu": lambda m, s: m, "tanh": lambda m, s: m - 0.001},
+                           tasks=("moons", "digits", "sine"), optimizers=(("adam", 1e-3),))
+    with store_writer(tmp_path / "ropes.db", results) as store:
+        trials = store.trials()
+    (comparison,) = verdicts.axis_comparisons(trials, "moons=0.02,0.1,accuracy=0.01")
+    widths = comparison.table().set_index("task")["rope"].to_dict()
+    assert widths == {"moons": 0.02, "digits": 0.01, "sine": 0.1}
+
+
+def test_every_pair_of_eight_levels_is_compared(tmp_path: Path, trial_result: Callable[..., Any],
+                                                store_writer: Callable[..., Any]) -> None:
+    # Six levels alike at the top, and two far below them that differ from each other.
+    effects: dict[str, Callable[[float, int], float]] = {f"act{i}": (lambda m, s: m) for i in range(6)}
+    rng = np.random.default_rng(3)
+    effects["low"] = lambda m, s: m - 0.1 + rng.normal(0, 0.003)
+    effects["lower"] = lambda m, s: m - 0.2 + rng.normal(0, 0.003)
+    results = grid_results(trial_result, effects, tasks=("digits",), seeds_=6, optimizers=(("adam", 1e-3),))
+    with store_writer(tmp_path / "eight.db", results) as store:
+        (comparison,) = verdicts.axis_comparisons(store.trials())
+    assert len(comparison.levels) == 8 and len(comparison.pairs) == 28 and comparison.family == 28
+    pair = comparison.pair("low", "lower")
+    assert pair is not None and pair.rows["decision"].tolist() == ["first"]
+    assert "low is better than lower on digits" in " ".join(verdicts.verdict(comparison).parts)
+
+
+def test_eight_levels_with_no_difference_between_them_give_no_verdict(tmp_path: Path, trial_result: Callable[..., Any],
+                                                                      store_writer: Callable[..., Any]) -> None:
+    rng = np.random.default_rng(17)
+    effects = {f"act{i}": (lambda m, s: m + rng.normal(0, 0.01)) for i in range(8)}
+    results = grid_results(trial_result, effects, tasks=("digits", "wine", "iris"), seeds_=4,
+                           optimizers=(("adam", 1e-3),))
+    with store_writer(tmp_path / "null.db", results) as store:
+        (comparison,) = verdicts.axis_comparisons(store.trials())
+    assert len(comparison.pairs) == 28 and comparison.family == 28 * 3
+    assert set(comparison.table()["decision"]) == {"undecided"}
+    # Uncorrected, the same evidence would have called some of these 84 comparisons better or worse.
+    assert (comparison.table()["p_value"] < 0.05).any()
+
+
+def test_the_issues_case_three_seeds_is_undecided_and_says_so(tmp_path: Path, trial_result: Callable[..., Any],
+                                                              store_writer: Callable[..., Any]) -> None:
+    # Four models, three seeds; cnn ahead of gru on every seed (+0.008, +0.024, +0.033), by a t-interval that
+    # spans zero.
+    accuracy = {"cnn": [0.958, 0.954, 0.963], "gru": [0.950, 0.930, 0.930], "mlp": [0.70, 0.71, 0.69],
+                "logistic": [0.40, 0.41, 0.39]}
+    results = [trial_result("mnist1d", "relu", seed=seed, metric=value, arch=arch)
+               for arch, values in accuracy.items() for seed, value in enumerate(values)]
+    with store_writer(tmp_path / "mnist1d.db", results) as store:
+        (found,) = verdicts.findings(store.trials())
+        (comparison,) = verdicts.axis_comparisons(store.trials())
+    row = comparison.pair("cnn", "gru").rows.iloc[0]
+    assert row["decision"] == "undecided" and row["advantage_low"] < 0 < row["advantage_high"]
+    assert "cnn is better than gru" not in found.text
+    assert "not enough seeds to tell cnn from gru on mnist1d (3 paired seeds" in " ".join(found.parts)
+    assert all("3 paired seeds" in part for part in found.parts if " better than " in part or " worse " in part)

@@ -51,9 +51,14 @@ def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.asarray(stats.trim_mean(values, IQM_CUT, axis=axis))
 
 
+def shortfall(values: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """How far each normalized score falls below ``gamma`` (a score above it falls short by 0)."""
+    return np.maximum(gamma - np.asarray(values, dtype=float), 0.0)
+
+
 def optimality_gap(values: np.ndarray, axis: int = -1, gamma: float = 1.0) -> np.ndarray:
-    """The mean shortfall of normalized scores below ``gamma`` (scores above it count as 0)."""
-    return np.mean(np.maximum(gamma - np.asarray(values), 0.0), axis=axis)
+    """The mean shortfall of normalized scores below ``gamma``."""
+    return np.mean(shortfall(values, gamma), axis=axis)
 
 
 def stratified_bootstrap(strata: Sequence[np.ndarray], statistic: Statistic, *, resamples: int = RESAMPLES,
@@ -187,7 +192,7 @@ def aggregates(scored: pd.DataFrame, resamples: int = RESAMPLES) -> pd.DataFrame
     for configuration, part in scored.groupby("configuration", sort=False):
         strata = [group["score"].to_numpy(float) for _, group in part.groupby("task", sort=False)]
         mean, mean_low, mean_high = stratified_mean(strata)
-        gap, gap_low, gap_high = stratified_mean([np.maximum(1.0 - s, 0.0) for s in strata])
+        gap, gap_low, gap_high = stratified_mean([shortfall(s) for s in strata])  # the gap is a mean too
         if min(len(s) for s in strata) >= BOOTSTRAP_MIN_SEEDS:
             point, low, high = stratified_bootstrap(strata, _iqm_only, resamples=resamples)
             middle, middle_low, middle_high = float(point[0]), float(low[0]), float(high[0])
