@@ -81,6 +81,10 @@ def test_the_leaderboard_keeps_versions_apart_and_names_them_by_run(combined: Pa
     assert "cnn edited" in html and "cnn v1" in html
     titles = set(re.findall(r'title="([^"]*source:[^"]*)"', html))
     assert f"{NEW} (runs: run-2)" in titles and f"{OLD} (runs: run-1)" in titles
+    # The leaderboard's version column shows the name, with the code and runs on hover.
+    assert re.search(rf'<td title="cnn edited: {NEW} \(runs: run-2\)">cnn edited</td>', html)
+    overview = html[html.index('<section id="overview">'):]
+    assert "<th scope=\"col\">version</th>" in overview and "cnn v1" in overview
 
 
 def test_every_other_axis_holds_the_version_fixed(tmp_path: Path, trial_result: Callable[..., Any],

@@ -16,6 +16,7 @@ the user gives, for a run or a code), and:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -174,7 +175,7 @@ def version_frames(trials: pd.DataFrame, table: pd.DataFrame) -> list[VersionCom
         mine = version_labels(own, group)
         frame = own.assign(version=mine, variant=variant)
         titles = titles_of(group)
-        key = "version-" + "-".join(part for part in (axis, component) if part)
+        key = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"version-{axis}-{component}")  # an id in the page
         out.append(VersionComparison(key, f"{component} versions", frame[frame["version"] != ""], titles))
     return out
 

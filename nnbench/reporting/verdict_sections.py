@@ -40,8 +40,8 @@ def method(alpha: float) -> tuple[str, ...]:
         f"'worse' within an axis is at most {alpha:g} (family-wise error rate), and so is that of any false "
         "'equivalent'. Seeds to settle: about how many paired seeds in all would decide an undecided pair (at "
         "80% power, from the observed spread, at the family's corrected level); seeds for the ROPE: how many "
-        "would detect a true difference as large as the ROPE. Change the ROPE with --rope and the error rate "
-        "with --alpha.",
+        "would detect a true difference as large as the ROPE. Change the ROPE with --rope, and the error rate "
+        "with nnbench report --alpha (alpha= in Python).",
     )
 
 
