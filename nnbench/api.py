@@ -143,16 +143,19 @@ def _signature_and_doc() -> tuple[inspect.Signature, str]:
 run.__signature__, run.__doc__ = _signature_and_doc()  # type: ignore[attr-defined]
 
 
-def report(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None) -> Report:
+def report(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None, alpha: float = 0.05,
+           versions: Mapping[str, str] | None = None, figures: str | Path | None = None) -> Report:
     """Build the HTML report of ``run_ids`` (default: the latest run) from ``store``; call it as often as
     you like. The returned :class:`nnbench.reporting.Report` displays inline in a notebook and has
-    ``.save(path)``. ``rope`` is the region of practical equivalence of the verdicts (see :func:`findings`)."""
+    ``.save(path)``. ``rope``, ``alpha`` and ``versions`` are as in :func:`findings`; ``figures``, a folder
+    to write every figure into as SVG and PDF sized for a paper's column."""
     from nnbench.reporting import build_report  # pandas and seaborn: importing nnbench loads neither
 
     if not Path(store).exists():
         raise NNBenchError(f"store {store} does not exist; run a grid first (nnbench.run(...)) or pass store=")
     with ResultStore(store, readonly=True) as results:
-        return build_report(results, results.resolve_runs(list(run_ids)), Session().pm, parse_rope(rope).to_dict())
+        return build_report(results, results.resolve_runs(list(run_ids)), Session().pm, parse_rope(rope).to_dict(),
+                            alpha=alpha, version_names=versions, figures=figures)
 
 
 def load_task(name: str) -> TaskData:
@@ -163,30 +166,36 @@ def load_task(name: str) -> TaskData:
 # -- verdicts --------------------------------------------------------------------------------------
 
 
-def findings(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None) -> list[Verdict]:
-    """The verdicts of ``run_ids`` (default: the latest run), one per axis that varied, as the report
-    opens with them and ``nnbench run`` prints them.
+def findings(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None, alpha: float = 0.05,
+             versions: Mapping[str, str] | None = None) -> list[Verdict]:
+    """The verdicts of ``run_ids`` (default: the latest run), one per axis that varied (and one per
+    component whose code changed between the runs), as the report opens with them and ``nnbench run``
+    prints them.
 
     :param rope: the region of practical equivalence: a number for every task (``0.005``), a mapping or
         ``"METRIC=NUMBER,TASK=NUMBER"`` text; ``None`` for each metric's default.
+    :param alpha: the family-wise error rate of each axis's "better" and "worse" claims.
+    :param versions: names for versions of a component's code, by run id or code hash prefix
+        (``{"20260105-0930": "before the fix"}``); default ``cnn v1``, ``cnn v2``.
     """
     from nnbench.analysis.verdicts import findings as axis_findings  # pandas: importing nnbench loads none
 
     with ResultStore(store, readonly=True) as results:
         trials = results.trials(results.resolve_runs(list(run_ids)))
-    return axis_findings(trials, rope)
+    return axis_findings(trials, rope, alpha, versions)
 
 
 def compare(baseline: str | None = None, candidate: str | None = None, *, store: str | Path = DEFAULT_STORE,
             candidate_filter: Mapping[str, Any] | Sequence[str] | None = None,
-            baseline_filter: Mapping[str, Any] | Sequence[str] | None = None, rope: Any = None) -> RunComparison:
+            baseline_filter: Mapping[str, Any] | Sequence[str] | None = None, rope: Any = None,
+            alpha: float = 0.05) -> RunComparison:
     """Did the candidate beat the stored baseline? Compare run ``candidate`` with run ``baseline`` (the
     candidate's own new trials with the baseline's), or, with ``candidate_filter``, the trials of one run
     that match it (``{"activation": "squareplus"}`` or ``["activation=squareplus"]``) with the others
     (or with those matching ``baseline_filter``). ``baseline`` defaults to the latest run.
 
     Returns a :class:`nnbench.analysis.comparison.RunComparison`: per task the advantage with its
-    interval, the probability of improvement and the Bayesian probabilities, a verdict (``.verdict``),
+    interval, the tests behind its decision and the share of seeds it won, a verdict (``.verdict``),
     ``.worse`` and ``.to_dict()``. Trials that differ in anything but the compared axes are refused with
     what differs.
     """
@@ -212,7 +221,7 @@ def compare(baseline: str | None = None, candidate: str | None = None, *, store:
                            "every trial of it is also in the baseline; use --candidate AXIS=VALUE")
     names = _side_names(baseline_id, candidate_id, chosen_baseline, chosen_candidate)
     return compare_trials(base, cand, parse_rope(rope), axes=list(dict.fromkeys([*chosen_candidate, *chosen_baseline])),
-                          baseline_name=names[0], candidate_name=names[1])
+                          baseline_name=names[0], candidate_name=names[1], alpha=alpha)
 
 
 def parse_filter(given: Mapping[str, Any] | Sequence[str] | str | None) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnbench.contract import metrics
 from nnbench.contract.axes import short_label
 from nnbench.observer import RunObserver
 
@@ -214,7 +215,7 @@ def row_label(row: Any, domain: Domain) -> str:
 def print_leaderboard(board: pd.DataFrame, domain: Domain, echo: Echo, top: int = 10) -> None:
     for task, part in board.groupby("task", sort=False):
         metric = part["metric_name"].iloc[0]
-        arrow = "lower is better" if metric == "rmse" else "higher is better"
+        arrow = metrics.metric(metric).direction
         echo(f"\n{task} — test {metric} ({arrow}), mean ± std over seeds")
         for row in part.head(top).itertuples():
             std = f"{row.std:.4f}" if row.std == row.std else "n/a"

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from nnbench.analysis import frames as analysis
+from nnbench.analysis import pairwise, verdicts
+from nnbench.analysis.rope import Rope
 from nnbench.contract.trial import Skipped
 
 T_975 = {2: 4.302652729749462, 3: 3.1824463052837078}  # t-table: two-sided 95%, by degrees of freedom
@@ -64,45 +66,47 @@ def test_leaderboard_of_nothing_is_an_empty_frame_with_the_columns() -> None:
     assert board.empty and "mean" in board.columns and "ci_low" in board.columns
 
 
-def test_wilcoxon_for_two_levels_over_matched_blocks(pair: Any) -> None:
-    test = analysis.rank_test(pair.trials(), "activation")
-    # Blocks: 3 seeds x 2 tasks complete; spirals seed 3 is left out (tanh diverged).
-    assert (test.blocks, test.incomplete, test.test) == (6, 1, "Wilcoxon signed-rank")
+def test_pairwise_evidence_of_two_levels_over_matched_blocks(pair: Any) -> None:
+    trials = pair.trials()
+    wide, incomplete = analysis.matched_blocks(trials, "activation")
+    assert (len(wide), incomplete) == (6, 1)  # 3 seeds x 2 tasks; spirals seed 3 is left out (tanh diverged)
+    comparison = pairwise.compare_axis(trials, "activation", Rope())
+    assert comparison.levels == ["relu", "tanh"] and comparison.family == 2 and comparison.equivalence_family == 2
+    rows = comparison.table().set_index("task")
     # relu minus tanh, oriented so higher is better: +.375 +.25 +.125 on spirals, +.5 -.0625 +.75 on sine.
-    # Ranks of |d|: .0625->1 .125->2 .25->3 .375->4 .5->5 .75->6, so T- = 1 and T+ = 20.
-    assert test.statistic == 1
-    assert test.p_value == pytest.approx(2 * 2 / 2**6)  # exact: P(T <= 1) = 2/64, two-sided
-    assert test.effect_size == pytest.approx((20 - 1) / 21)
-    assert test.levels == ["relu", "tanh"]
-    assert test.mean_ranks.to_dict() == pytest.approx({"relu": 7 / 6, "tanh": 11 / 6})
-    assert not test.significant and "not significant" in test.verdict and test.posthoc is None
+    assert rows.loc["spirals", "advantage"] == pytest.approx(0.25) and rows.loc["sine", "seeds"] == 3
+    assert rows.loc["sine", "advantage"] == pytest.approx((0.5 - 0.0625 + 0.75) / 3)
+    assert (rows.loc["spirals", "wins"], rows.loc["sine", "wins"]) == (3, 2)
+    # Two tasks are too few for a test over tasks; the across row pools the seeds for P(first wins).
+    across = comparison.across()
+    assert across.loc[0, "tasks"] == 2 and math.isnan(across.loc[0, "p_value"]) and across.loc[0, "decision"] == ""
+    # Holm over the family of two: the smaller p doubled, the larger kept (but never below the first).
+    low, high = sorted(rows["p_value"])
+    assert sorted(rows["p_adjusted"]) == pytest.approx([2 * low, max(2 * low, high)])
 
 
-def test_friedman_kendall_w_and_nemenyi_for_three_levels(tmp_path: Path, trial_result: Callable[..., Any],
-                                                          store_writer: Callable[..., Any]) -> None:
+def test_three_levels_compare_every_pair_in_rank_order(tmp_path: Path, trial_result: Callable[..., Any],
+                                                       store_writer: Callable[..., Any]) -> None:
     scores = {"tanh": 0.7, "gelu": 0.8, "relu": 0.9}
-    results = [trial_result("spirals", act, seed=s, metric=m + s / 100) for act, m in scores.items() for s in range(6)]
+    rng = np.random.default_rng(0)
+    results = [trial_result("spirals", act, seed=s, metric=m + s / 100 + rng.normal(0, 0.003))
+               for act, m in scores.items() for s in range(6)]
     with store_writer(tmp_path / "three.db", results) as store:
-        test = analysis.rank_test(store.trials(), "activation")
-    # Same order in all 6 blocks: rank sums 6, 12, 18; chi2 = 12/(n k (k+1)) * sum R^2 - 3 n (k+1) = 84 - 72.
-    assert (test.test, test.blocks, test.levels) == ("Friedman", 6, ["relu", "gelu", "tanh"])
-    assert test.statistic == pytest.approx(12.0)
-    assert test.p_value == pytest.approx(math.exp(-6))  # chi-square with 2 degrees of freedom
-    assert test.effect_size == pytest.approx(1.0)  # W = chi2 / (n (k - 1))
-    assert test.significant and test.verdict.startswith("significant") and "relu ranks best" in test.verdict
-    # Nemenyi: q = mean-rank difference / sqrt(k (k+1) / 6n), p from the studentized range (k = 3, df = inf).
-    assert test.posthoc.loc["relu", "tanh"] == pytest.approx(0.0015428631, rel=1e-5)
-    assert test.posthoc.loc["relu", "gelu"] == pytest.approx(0.1932252553, rel=1e-5)
+        comparison = pairwise.compare_axis(store.trials(), "activation", Rope())
+    assert comparison.levels == ["relu", "gelu", "tanh"]
+    assert [(p.first, p.second) for p in comparison.pairs] == [("relu", "gelu"), ("relu", "tanh"), ("gelu", "tanh")]
+    assert comparison.table()["decision"].tolist() == ["first"] * 3 and comparison.family == 3
 
 
-def test_too_few_blocks_are_not_tested(tmp_path: Path, trial_result: Callable[..., Any],
-                                       store_writer: Callable[..., Any]) -> None:
-    results = [trial_result("spirals", act, seed=s, metric=0.5 + s / 10) for act in ("relu", "tanh") for s in range(5)]
-    with store_writer(tmp_path / "few.db", results) as store:
-        test = analysis.rank_test(store.trials(), "activation")
-    assert test.test == "" and not test.significant
-    assert test.verdict.startswith("too few complete blocks to test: 5")
-    assert analysis.rank_test_table([test]).loc[0, "significant"] == "not tested"
+def test_one_paired_seed_decides_nothing(tmp_path: Path, trial_result: Callable[..., Any],
+                                         store_writer: Callable[..., Any]) -> None:
+    results = [trial_result("spirals", act, seed=0, metric=m) for act, m in (("relu", 0.9), ("tanh", 0.5))]
+    with store_writer(tmp_path / "one.db", results) as store:
+        comparison = pairwise.compare_axis(store.trials(), "activation", Rope())
+    row = comparison.table().iloc[0]
+    assert (row["seeds"], row["decision"], comparison.family) == (1, "undecided", 0)
+    assert math.isnan(row["advantage_low"]) and math.isnan(row["p_value"]) and math.isnan(row["seeds_needed"])
+    assert "one paired seed has no spread" in verdicts.verdict(comparison).text
 
 
 def test_optimizers_at_their_own_default_lr_are_one_axis_and_lr_is_not(
@@ -235,13 +239,14 @@ def test_t_interval_is_undefined_for_a_single_seed() -> None:
     assert np.isnan(low[0]) and high[1] == pytest.approx(0.5 + 12.706204736 * 0.1 / math.sqrt(2))
 
 
-def test_blocks_that_all_tie_are_not_tested(tmp_path: Path, trial_result: Callable[..., Any],
-                                            store_writer: Callable[..., Any]) -> None:
+def test_blocks_that_all_tie_are_practically_equivalent(tmp_path: Path, trial_result: Callable[..., Any],
+                                                        store_writer: Callable[..., Any]) -> None:
     results = [trial_result(activation=a, seed=s, metric=0.5) for a in ("relu", "tanh", "gelu") for s in range(6)]
     with store_writer(tmp_path / "ties.db", results) as store:
-        test = analysis.rank_test(store.trials(), "activation")
-    assert test.blocks == 6 and test.test == "" and test.verdict == "every block ties: no difference between the levels"
-    assert list(test.mean_ranks) == [2.0, 2.0, 2.0]
+        comparison = pairwise.compare_axis(store.trials(), "activation", Rope())
+    table = comparison.table()
+    assert len(table) == 3 and table["decision"].eq("equivalent").all() and table["advantage"].eq(0).all()
+    assert table["p_value"].eq(1.0).all() and table["ties"].eq(6).all() and table["poi"].eq(0.5).all()
 
 
 def test_variants_name_only_the_overrides_that_differ_within_a_component() -> None:
@@ -449,24 +454,6 @@ def test_lr_sensitivity_keeps_tasks_in_the_order_first_seen_with_a_fresh_index()
         ["digits", "adam", 0.01, 0.7]]  # sgd ran at one rate only
 
 
-def test_rank_test_table_by_hand() -> None:
-    def rank_test(axis: str, test: str, p_value: float, ranks: dict[str, float]) -> analysis.RankTest:
-        return analysis.RankTest(axis, list(ranks), 6, 1, test, 4.5, p_value, "kendall_w", 0.3, pd.Series(ranks), None,
-                                 "")
-
-    tests = [rank_test("activation", "friedman", 0.01, {"gelu": 1.2, "relu": 1.8}),
-             rank_test("optimizer", "wilcoxon", 0.2, {"sgd": 1.4, "adam": 1.6}),
-             rank_test("lr", "", math.nan, {})]
-    table = analysis.rank_test_table(tests)
-    assert list(table.columns) == ["axis", "levels", "blocks", "incomplete", "test", "statistic", "p_value", "effect",
-                                   "effect_size", "best", "significant"]
-    assert table.drop(columns=["p_value"]).values.tolist() == [
-        ["activation", 2, 6, 1, "friedman", 4.5, "kendall_w", 0.3, "gelu", "yes"],
-        ["optimizer", 2, 6, 1, "wilcoxon", 4.5, "kendall_w", 0.3, "sgd", "no"],
-        ["lr", 0, 6, 1, "none", 4.5, "kendall_w", 0.3, "", "not tested"]]
-    assert table["p_value"].iloc[:2].tolist() == [0.01, 0.2] and math.isnan(table["p_value"].iloc[2])
-
-
 def test_device_comparison_of_devices_that_share_no_trial_is_empty_with_its_columns() -> None:
     apart = [("wine", "fnn", "cpu", 0, 2.0), ("wine", "fnn", "cuda:0", 1, 1.0)]
     table = analysis.device_comparison(timed_trials(apart))
@@ -498,7 +485,7 @@ def test_leaderboard_keeps_configurations_that_all_failed_or_lack_an_axis_value(
     assert list(board["iqm"].iloc[:2]) == pytest.approx([0.85, 0.7]) and math.isnan(board["iqm"].iloc[2])
 
 
-def test_code_versions_are_variants_only_within_one_component_and_a_frame_with_variants_is_kept() -> None:
+def test_code_versions_are_versions_only_within_one_component_and_a_frame_with_variants_is_kept() -> None:
     def row(activation: str, code: str) -> dict:
         return {"task": "spirals", "arch": "fnn", "activation": activation, "optimizer": "adam",
                 "params": json.dumps({"arch": {}, "optimizer": {}, "code": {"activation": code}})}
@@ -506,7 +493,9 @@ def test_code_versions_are_variants_only_within_one_component_and_a_frame_with_v
     two_components = analysis.with_variants(pd.DataFrame([row("relu", "a1"), row("gelu", "b7")]))
     assert list(two_components["variant"]) == ["", ""]  # each activation has its own code: not variants
     two_codes = analysis.with_variants(pd.DataFrame([row("relu", "a1"), row("relu", "a2")]))
-    assert list(two_codes["variant"]) == ['code.activation="a1"', 'code.activation="a2"']
+    # Code is never a variant (it would split every block): two codes of one component are its versions.
+    assert list(two_codes["variant"]) == ["", ""] and list(two_codes["version"]) == ["relu v1", "relu v2"]
+    assert list(two_components["version"]) == ["", ""]
     # A kind with no column of its own (a plugin's kind read by a frame without it) still compares.
     extra = pd.DataFrame([row("relu", "a1"), row("relu", "a1")])
     extra["params"] = [json.dumps({"arch": {}, "norm": {"eps": eps}}) for eps in (1e-5, 1e-3)]
@@ -568,18 +557,16 @@ def test_a_tuned_learning_rate_reads_tuned_in_blocks_of_other_axes_only() -> Non
     assert list(analysis.blocking_frame(untuned, "optimizer")["lr"]) == [0.003, 0.2, 0.1]
 
 
-def test_rank_test_names_its_effect_and_says_when_there_is_nothing_to_compare(
+def test_an_axis_with_one_level_left_is_not_compared(
         tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
     results = [trial_result(activation=a, seed=s, metric=m + s / 100)
                for a, m in (("relu", 0.9), ("tanh", 0.7), ("gelu", 0.5)) for s in range(6)]
     with store_writer(tmp_path / "three.db", results) as store:
         trials = store.trials()
-    three = analysis.rank_test(trials, "activation")
-    assert (three.test, three.effect_name, list(three.mean_ranks.index)) == ("Friedman", "Kendall's W",
-                                                                            ["relu", "tanh", "gelu"])
-    one = analysis.rank_test(trials[trials["activation"] == "relu"], "activation")
-    assert one.verdict == "fewer than two levels finished ok: nothing to compare"
-    assert (one.test, one.effect_name) == ("", "") and math.isnan(one.p_value) and math.isnan(one.statistic)
+    only = trials[trials["activation"] == "relu"]
+    assert analysis.varying_axes(only) == [] and verdicts.findings(only) == []
+    comparison = pairwise.compare_axis(only, "activation", Rope())
+    assert comparison.pairs == [] and "nothing could be compared" in verdicts.verdict(comparison).text
 
 
 def test_p_values_below_the_printed_precision_say_so() -> None:

@@ -88,6 +88,9 @@ SMALL_SETTINGS = {
                                         {"TASKS": {"spirals": "accuracy"}, "ACTIVATIONS": ["act00", "act01"],
                                          "OPTIMIZERS": ["sgd", "adam"], "LRS": [0.01], "SEEDS": [0, 1, 2]}),
     "benchmarks/gpu_check.py": Small(("--repeats", "1"), r"trials at once"),
+    "benchmarks/bench_verdicts.py": Small(("--reps", "10", "--real", "--twins", "2", "--real-seeds", "2",
+                                           "--epochs", "1", "--markdown"), r"all 2 twins as one axis: \d+ false"),
+    "benchmarks/bench_phases.py": Small(("--repeats", "1"), r"training steps \(the trials' stored train_time\)"),
 }
 """Small settings for each benchmark script the docs name. A script's exit status says whether a speed
 target was met, which a small run on a busy machine need not; what is asserted is that it ran to its figures."""

@@ -159,8 +159,8 @@ def test_a_plugin_kind_trains_resumes_exports_and_reports_and_outlives_its_plugi
         assert "scaler" in page.sections["effects"]["h3"]
         assert page.sections["effects"]["images"] >= 2
         assert "activation × scaler" in page.sections["interactions"]["h3"]
-        assert "scaler" in page.sections["statistics"]["h3"]
-        assert "Friedman" in page.sections["statistics"]["text"]
+        assert "scaler" in page.sections["comparisons"]["h3"]
+        assert "scaler: " in page.sections["comparisons"]["text"]  # its verdict and its evidence
         exported = tmp_path / "all.csv"
         assert invoke("export", "--all", "--store", str(store), "-o", str(exported)).exit_code == 0
         rows = list(csv.DictReader(exported.open()))

@@ -676,7 +676,7 @@ def test_clip_schedule_and_protocol_are_configuration_axes(tmp_path: Path, trial
     assert board["clip"].tolist() == [1.0, "none"] and set(board["seeds"]) == {3}
     assert analysis.varying(board) == ["clip"]
     assert analysis.varying_axes(trials) == ["clip"]
-    assert analysis.rank_test(trials, "clip").blocks == 3
+    assert len(analysis.matched_blocks(trials, "clip")[0]) == 3
     assert analysis.level_summary(trials, "clip")["level"].tolist() == ["none", 1.0]
     assert analysis.config_labels(board, ["clip"]).tolist() == ["1", "none"]
     assert analysis.convergence(trials, epochs, top=2)["config"].unique().tolist() == ["1", "none"]
@@ -699,7 +699,7 @@ def test_tuned_optimizers_meet_in_blocks_whatever_rates_they_chose(
     assert "lr" not in analysis.block_keys(main, "optimizer")
     wide, incomplete = analysis.matched_blocks(main, "optimizer")
     assert wide.shape == (2 * 2 * 3, 2) and incomplete == 0  # activation x protocol x seed
-    assert analysis.rank_test(main, "protocol").blocks == 2 * 2 * 3  # activation x optimizer x seed
+    assert len(analysis.matched_blocks(main, "protocol")[0]) == 2 * 2 * 3  # activation x optimizer x seed
     assert analysis.varying_axes(main) == ["activation", "optimizer", "protocol"]
 
 

@@ -327,24 +327,38 @@ def section_tables(html: str, section: str) -> list[list[dict[str, str]]]:
 
 
 def test_the_report_prints_the_analysis_numbers(tmp_path: Any, store_writer: Any, trial_result: Any) -> None:
+    from nnbench.analysis import verdicts
+
     rng = np.random.default_rng(3)
     quality = {"relu": 0.8, "tanh": 0.7, "gelu": 0.75, "adam": 0.05, "sgd": 0.0}
+    tasks = ("spirals", "moons", "circles", "xor", "iris", "wine")  # six: enough for the tests over tasks
     results = [trial_result(task=task, activation=activation, optimizer=optimizer, seed=seed, lr=0.01,
                             metric=float(np.clip(quality[activation] + quality[optimizer] + rng.normal(0, 0.05), 0, 1)))
-               for task in ("spirals", "moons") for activation in ("relu", "tanh", "gelu")
+               for task in tasks for activation in ("relu", "tanh", "gelu")
                for optimizer in ("adam", "sgd") for seed in range(6)]
     with store_writer(tmp_path / "r.db", results) as store:
         html = build_report(store, ["run-1"]).html
         trials = store.trials(["run-1"])
-    tests = {t.axis: t for t in analysis.rank_tests(trials)}
-    assert {"activation", "optimizer"} <= set(tests)
-    rows = {row["axis"]: row for row in section_tables(html, "statistics")[0]}
-    for axis, test in tests.items():
-        assert rows[axis]["p"] == p_value(test.p_value)
-        assert rows[axis]["effect size"] == f"{test.effect_size:.2f}"
-        assert rows[axis]["statistic"] == f"{test.statistic:.4g}"
-    assert tests["activation"].p_value < 0.05 and tests["optimizer"].p_value < 0.05
-    assert abs(tests["optimizer"].effect_size - tests["optimizer"].p_value) > 0.01  # the columns cannot be mixed up
+    evidence = {c.axis: c for c in verdicts.axis_comparisons(trials)}
+    assert {"activation", "optimizer"} <= set(evidence)
+    # The statistics across tasks: each pair's p and Holm-adjusted p, as the evidence has them.
+    printed = {(row["first"], row["second"]): row for table in section_tables(html, "statistics")
+               for row in table if "Holm-adjusted p" in row}
+    across = [row for c in evidence.values() for _, row in c.across().iterrows()]
+    assert across and len(printed) == len(across)
+    for row in across:
+        shown = printed[(row["first"], row["second"])]
+        assert shown["p"] == p_value(row["p_value"]) and shown["Holm-adjusted p"] == p_value(row["p_adjusted"])
+        assert shown["signed-rank sum"] == f"{row['statistic']:.4g}"
+    assert any(row["p_adjusted"] != row["p_value"] for row in across)  # the columns cannot be mixed up
+    # The comparisons: each pair and task's adjusted p and equivalence p.
+    compared = {(row["first"], row["second"], row["task"]): row for table in section_tables(html, "comparisons")
+                for row in table}
+    for comparison in evidence.values():
+        for _, row in comparison.table().iterrows():
+            shown = compared[(row["first"], row["second"], row["task"])]
+            assert shown["p (Holm)"] == p_value(row["p_adjusted"])
+            assert shown["equivalence p (Holm)"] == p_value(row["p_equivalence_adjusted"])
     board = analysis.leaderboard(trials)
     printed = [row for table in section_tables(html, "leaderboard") for row in table]
     assert len(printed) == len(board)

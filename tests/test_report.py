@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -111,20 +112,26 @@ def test_every_section_is_present_and_filled(rich_report: tuple[str, Path]) -> N
     assert s["interactions"]["images"] == 1 and s["interactions"]["h3"] == ["activation × optimizer"]
     assert s["convergence"]["images"] == 1
     stats = s["statistics"]
-    assert stats["images"] == 1  # a critical-difference diagram for the 4 activations
-    assert stats["tables"] == 2  # the tests, and the mean ranks of the 2 optimizers
-    assert "Friedman" in stats["text"] and "Wilcoxon signed-rank" in stats["text"]
-    assert "Kendall's W" in stats["text"] and "rank-biserial r" in stats["text"]
-    assert "optimizer: significant" in stats["text"] and "adam ranks best" in stats["text"]
+    # Two tasks: mean ranks over them, and a note that a test over tasks needs six.
+    assert stats["images"] == 0 and stats["tables"] == 2 and stats["h3"] == ["activation", "optimizer"]
+    assert stats["notes"] == ["compared on at most 2 tasks: a test over tasks needs at least 6, so the per-task "
+                              "comparisons are the evidence"] * 2
+    assert "Nemenyi" in stats["text"] and "Holm" in stats["text"]  # what the section does instead, and why
     assert "learning-rate" not in s and "Learning-rate sensitivity" in page.left_out  # nothing to show
     assert "Tuned against default" in page.left_out and "micro-benchmarks" in page.left_out
     assert s["aggregates"]["tables"] == 1 and s["aggregates"]["images"] == 1
+    assert "No bands: they need at least 10 seeds on every task" in s["aggregates"]["text"]
     assert "spirals: accuracy 0.5 → 0, 1 → 1 (the task's reference)" in s["aggregates"]["text"]
     assert "sine: rmse" in s["aggregates"]["text"] and "worst and best configuration mean" in s["aggregates"]["text"]
     assert s["comparisons"]["h3"] == ["activation", "optimizer"] and s["comparisons"]["tables"] == 2
     assert "adam is better than sgd on 2 of 2 tasks: spirals and sine" in s["comparisons"]["text"]
+    assert "Rests on 3 paired seeds per comparison, over 2 tasks; family-wise error rate 0.05 (Holm) over its 12 " \
+           "difference tests" in s["comparisons"]["text"]
     activation, optimizer, warning = page.findings
-    assert activation.startswith(f"activation: gelu, tanh and {XSS} are worse than relu on 2 of 2 tasks")
+    # Every seed puts relu 0.01 above gelu: at three seeds the t-interval still spans zero, so undecided.
+    assert activation.startswith(f"activation: tanh and {XSS} are worse than relu on 2 of 2 tasks")
+    assert "not enough seeds to tell relu from gelu on 2 of 2 tasks" in s["comparisons"]["text"]
+    assert "3 paired seeds" in activation and "Holm-adjusted p" in activation
     assert optimizer.startswith("optimizer: adam is better than sgd") and "fairness warnings" in warning
     assert s["speed"]["images"] == 1 and s["speed"]["tables"] == 1
     assert any("only one device ran (cpu)" in note for note in s["speed"]["notes"])
@@ -160,7 +167,7 @@ def test_absent_data_is_said_in_one_line(tmp_path: Path, trial_result: Callable[
     assert left_out["Effect of each axis"].startswith("not varied, so no effect to show: activation (only relu), "
                                                       "optimizer (only adam)")
     assert left_out["Interactions"] == "fewer than two axes were varied, so there are no interactions to show"
-    assert left_out["Statistics"] == "no axis was varied with the others held fixed, so there is nothing to test"
+    assert left_out["Statistics across tasks"] == "no axis was compared, so there is nothing to test across tasks"
     assert left_out["Comparisons"].startswith("no axis was varied") and "Across tasks" in left_out
     assert page.findings == [] and not any(name.startswith("plugin") for name in page.sections)
     assert page.sections["convergence"]["images"] == 1 and page.sections["leaderboard"]["tables"] == 1
@@ -252,6 +259,7 @@ def test_report_package_imports_no_plotting_and_building_imports_no_torch(
     script = f"""
 import sys
 import matplotlib
+import numpy as np
 matplotlib.use("pdf")  # as a user or notebook might have chosen
 import nnbench, nnbench.reporting
 loaded = [m for m in ("seaborn", "matplotlib.pyplot", "torch", "scipy") if m in sys.modules]
@@ -393,10 +401,11 @@ def test_report_renders_in_headless_chromium(rich_report: tuple[str, Path], tmp_
         browser.close()
     assert page["sections"][: len(SECTIONS)] == SECTIONS
     assert page["scripts"] == 1 and page["shown"], "only the page's own script runs; the script-like name is text"
-    # The aggregates' profiles, effects 2, interactions, convergence, statistics, speed, the plugin's figure.
-    assert len(page["images"]) == 8
+    # The aggregates' profiles, effects 2, interactions, convergence, speed, the plugin's figure (two tasks: no
+    # diagram over tasks).
+    assert len(page["images"]) == 7
     # Every figure offers its SVG: the script fills in the link from the shown SVG (and shows the link).
-    assert len(page["downloads"]) == 8
+    assert len(page["downloads"]) == 7
     assert all(not hidden and href == "data:image/svg+xml;base64," and name.endswith(".svg")
                for hidden, href, name in page["downloads"]), page["downloads"]
     # A click on a heading sorts by that column (numbers as numbers), a second click reverses it.
@@ -674,10 +683,213 @@ def test_log_scale_ticks_read_as_plain_numbers(rich_report: tuple[str, Path]) ->
     html, _ = rich_report
     figures = [base64.b64decode(data).decode("utf-8")
                for data in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)]
-    log_axes = [svg for svg in figures if "(log scale)" in svg]
+    log_axes = [svg for svg in figures if "(log scale" in svg]
     assert log_axes  # the training-loss curves are drawn on a log scale
     assert not [svg for svg in figures if "mathdefault" in svg]  # mathtext would show as written
     ticks = {text for svg in log_axes for text in re.findall(r"<text[^>]*>([^<]+)</text>", svg)}
     numbers = {text for text in ticks if not re.search(r"[A-Za-z&]", text)}
     assert numbers and all(re.fullmatch(r"\d+(\.\d+)?", text) for text in numbers), numbers
-    assert "0.1" in numbers  # a power of ten on the log axis (these losses span it), written as a plain number
+    assert "0.1" in numbers or "1" in numbers  # a power of ten on the log axis, written as a plain number
+
+
+# -- verdicts, figures and layout a paper can use ---------------------------------------------------
+
+
+def many_tasks_results(trial_result: Callable[..., Any], tasks: int = 10, seeds: int = 5) -> list[Any]:
+    """relu clearly ahead of tanh, gelu level with relu, on ``tasks`` tasks (one of them RMSE)."""
+    noise = iter(np.random.default_rng(4).random(10_000))
+    names = ["spirals", "moons", "circles", "xor", "iris", "sine", "wine", "breast_cancer", "digits", "parity"][:tasks]
+    results = []
+    for task in names:
+        for seed in range(seeds):
+            base = 0.8 + 0.02 * (next(noise) - 0.5)
+            for activation, bonus in (("relu", 0.03), ("gelu", 0.03), ("tanh", 0.0)):
+                score = base + bonus + 0.004 * (next(noise) - 0.5)
+                results.append(trial_result(task, activation, seed=seed, metric=score if task != "sine" else 1 - score,
+                                            epochs=3))
+    return results
+
+
+def test_findings_comparisons_and_statistics_tell_the_same_story(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    import re
+
+    from test_promises import section_tables
+
+    with store_writer(tmp_path / "six.db", many_tasks_results(trial_result)) as store:
+        html = build_report(store, ["run-1"], BUILTINS()).html
+    page = outline(html)
+    finding = page.findings[0]
+    compared = [row for table in section_tables(html, "comparisons") for row in table]
+    across = {(row["first"], row["second"]): row for table in section_tables(html, "statistics") for row in table
+              if "Holm-adjusted p" in row}
+    # Across ten tasks relu and gelu rank above tanh: the statistics, the comparisons' rows over all tasks and
+    # the finding say so alike, with the same adjusted p-values.
+    for pair in (("relu", "tanh"), ("gelu", "tanh")):
+        over_all = next(r for r in compared if (r["first"], r["second"]) == pair and r["task"] == "all tasks")
+        assert across[pair]["verdict"] == over_all["verdict"] == f"{pair[0]} ranks above"
+        assert across[pair]["Holm-adjusted p"] == over_all["p (Holm)"]
+    assert "across 10 tasks, relu ranks above tanh" in finding and "gelu ranks above tanh" in finding
+    assert "relu ranks above gelu" not in finding and "gelu ranks above relu" not in finding  # level: no claim
+    # Every per-task verdict of the comparisons' table is claimed in the axis's verdict, and nothing else.
+    claims = page.sections["comparisons"]["text"]
+    decided = [row for row in compared if row["verdict"].endswith(" better") and row["task"] != "all tasks"]
+    assert decided
+    for row in decided:
+        winner = row["verdict"].removesuffix(" better")
+        loser = row["second"] if winner == row["first"] else row["first"]
+        assert re.search(rf"{winner} is better than {loser} on [^;]*{row['task']}", claims) or re.search(
+            rf"{loser}[^;]* worse than [^;]*{winner}[^;]* on [^;]*{row['task']}", claims), row
+    undecided = {(row["first"], row["second"]) for row in compared if row["verdict"] == "undecided"}
+    assert all(f"{a} is better than {b}" not in claims and f"{b} is better than {a}" not in claims
+               for a, b in undecided if not any((r["first"], r["second"]) == (a, b) for r in decided))
+    assert page.sections["statistics"]["images"] == 1  # the diagram over tasks, from the same tests
+
+
+def test_no_interval_collapses_to_a_point_at_three_seeds(tmp_path: Path, trial_result: Callable[..., Any],
+                                                        store_writer: Callable[..., Any]) -> None:
+    # relu wins every seed on every task by a wide margin: a percentile bootstrap would say [1.00, 1.00].
+    results = [trial_result(task, activation, seed=seed, metric=0.6 + bonus + 0.01 * seed + 0.001 * i)
+               for i, task in enumerate(("spirals", "moons")) for activation, bonus in (("relu", 0.2), ("tanh", 0.0))
+               for seed in range(3)]
+    with store_writer(tmp_path / "three.db", results) as store:
+        page = outline(build_report(store, ["run-1"], BUILTINS()).html)
+    text = " ".join(section["text"] for section in page.sections.values()) + " ".join(page.findings)
+    assert "[1.00,\u00a01.00]" not in text and "[0.00,\u00a00.00]" not in text
+    assert "[1.00, 1.00]" not in text and "[0.00, 0.00]" not in text
+    assert "1.00 [0.29,\u00a01.00]" in text  # 3 of 3 seeds won: the exact interval
+    assert "3 paired seeds" in page.findings[0]
+
+
+def test_bands_on_a_log_axis_are_computed_in_log_space(tmp_path: Path, trial_result: Callable[..., Any],
+                                                       store_writer: Callable[..., Any]) -> None:
+    from matplotlib.collections import PolyCollection
+    from scipy import stats as scipy_stats
+
+    losses = [0.02, 0.5, 3.0]  # spread over two orders of magnitude: an arithmetic band would go below zero
+    results = [trial_result(seed=seed, metric=0.8, epochs=2, curve=[(loss * 2, 0.5), (loss, 0.8)])
+               for seed, loss in enumerate(losses)]
+    with store_writer(tmp_path / "log.db", results) as store:
+        frame = analysis.convergence(store.trials(), store.epochs())
+    last = frame[frame["epoch"] == 2].iloc[0]
+    logs = np.log(losses)
+    half = scipy_stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+    assert last["train_loss_geomean"] == pytest.approx(np.exp(logs.mean()))
+    assert (last["train_loss_geo_low"], last["train_loss_geo_high"]) == pytest.approx(
+        (np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
+    assert last["train_loss_low"] < 0 < last["train_loss_geo_low"]  # what a linear band would have drawn
+    figure = plots.convergence(frame)
+    loss_axes = figure.axes[1]
+    assert loss_axes.get_yscale() == "log"
+    band = next(c for c in loss_axes.collections if isinstance(c, PolyCollection))
+    heights = band.get_paths()[0].vertices[:, 1]
+    assert heights.min() == pytest.approx(frame["train_loss_geo_low"].min()) and heights.min() > 0
+
+
+def test_sections_that_need_several_tasks_or_seeds_are_left_out(tmp_path: Path, trial_result: Callable[..., Any],
+                                                                 store_writer: Callable[..., Any]) -> None:
+    from conftest import fake_protocol_result
+
+    results = [fake_protocol_result(optimizer=optimizer, seed=seed, metric=final, val=val)
+               for optimizer, final, val in (("adam", 0.9, [0.6, 0.9]), ("sgd", 0.55, [0.5, 0.55]))
+               for seed in range(3)]
+    grid = {"task": ["spirals"], "targets": {"spirals": 0.85}}
+    with store_writer(tmp_path / "one-task.db", results, grid=grid) as store:
+        page = outline(build_report(store, ["run-1"], BUILTINS()).html)
+    assert "performance-profile" not in page.sections and "Performance profile" in page.left_out
+    assert "profile over tasks needs two or more" in page.left_out_sections()["Performance profile"]
+    assert "statistics" not in page.sections  # one task: nothing to say across tasks
+    ranked = page.sections["time-to-target"]
+    # sgd never reached 0.85: named once under the table, not a row of "never".
+    assert ranked["tables"] == 1 and "never" not in ranked["text"].split("Never reached")[0].split("adam")[1]
+    assert "Never reached ≥ 0.85 on any seed (1): sgd." in ranked["text"]
+    with store_writer(tmp_path / "one-seed.db", [trial_result(activation=a, seed=0, metric=m)
+                                                 for a, m in (("relu", 0.9), ("tanh", 0.7))]) as store:
+        page = outline(build_report(store, ["run-1"], BUILTINS()).html)
+    assert "comparisons" not in page.sections
+    assert "every comparison rests on one paired seed" in page.left_out_sections()["Comparisons"]
+
+
+def test_every_figure_is_written_as_svg_and_pdf_for_a_paper(rich_report: tuple[str, Path], tmp_path: Path,
+                                                            trial_result: Callable[..., Any],
+                                                            store_writer: Callable[..., Any]) -> None:
+    import re
+
+    from click.testing import CliRunner
+
+    from nnbench.cli import cli
+
+    store = tmp_path / "figures.db"
+    store_writer(store, rich_results(trial_result)).close()
+    folder = tmp_path / "figures"
+    result = CliRunner().invoke(cli, ["report", "--store", str(store), "-o", str(tmp_path / "r.html"),
+                                      "--figures", str(folder)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    html, _ = rich_report
+    shown = len(re.findall(r"<figure>", (tmp_path / "r.html").read_text()))
+    svgs, pdfs = sorted(folder.glob("*.svg")), sorted(folder.glob("*.pdf"))
+    assert len(svgs) == len(pdfs) == shown == 6 and f"figures: {2 * shown} files" in result.output
+    assert [p.stem for p in svgs] == [p.stem for p in pdfs] and svgs[0].name.startswith("01-aggregates-")
+    for svg, pdf in zip(svgs, pdfs, strict=True):
+        assert pdf.read_bytes().startswith(b"%PDF-")
+        width = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', svg.read_text()).group(1))
+        assert width in (plots.COLUMN_WIDTH * 72, plots.TEXT_WIDTH * 72)  # one column, or the text width
+        assert "<text" in svg.read_text() or "glyph" in svg.read_text()
+    bad = CliRunner().invoke(cli, ["report", "--store", str(store), "--figures", str(tmp_path / "r.html")])
+    assert bad.exit_code != 0
+
+
+WIDTH_CHECK = """JSON.stringify({
+  overflowing: Array.from(document.querySelectorAll(".table-wrap"))
+    .filter(w => w.scrollWidth > w.clientWidth + 1).map(w => w.closest("section").id),
+  page: [document.documentElement.scrollWidth, window.innerWidth],
+  verdicts: Array.from(document.querySelectorAll("#comparisons table")).map(t => {
+    const column = Array.from(t.tHead.rows[0].cells).findIndex(th => th.textContent === "verdict");
+    return Math.max(...Array.from(t.tBodies[0].rows).map(r => r.cells[column].getBoundingClientRect().right));
+  }),
+})"""
+
+
+def test_wide_tables_fit_a_page_1400_pixels_wide(tmp_path: Path, trial_result: Callable[..., Any],
+                                                 store_writer: Callable[..., Any]) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed; install it with `apt-get install -y chromium`")
+    names = ["relu", "leaky_relu_0.2", "squareplus", "swish_beta", "mish", "gelu_tanh_approx", "softsign", "tanh"]
+    results = [trial_result(task, name, seed=seed, metric=0.7 + 0.01 * i + 0.02 * ((seed * 7 + i) % 3))
+               for task in ("spirals", "sine") for i, name in enumerate(names) for seed in range(4)]
+    with store_writer(tmp_path / "wide.db", results) as store:
+        path = build_report(store, ["run-1"], BUILTINS()).save(tmp_path / "wide.html")
+    browser = DevTools(chromium, tmp_path / "profile")
+    try:
+        session = browser.open(path.as_uri())
+        browser.send("Emulation.setDeviceMetricsOverride", session, width=1400, height=900, deviceScaleFactor=1,
+                     mobile=False)
+        browser.events.clear()  # the next load is the one laid out 1,400 pixels wide
+        browser.send("Page.reload", session)
+        browser.wait_for("Page.loadEventFired")
+        page = browser.evaluate(session, WIDTH_CHECK)
+    finally:
+        browser.close()
+    assert page["overflowing"] == [] and page["page"][0] <= page["page"][1]
+    assert page["verdicts"] and all(right <= 1400 for right in page["verdicts"])  # the verdict column is on screen
+
+
+def test_the_across_task_table_prints_each_interval_in_its_own_column(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    from test_promises import section_tables
+
+    from nnbench.analysis import intervals
+
+    with store_writer(tmp_path / "across.db", many_tasks_results(trial_result, tasks=3, seeds=4)) as store:
+        html = build_report(store, ["run-1"], BUILTINS()).html
+        trials, runs = store.trials(), store.runs()
+    scored, _ = intervals.normalized_scores(trials, runs)
+    board = intervals.aggregates(scored.assign(configuration=intervals.across_task_configurations(scored)))
+    (printed,) = section_tables(html, "aggregates")
+    assert [row["configuration"] for row in printed] == list(board["configuration"])
+    for row, (_, expected) in zip(printed, board.iterrows(), strict=True):
+        for column, name in (("mean 95% CI", "mean"), ("gap 95% CI", "gap"), ("IQM 95% CI", "iqm")):
+            assert row[column] == intervals.interval_text(expected[f"{name}_low"], expected[f"{name}_high"])
+        assert row["mean"] == f"{expected['mean']:.3f}" and row["IQM 95% CI"] == "–"  # four seeds: no bootstrap
+        assert row["mean 95% CI"] != row["gap 95% CI"]

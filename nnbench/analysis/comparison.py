@@ -4,7 +4,8 @@ The candidate's trials are matched with the baseline's on everything but the com
 task, the same level of every other axis (hyper-parameter variants included) and the same seed. Trials
 that differ in anything else are refused with what differs, as a combined report keeps unlike
 configurations apart. Each candidate level is compared with each baseline level, task by task, with the
-evidence of :mod:`nnbench.analysis.pairwise`.
+evidence of :mod:`nnbench.analysis.pairwise`; the comparisons form one family, so the chance that the
+candidate is called worse (or better) on any task when it is not stays at ``alpha`` (family-wise, Holm).
 """
 
 from __future__ import annotations
@@ -16,20 +17,25 @@ from typing import Any
 
 import pandas as pd
 
-from nnbench.analysis import fairness, frames
-from nnbench.analysis.pairwise import PairEvidence, compare_pair, oriented
+from nnbench.analysis import fairness, frames, paired
+from nnbench.analysis.pairwise import PairEvidence, decide_family, oriented, pair_rows
+from nnbench.analysis.ranks import ACROSS_COLUMNS
 from nnbench.analysis.rope import Rope
-from nnbench.analysis.verdicts import at_least, names, on_tasks, pair_claims
+from nnbench.analysis.verdicts import names, on_tasks, p_text, pair_claims, seeds_text
 from nnbench.contract.errors import NNBenchError
 
 Filter = Mapping[str, Sequence[str]]
+DECISION_WORDS = {"first": "candidate better", "second": "baseline better", "equivalent": "practically equivalent",
+                  "undecided": "undecided"}
+"""Each decision as ``nnbench compare`` prints it and writes it to JSON: who is better, in words."""
 
 
 @dataclass
 class RunComparison:
     """The comparison of a candidate with its baseline: the compared ``axes``, one
     :class:`~nnbench.analysis.pairwise.PairEvidence` per candidate and baseline level (candidate first),
-    the verdict in words and whether the candidate is credibly worse than a baseline on some task."""
+    the verdict in words, the family-wise error rate ``alpha`` over the ``family`` comparisons, and
+    whether the candidate is credibly worse than a baseline on some task."""
 
     baseline: str
     candidate: str
@@ -38,10 +44,12 @@ class RunComparison:
     rope: Rope
     verdict: str
     tasks: list[str]
+    alpha: float = paired.ALPHA
+    family: int = 0
 
     @property
     def worse(self) -> bool:
-        """The candidate is credibly worse than some baseline level on some task."""
+        """The candidate is credibly worse than some baseline level on some task (any one is enough)."""
         return any(pair.rows["decision"].eq("second").any() for pair in self.pairs)
 
     @property
@@ -49,18 +57,33 @@ class RunComparison:
         """The candidate is credibly better than every baseline level on every task compared."""
         return bool(self.pairs) and all(pair.rows["decision"].eq("first").all() for pair in self.pairs)
 
+    @property
+    def error_control(self) -> str:
+        """How the rate of false "better" and "worse" claims is controlled, in words."""
+        return (f"family-wise error rate {self.alpha:g} (Holm) over {self.family} comparison"
+                f"{'s' if self.family != 1 else ''}: every task and pair of candidate and baseline levels")
+
     def table(self) -> pd.DataFrame:
-        """One row per task, candidate level and baseline level (``first`` is the candidate)."""
+        """One row per task, candidate level and baseline level (``candidate`` is the first)."""
         frame = pd.concat([p.rows for p in self.pairs], ignore_index=True)
-        return frame.rename(columns={"first": "candidate", "second": "baseline", "p_first": "p_candidate",
-                                     "p_second": "p_baseline", "mean_first": "mean_candidate",
+        return frame.rename(columns={"first": "candidate", "second": "baseline", "mean_first": "mean_candidate",
                                      "mean_second": "mean_baseline"})
 
+    def worse_on(self) -> pd.DataFrame:
+        """The rows where the candidate is credibly worse."""
+        table = self.table()
+        return table[table["decision"] == "second"]
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``--json``: numbers, strings and lists only (NaN and infinity become null)."""
-        rows = [{key: _plain(value) for key, value in row.items()} for row in self.table().to_dict("records")]
+        """Plain data for ``--json``: numbers, strings and lists only (NaN and infinity become null); each
+        decision in words (``baseline better``), both sides named."""
+        table = self.table().assign(decision=lambda t: t["decision"].map(DECISION_WORDS))
+        rows = [{key: _plain(value) for key, value in row.items()} for row in table.to_dict("records")]
+        worse = [{"task": row.task, "candidate": row.candidate, "baseline": row.baseline}
+                 for row in self.worse_on().itertuples(index=False)]
         return {"baseline": self.baseline, "candidate": self.candidate, "axes": self.axes,
-                "rope": self.rope.to_dict(), "verdict": self.verdict, "worse": self.worse, "better": self.better,
+                "rope": self.rope.to_dict(), "alpha": self.alpha, "error_control": self.error_control,
+                "verdict": self.verdict, "worse": self.worse, "worse_on": worse, "better": self.better,
                 "comparisons": rows}
 
     def __str__(self) -> str:
@@ -91,9 +114,13 @@ def select(trials: pd.DataFrame, chosen: Filter, role: str) -> pd.Series:
 
 
 def compare_trials(baseline: pd.DataFrame, candidate: pd.DataFrame, rope: Rope, *, axes: Sequence[str] = (),
-                   baseline_name: str = "baseline", candidate_name: str = "candidate") -> RunComparison:
+                   baseline_name: str = "baseline", candidate_name: str = "candidate",
+                   alpha: float = paired.ALPHA) -> RunComparison:
     """Compare ``candidate`` trials with ``baseline`` trials over ``axes`` (inferred when empty: the axes on
-    which the candidate has levels the baseline lacks; none: the two are compared as runs)."""
+    which the candidate has levels the baseline lacks; none: the two are compared as runs), with the
+    family-wise error rate of "better" and "worse" at ``alpha`` over every task and pair of levels."""
+    if not 0 < alpha < 1:
+        raise NNBenchError(f"alpha is an error rate between 0 and 1 (0.05), not {alpha}")
     both = frames.tidy(frames.with_variants(pd.concat([baseline.assign(side="baseline"),
                                                        candidate.assign(side="candidate")], ignore_index=True)))
     both = fairness.compared_trials(both)
@@ -129,20 +156,19 @@ def compare_trials(baseline: pd.DataFrame, candidate: pd.DataFrame, rope: Rope, 
     ok = ok.assign(score=oriented(ok["metric"], ok["metric_name"]), metric=ok["metric"].astype(float))
     wide = ok.pivot_table(index=keys, columns="level", values=["score", "metric"], aggfunc="mean")
     metric_names = ok.groupby("task", sort=False)["metric_name"].first().to_dict()
-    pairs = []
-    for first in dict.fromkeys(label[cand.index]):
-        for second in dict.fromkeys(label[base.index]):
-            if first in wide["score"] and second in wide["score"]:
-                pair = compare_pair(wide["score"][[first, second]], wide["metric"][[first, second]], metric_names,
-                                    rope)
-                if not pair.rows.empty:
-                    pairs.append(pair)
-    if not pairs:
+    present = set(wide["score"].columns) if len(wide) else set()
+    matched = [(first, second) for first in dict.fromkeys(label[cand.index])
+               for second in dict.fromkeys(label[base.index]) if first in present and second in present]
+    rows = pair_rows(wide["score"], wide["metric"], metric_names, rope, matched) if matched else pd.DataFrame()
+    if rows.empty:
         raise NNBenchError(f"no trial of {candidate_name} that finished ok has a baseline trial with the same task, "
                            f"other axes and seed in {baseline_name}: nothing to compare")
-    tasks = list(dict.fromkeys(t for p in pairs for t in p.tasks()))
+    family, _ = decide_family(rows, pd.DataFrame(columns=ACROSS_COLUMNS), alpha)
+    pairs = [PairEvidence(str(first), str(second), part.reset_index(drop=True))
+             for (first, second), part in rows.groupby(["first", "second"], sort=False)]
+    tasks = list(dict.fromkeys(rows["task"]))
     return RunComparison(baseline_name, candidate_name, compared, pairs, rope, "; ".join(claims(pairs, tasks)),
-                         tasks)
+                         tasks, alpha, family)
 
 
 def claims(pairs: list[PairEvidence], every: list[str]) -> list[str]:
@@ -160,16 +186,11 @@ def claims(pairs: list[PairEvidence], every: list[str]) -> list[str]:
             if not decision or len(group) == 1:
                 out += [claim for pair in group for claim in pair_claims(pair, every)]
                 continue
-            column = "p_first" if decision == "first" else "p_second"
-            p = [value for pair in group for value in pair.rows[column]]
-            intervals = [pair.poi_over(list(tasks)) for pair in group]
-            poi, low, high = (min if decision == "first" else max)(intervals, key=lambda i: i[0])
+            rows = pd.concat([pair.rows for pair in group])
             relation = "better" if decision == "first" else "worse"
-            who = candidate if decision == "first" else "the baseline"
             out.append(f"{candidate} is {relation} than {names([pair.second for pair in group])} "
-                       f"{on_tasks(list(tasks), every)} (probability of improvement of {candidate} "
-                       f"{'at least' if decision == 'first' else 'at most'} {poi:.2f} [{low:.2f}, {high:.2f}]; "
-                       f"Bayesian signed-rank: P({who} better) {at_least(p)})")
+                       f"{on_tasks(list(tasks), every)} ({seeds_text(list(rows['seeds'].astype(int)))}; "
+                       f"{p_text(list(rows['p_adjusted']))})")
     return out
 
 

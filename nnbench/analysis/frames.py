@@ -1,31 +1,36 @@
-"""Tidy frames, aggregates, confidence intervals and rank tests of stored results.
+"""Tidy frames, aggregates, confidence intervals and matched blocks of stored results.
 
 Pure pandas and scipy: no plotting, no torch. Every function takes the frames that
 :class:`nnbench.storage.store.ResultStore` returns (``trials``, ``epochs``, ``runs``, ``skipped``) and returns
-a DataFrame (or, for rank tests, a small dataclass of DataFrames) that the report renders as is.
+a DataFrame that the report renders as is (the comparisons between levels are in :mod:`nnbench.analysis.pairwise`).
 Only ``ok`` trials count towards a metric; the others appear in :func:`failures`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nnbench.analysis import versions
+from nnbench.analysis.versions import VersionNames
+from nnbench.contract import metrics
 from nnbench.contract.axes import UNSET
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.storage.store import TRIAL_COLUMNS
 
 CORE_CONFIG_AXES = [ax.name for ax in TRIAL_AXES if ax.role == "config"]
 """The core axes that, with the task, identify a configuration (its trials differ only in the seed)."""
-DERIVED_AXES = ["protocol", "variant"]
+DERIVED_AXES = ["protocol", "variant", "version"]
 """Axes the analysis derives: ``protocol`` keeps a tuned configuration apart from its untuned default;
-``variant`` names the hyper-parameters (``arch.hidden=[4]``) in which otherwise equal configurations differ."""
+``variant`` names the hyper-parameters (``arch.hidden=[4]``) in which otherwise equal configurations differ;
+``version`` the versions of components whose code changed between the reported runs (``cnn v2``, see
+:mod:`nnbench.analysis.versions`)."""
 CORE_EFFECT_AXES = [ax.name for ax in sorted((ax for ax in TRIAL_AXES if ax.effect), key=lambda ax: ax.effect)]
 """The core axes whose effect on the task metric the report shows and tests, in that order."""
 LABEL_AXES = ["arch", "activation", "loss", "optimizer", "lr"]
@@ -39,7 +44,7 @@ ANALYSIS_COLUMNS = frozenset({
 KNOWN_COLUMNS = frozenset(TRIAL_COLUMNS) | set(DERIVED_AXES) | ANALYSIS_COLUMNS
 AXIS_DEFAULTS: dict[str, object] = {**{ax.name: ax.neutral if ax.neutral is not UNSET else next(iter(ax.default), None)
                                        for ax in TRIAL_AXES if ax.role == "config"},
-                                    "protocol": "default", "variant": ""}
+                                    "protocol": "default", "variant": "", "version": ""}
 """What an axis reads when a frame lacks it (a store from before the axis existed)."""
 NULLABLE_AXES = [ax.name for ax in TRIAL_AXES if ax.nullable]
 """Axes whose NULL reads ``none`` (no clipping, no early stopping)."""
@@ -61,16 +66,16 @@ def effect_axes(frame: pd.DataFrame) -> list[str]:
     the protocol (tuned against default)."""
     return [*CORE_EFFECT_AXES, *kind_axes(frame), "protocol"]
 NONE_LEVEL = "none"
-ALPHA = 0.05
-MIN_BLOCKS = 6
-"""Fewest complete blocks a rank test runs on: with 5 blocks no two-sided p-value can reach 0.05."""
-LOWER_IS_BETTER = {"rmse"}
 STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2, "timeout": 3}
 
 
-def higher_is_better(metric_name: str) -> bool:
-    """Whether a larger value of ``metric_name`` is better (accuracy, R²) or worse (RMSE)."""
-    return metric_name not in LOWER_IS_BETTER
+def higher_is_better(metric_name: object) -> bool:
+    """Whether a larger value of ``metric_name`` is better (accuracy, R²) or worse (RMSE), as the table of
+    metrics (:data:`nnbench.contract.metrics.METRICS`) says; a missing name (a group of trials none of
+    which finished) reads as higher-is-better, having nothing to rank."""
+    if metric_name is None or metric_name == "" or (isinstance(metric_name, float) and math.isnan(metric_name)):
+        return True
+    return metrics.higher_is_better(str(metric_name))
 
 
 def t_interval(mean: pd.Series, std: pd.Series, n: pd.Series, level: float = 0.95) -> tuple[pd.Series, pd.Series]:
@@ -96,14 +101,16 @@ def _flat_params(params: object) -> tuple[dict[str, str], str]:
     data = json.loads(params) if isinstance(params, str) else {}
     tuned = set((data.get("tuning") or {}).get("tuned", []))
     flat = {f"{kind}.{name}": json.dumps(value, sort_keys=True)
-            for kind, values in data.items() if kind != "tuning" and isinstance(values, dict)
+            for kind, values in data.items() if kind not in ("tuning", "code") and isinstance(values, dict)
             for name, value in values.items() if not (kind == "optimizer" and name in tuned)}
     return flat, str(data.get("task", {}).get("target") or "")
 
 
-def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
+def with_variants(trials: pd.DataFrame, version_names: VersionNames | None = None) -> pd.DataFrame:
     """Add ``variant``: the stored hyper-parameters that differ between trials of the frame, so
-    runs with different overrides are never averaged together; a CSV task's name gains its target."""
+    runs with different overrides are never averaged together; ``version``: the versions of components
+    whose code changed between runs (``cnn v2``; ``version_names`` names them by run or code); a CSV
+    task's name gains its target."""
     if "variant" in trials.columns or "params" not in trials.columns or trials.empty:
         return trials
     parsed = [_flat_params(p) for p in trials["params"]]
@@ -114,14 +121,15 @@ def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
     all_keys = {key for flat, _ in parsed for key in flat}
     for (flat, _), row in zip(parsed, trials.itertuples(index=False), strict=True):
         for key in all_keys:
-            # code.activation is owned by the activation: only two codes of one activation make variants
-            column = key.split(".")[1] if key.startswith("code.") else key.split(".", 1)[0]
+            column = key.split(".", 1)[0]
             owner = getattr(row, column) if column in trials.columns else None
             values.setdefault((key, owner), set()).add(flat.get(key))
     keys = sorted({key for (key, _), seen in values.items() if len(seen) > 1})
     variant = [", ".join(f"{k}={flat[k]}" for k in keys if k in flat) for flat, _ in parsed]
     task = [f"{name} → {target}" if target else name for name, (_, target) in zip(trials["task"], parsed, strict=True)]
-    return trials.assign(variant=variant, task=task)
+    # Code is not a variant: a component's versions are levels of a comparison of their own.
+    version = versions.version_labels(trials, versions.version_table(trials, version_names))
+    return trials.assign(variant=variant, task=task, version=version)
 
 
 def code_versions(trials: pd.DataFrame) -> pd.DataFrame:
@@ -327,11 +335,15 @@ def lr_was_tuned(trials: pd.DataFrame) -> pd.Series:
     return flags
 
 
-def blocking_frame(trials: pd.DataFrame, axis: str) -> pd.DataFrame:
+def blocking_frame(trials: pd.DataFrame, axis: str, version_table: pd.DataFrame | None = None) -> pd.DataFrame:
     """``trials`` as blocks see them for ``axis``: a learning rate chosen by tuning reads ``tuned``,
     so tuned configurations that picked different rates still meet in one block (but not for the
-    ``lr`` axis itself, whose levels are the rates)."""
+    ``lr`` axis itself, whose levels are the rates); a component of ``axis`` whose code changed between
+    runs is its latest version (:func:`nnbench.analysis.versions.for_axis`; ``version_table``: the
+    versions and their names, read from ``trials`` when not given)."""
     trials = tidy(trials)
+    table = versions.version_table(trials) if version_table is None else version_table
+    trials = versions.for_axis(trials, axis, table)
     if axis == "lr" or not trials["protocol"].eq("tuned").any():
         return trials
     chosen = lr_was_tuned(trials)
@@ -382,7 +394,9 @@ def convergence(trials: pd.DataFrame, epochs: pd.DataFrame, top: int = 8) -> pd.
     """Held-out metric and training loss per epoch of the ``top`` leaderboard configurations per task.
 
     One row per task, configuration and epoch, with the mean and 95% t-interval over seeds of the
-    held-out metric and ``train_loss``; ``config`` names a configuration by the axes that differ within
+    held-out metric and ``train_loss``, and the geometric mean of the training loss with the
+    back-transformed t-interval of its logarithm (``train_loss_geomean``, ``train_loss_geo_low``,
+    ``train_loss_geo_high``: what a log axis draws); ``config`` names a configuration by the axes that differ within
     its task, ``rank`` is its leaderboard rank. The held-out metric is the validation metric, which is
     measured after every epoch (``split`` says ``validation``); stores from before it was read the test
     metric of every epoch (``split`` ``test``).
@@ -403,6 +417,13 @@ def convergence(trials: pd.DataFrame, epochs: pd.DataFrame, top: int = 8) -> pd.
     loss = summarize(curves, group, "train_loss").drop(columns=["std", "trials"])
     out = metric.merge(loss, on=group, suffixes=("", "_loss")).rename(
         columns={"mean_loss": "train_loss", "ci_low_loss": "train_loss_low", "ci_high_loss": "train_loss_high"})
+    # On a log axis the band is the t-interval of the log loss, back-transformed: the geometric mean's
+    # interval, never below zero, symmetric on the axis it is drawn on.
+    logged = curves.assign(log_loss=np.log(curves["train_loss"].astype(float).where(curves["train_loss"] > 0)))
+    log_loss = summarize(logged, group, "log_loss").drop(columns=["std", "trials"])
+    log_loss[["mean", "ci_low", "ci_high"]] = np.exp(log_loss[["mean", "ci_low", "ci_high"]])
+    out = out.merge(log_loss.rename(columns={"mean": "train_loss_geomean", "ci_low": "train_loss_geo_low",
+                                             "ci_high": "train_loss_geo_high"}), on=group)
     out["split"] = "validation" if validation else "test"
     order = _first_seen(board["task"])
     return out.sort_values(["task", "rank", "epoch"], key=lambda c: c.map(order) if c.name == "task" else c,
@@ -478,36 +499,7 @@ def skipped_reasons(skipped: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().sort_values("combinations", ascending=False, kind="stable", ignore_index=True)
 
 
-# -- rank tests ------------------------------------------------------------------------------------
-
-
-@dataclass
-class RankTest:
-    """A rank test of one axis over matched blocks.
-
-    A *block* is one task, one setting of every other axis and one seed: its trials differ only in
-    the level of ``axis`` (and share initial weights where shapes allow, and the batch order).
-    ``levels`` and ``mean_ranks`` run from the best mean rank (1 is best in a block) to the worst;
-    ``posthoc`` holds Nemenyi p-values between levels whenever a Friedman test ran (read them only
-    when it is significant). ``test`` is empty when there were too few blocks to test.
-    """
-
-    axis: str
-    levels: list[str]
-    blocks: int
-    incomplete: int
-    test: str
-    statistic: float
-    p_value: float
-    effect_name: str
-    effect_size: float
-    mean_ranks: pd.Series
-    posthoc: pd.DataFrame | None
-    verdict: str
-
-    @property
-    def significant(self) -> bool:
-        return bool(self.test) and self.p_value < ALPHA
+# -- matched blocks ------------------------------------------------------------------------------
 
 
 def matched_blocks(trials: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, int]:
@@ -524,62 +516,3 @@ def matched_blocks(trials: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, int]:
     complete = wide.dropna()
     complete.columns = [format_level(axis, level) for level in complete.columns]
     return complete, int(candidates - len(complete))
-
-
-def rank_test(trials: pd.DataFrame, axis: str) -> RankTest:
-    """Friedman test (3+ levels, then Nemenyi post-hoc) or Wilcoxon signed-rank test (2 levels) of
-    ``axis`` over matched blocks, with Kendall's W or the matched-pairs rank-biserial correlation."""
-    wide, incomplete = matched_blocks(trials, axis)
-    mean_ranks = wide.rank(axis=1, ascending=False).mean().sort_values(kind="stable")
-    wide = wide[mean_ranks.index]  # best first, so a positive rank-biserial r favours the first level
-    levels, n, k = list(wide.columns), len(wide), wide.shape[1]
-    result = RankTest(axis, levels, n, incomplete, "", np.nan, np.nan, "", np.nan, mean_ranks, None, "")
-    if k < 2:
-        result.verdict = "fewer than two levels finished ok: nothing to compare"
-        return result
-    if n < MIN_BLOCKS:
-        result.verdict = (f"too few complete blocks to test: {n}, and a test needs at least {MIN_BLOCKS} "
-                          "(add seeds, or levels of the other axes)")
-        return result
-    if wide.nunique(axis=1).eq(1).all():
-        result.verdict = "every block ties: no difference between the levels"
-        return result
-    if k == 2:
-        first, second = wide.iloc[:, 0], wide.iloc[:, 1]
-        test = stats.wilcoxon(first, second)
-        diff = (first - second)[lambda d: d != 0]
-        ranks = stats.rankdata(diff.abs())
-        biserial = (ranks[diff > 0].sum() - ranks[diff < 0].sum()) / ranks.sum() if len(diff) else 0.0
-        result.test, result.effect_name, result.effect_size = "Wilcoxon signed-rank", "rank-biserial r", biserial
-    else:
-        test = stats.friedmanchisquare(*(wide[c] for c in levels))
-        kendall_w = test.statistic / (n * (k - 1))
-        result.test, result.effect_name, result.effect_size = "Friedman", "Kendall's W", kendall_w
-    result.statistic, result.p_value = float(test.statistic), float(test.pvalue)
-    if result.significant:
-        result.verdict = f"significant at α = {ALPHA} ({format_p(result.p_value)}): {levels[0]} ranks best"
-    else:
-        result.verdict = (f"not significant at α = {ALPHA} ({format_p(result.p_value)}): the data cannot tell "
-                          "these levels apart")
-    if k > 2:
-        import scikit_posthocs  # imports pyplot; only needed here
-
-        posthoc = scikit_posthocs.posthoc_nemenyi_friedman(wide.to_numpy())
-        posthoc.index = posthoc.columns = levels
-        result.posthoc = posthoc
-    return result
-
-
-def rank_tests(trials: pd.DataFrame) -> list[RankTest]:
-    """A :func:`rank_test` for every varied effect axis."""
-    return [rank_test(trials, axis) for axis in varying_axes(trials)]
-
-
-def rank_test_table(tests: list[RankTest]) -> pd.DataFrame:
-    """One row per rank test, for the report's summary table."""
-    return pd.DataFrame([{
-        "axis": t.axis, "levels": len(t.levels), "blocks": t.blocks, "incomplete": t.incomplete,
-        "test": t.test or "none", "statistic": t.statistic, "p_value": t.p_value, "effect": t.effect_name,
-        "effect_size": t.effect_size, "best": t.mean_ranks.index[0] if len(t.mean_ranks) else "",
-        "significant": ("yes" if t.significant else "no") if t.test else "not tested",
-    } for t in tests])

@@ -1,12 +1,21 @@
-"""Aggregates across tasks with stratified bootstrap confidence intervals (Agarwal et al., NeurIPS 2021).
+"""Aggregates across tasks with intervals that hold at the number of seeds at hand (after Agarwal et al.,
+NeurIPS 2021, who use a stratified bootstrap throughout).
 
 Scores are first put on one scale (:func:`normalized_scores`): per task against the reference scores
 the task declared (say chance accuracy and 1), so that adding a configuration never moves an existing
 number, or else min-max over the configurations' mean scores in the reported runs. Then, per
-configuration, the mean, the interquartile mean (IQM: the mean of the middle half of all its scores,
-``scipy.stats.trim_mean(x, 0.25)`` as rliable computes it) and the optimality gap (the mean shortfall
-below 1) come with 95% percentile intervals from a stratified bootstrap: seeds are resampled within
-each task, with ``scipy.stats.bootstrap`` (each task one sample, resampled independently).
+configuration:
+
+- the **mean** and the **optimality gap** (the mean shortfall below 1) are means of a configuration's
+  scores, weighted by each task's number of seeds: their 95% intervals are Student t intervals with
+  the Welch-Satterthwaite degrees of freedom of a stratified mean (each task's variance estimated from
+  its own seeds), valid from two seeds per task;
+- the **IQM** (the mean of the middle half of all its scores, ``scipy.stats.trim_mean(x, 0.25)`` as
+  rliable computes it) has no such formula: its interval comes from a stratified percentile bootstrap
+  (seeds resampled within each task, ``scipy.stats.bootstrap``), and only where every task has at least
+  :data:`BOOTSTRAP_MIN_SEEDS` seeds. A bootstrap over fewer underestimates the spread (three seeds have
+  ten distinct resamples, and a resample's variance is ``(n - 1) / n`` of the seeds'), so there it is not
+  drawn at all. The same rule holds for the bands of the performance profiles.
 
 rliable itself pins versions of its dependencies (``arch<8``) that break with the pandas and NumPy
 nnbench runs on, so its methods are computed here with scipy; the tests check them against values
@@ -31,6 +40,8 @@ IQM_CUT = 0.25
 CONFIDENCE = 0.95
 RESAMPLES = 2_000
 RANDOM_STATE = 0
+BOOTSTRAP_MIN_SEEDS = 10
+"""Fewest seeds per task (per stratum) on which a percentile bootstrap interval or band is drawn."""
 PROFILE_POINTS = 101
 Statistic = Callable[[list[np.ndarray]], np.ndarray]
 
@@ -40,9 +51,14 @@ def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.asarray(stats.trim_mean(values, IQM_CUT, axis=axis))
 
 
+def shortfall(values: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """How far each normalized score falls below ``gamma`` (a score above it falls short by 0)."""
+    return np.maximum(gamma - np.asarray(values, dtype=float), 0.0)
+
+
 def optimality_gap(values: np.ndarray, axis: int = -1, gamma: float = 1.0) -> np.ndarray:
-    """The mean shortfall of normalized scores below ``gamma`` (scores above it count as 0)."""
-    return np.mean(np.maximum(gamma - np.asarray(values), 0.0), axis=axis)
+    """The mean shortfall of normalized scores below ``gamma``."""
+    return np.mean(shortfall(values, gamma), axis=axis)
 
 
 def stratified_bootstrap(strata: Sequence[np.ndarray], statistic: Statistic, *, resamples: int = RESAMPLES,
@@ -79,9 +95,27 @@ def stratified_bootstrap(strata: Sequence[np.ndarray], statistic: Statistic, *, 
     return point, np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
 
-def _aggregate(strata: list[np.ndarray]) -> np.ndarray:
-    values = np.concatenate(strata, axis=-1)
-    return np.stack([values.mean(axis=-1), iqm(values), optimality_gap(values)])
+def _iqm_only(strata: list[np.ndarray]) -> np.ndarray:
+    return iqm(np.concatenate(strata, axis=-1))[None, ...]
+
+
+def stratified_mean(strata: Sequence[np.ndarray], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """The mean of every value of ``strata`` (one array per task) with its Student t interval: the
+    variance of a stratified mean, ``sum_t (n_t / N)^2 s_t^2 / n_t``, with Welch-Satterthwaite degrees of
+    freedom. NaN interval where a task has fewer than two values (its variance is unknown)."""
+    strata = [np.asarray(s, dtype=float) for s in strata]
+    sizes = np.array([len(s) for s in strata], dtype=float)
+    total = sizes.sum()
+    point = float(np.concatenate(strata).mean()) if total else math.nan
+    if not total or (sizes < 2).any():
+        return point, math.nan, math.nan
+    parts = np.array([(n / total) ** 2 * np.var(s, ddof=1) / n for s, n in zip(strata, sizes, strict=True)])
+    variance = float(parts.sum())
+    if variance == 0:
+        return point, point, point
+    df = variance**2 / float((parts**2 / (sizes - 1)).sum())
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(variance)
+    return point, point - half, point + half
 
 
 # -- normalisation ---------------------------------------------------------------------------------
@@ -149,25 +183,24 @@ AGGREGATE_COLUMNS = ["configuration", "tasks", "trials", "mean", "mean_low", "me
 
 def aggregates(scored: pd.DataFrame, resamples: int = RESAMPLES) -> pd.DataFrame:
     """Per configuration, over every task it ran on: mean, IQM and optimality gap of the normalized
-    ``score`` with 95% stratified bootstrap intervals; best IQM first. ``scored`` is
-    :func:`normalized_scores`' frame with a ``configuration`` column."""
+    ``score``, the mean's and the gap's with 95% stratified t intervals, the IQM's with a stratified
+    bootstrap interval where every task has :data:`BOOTSTRAP_MIN_SEEDS` seeds or more (else NaN); best IQM
+    first. ``scored`` is :func:`normalized_scores`' frame with a ``configuration`` column."""
     if scored.empty:
         return pd.DataFrame(columns=AGGREGATE_COLUMNS)
-    # Configurations with the same tasks and seed counts are resampled together, as one batch.
-    shapes: dict[tuple[tuple[str, int], ...], list[tuple[str, list[np.ndarray]]]] = {}
-    for configuration, part in scored.groupby("configuration", sort=False):
-        groups = list(part.groupby("task", sort=False))
-        shape = tuple((str(task), len(group)) for task, group in groups)
-        shapes.setdefault(shape, []).append((str(configuration), [g["score"].to_numpy(float) for _, g in groups]))
     rows = []
-    for shape, members in shapes.items():
-        strata = [np.stack([values[t] for _, values in members]) for t in range(len(shape))]
-        point, low, high = stratified_bootstrap(strata, _aggregate, resamples=resamples)
-        for row, (configuration, _) in enumerate(members):
-            rows.append({"configuration": configuration, "tasks": len(shape), "trials": sum(n for _, n in shape),
-                         **{name: point[i, row] for i, name in enumerate(("mean", "iqm", "gap"))},
-                         **{f"{name}_low": low[i, row] for i, name in enumerate(("mean", "iqm", "gap"))},
-                         **{f"{name}_high": high[i, row] for i, name in enumerate(("mean", "iqm", "gap"))}})
+    for configuration, part in scored.groupby("configuration", sort=False):
+        strata = [group["score"].to_numpy(float) for _, group in part.groupby("task", sort=False)]
+        mean, mean_low, mean_high = stratified_mean(strata)
+        gap, gap_low, gap_high = stratified_mean([shortfall(s) for s in strata])  # the gap is a mean too
+        if min(len(s) for s in strata) >= BOOTSTRAP_MIN_SEEDS:
+            point, low, high = stratified_bootstrap(strata, _iqm_only, resamples=resamples)
+            middle, middle_low, middle_high = float(point[0]), float(low[0]), float(high[0])
+        else:
+            middle, middle_low, middle_high = float(iqm(np.concatenate(strata))), math.nan, math.nan
+        rows.append({"configuration": str(configuration), "tasks": len(strata), "trials": len(part),
+                     "mean": mean, "mean_low": mean_low, "mean_high": mean_high, "iqm": middle, "iqm_low": middle_low,
+                     "iqm_high": middle_high, "gap": gap, "gap_low": gap_low, "gap_high": gap_high})
     out = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
     return out.sort_values(["tasks", "iqm"], ascending=False, kind="stable", ignore_index=True)
 
@@ -176,7 +209,8 @@ def score_profiles(scored: pd.DataFrame, configurations: Sequence[str], points: 
                    resamples: int = RESAMPLES) -> pd.DataFrame:
     """Performance profiles of normalized scores (rliable's score distributions): for each threshold
     ``tau``, the fraction of a configuration's runs scoring above it, averaged over tasks, with a 95%
-    stratified bootstrap band. Columns: configuration, tau, fraction, low, high."""
+    stratified bootstrap band where every task has :data:`BOOTSTRAP_MIN_SEEDS` seeds (NaN elsewhere).
+    Columns: configuration, tau, fraction, low, high."""
     columns = ["configuration", "tau", "fraction", "low", "high"]
     if scored.empty or not configurations:
         return pd.DataFrame(columns=columns)
@@ -195,6 +229,8 @@ def score_profiles(scored: pd.DataFrame, configurations: Sequence[str], points: 
         if not strata:
             continue
         point, low, high = stratified_bootstrap(strata, profile, resamples=resamples)
+        if min(len(stratum) for stratum in strata) < BOOTSTRAP_MIN_SEEDS:  # too few seeds for a band
+            low, high = np.full_like(point, np.nan), np.full_like(point, np.nan)
         frames.append(pd.DataFrame({"configuration": configuration, "tau": taus, "fraction": point,
                                     "low": low, "high": high}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
@@ -206,8 +242,8 @@ def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = R
     has one row per trial (configuration, task, time; infinite: never reached), and each configuration's
     seeds are resampled within each task, its median time, the best per task, the ratios and the profile
     recomputed from them. ``only``: the configurations whose bands are wanted (all when ``None``); every
-    configuration is still resampled, as each one can be the fastest. Columns: configuration, tau, low,
-    high."""
+    configuration is still resampled, as each one can be the fastest. Empty where some configuration has
+    fewer than :data:`BOOTSTRAP_MIN_SEEDS` seeds on a task. Columns: configuration, tau, low, high."""
     columns = ["configuration", "tau", "low", "high"]
     if times.empty:
         return pd.DataFrame(columns=columns)
@@ -219,6 +255,8 @@ def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = R
              if ((times["configuration"] == c) & (times["task"] == t)).any()]
     strata = [times.loc[(times["configuration"] == c) & (times["task"] == t), "time"].to_numpy(float)
               for c, t in cells]
+    if min(len(stratum) for stratum in strata) < BOOTSTRAP_MIN_SEEDS:  # too few seeds for a band
+        return pd.DataFrame(columns=columns)
     where = [(configurations.index(c), tasks.index(t)) for c, t in cells]
     grid = np.asarray(taus, dtype=float)
 
@@ -239,8 +277,10 @@ def time_profile_bands(times: pd.DataFrame, taus: np.ndarray, resamples: int = R
                          "tau": np.tile(grid, len(wanted)), "low": low, "high": high}, columns=columns)
 
 
-def interval_text(low: float, high: float, digits: int = 3) -> str:
-    """``[0.812, 0.857]`` (kept on one line), or ``–`` when there is no interval."""
+def interval_text(low: float, high: float, digits: int = 3, signed: bool = False) -> str:
+    """``[0.812, 0.857]`` (kept on one line; ``[−0.010, +0.053]`` when ``signed``), or ``–`` when there
+    is no interval."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return "–"
-    return f"[{low:.{digits}f},\u00a0{high:.{digits}f}]"
+    sign = "+" if signed else ""
+    return f"[{low:{sign}.{digits}f},\u00a0{high:{sign}.{digits}f}]".replace("-", "\u2212")

@@ -1,20 +1,23 @@
-"""Pairwise evidence between the levels of an axis: probability of improvement, the Bayesian signed-rank
-test with a ROPE, the mean paired difference with its interval, and the seeds a comparison would need.
+"""Pairwise evidence between the levels of an axis: per pair and task, the advantage of one level over the
+other with its interval, the tests behind a verdict and the seeds a comparison would need; across tasks,
+Wilcoxon signed-rank tests over tasks. One :class:`AxisComparison` per axis is the evidence the findings,
+the comparisons and the statistics of a report all read.
 
-Blocks are matched as in the rank tests (:func:`nnbench.analysis.frames.block_keys`): one task, one
-setting of every other axis (a *stratum*) and one seed; a pair of levels is compared on the blocks where
-both finished ok. Scores are oriented so that higher is better, and differences stay in the task's own
-metric units (losses are never compared: only the task's metric on test data).
+Blocks are matched as in :func:`nnbench.analysis.frames.block_keys`: one task, one setting of every other
+axis and one seed; a pair of levels is compared on the blocks where both finished ok. Scores are oriented
+so that higher is better, and differences stay in the task's own metric units (losses are never
+compared: only the task's metric on test data). The unit of evidence is the **paired seed**: a seed's
+difference is the mean of its blocks' differences over the settings of the other axes (blocks of one
+seed share its initial weights and batch order, so they are not independent of each other), and every
+verdict says on how many paired seeds it rests. The statistics (t intervals and tests, TOST
+equivalence, Clopper-Pearson intervals and Holm's correction) are in
+:mod:`nnbench.analysis.paired`; the across-task tests in :mod:`nnbench.analysis.ranks`.
 
-- The **probability of improvement** P(X > Y) (rliable's, Agarwal et al. 2021) is the Mann-Whitney
-  statistic ``U / (n m)`` of the first level's seeds against the second's within a stratum (ties count
-  half), averaged over the strata of a task, then over tasks.
-- Its interval and the interval of the mean paired difference come from one stratified bootstrap: the
-  seeds of each stratum resampled (both levels with the same seeds, so blocks stay paired), 95%
-  percentile intervals.
-- The Bayesian signed-rank test (:mod:`nnbench.analysis.bayes`) gives P(first better), P(equivalent)
-  and P(second better) per task; a decision needs :data:`CREDIBLE` of them.
-- When a comparison stays undecided, :mod:`nnbench.analysis.seeds` says how many seeds would settle it.
+Every pair of levels is compared, however many levels there are: comparing each level with the one that
+ranked best only would choose the pairs from the same data that tests them. The error rate of "better"
+and "worse" is controlled per axis: Holm's correction over every pair and task of the axis, and its
+across-task tests, keeps the family-wise error rate at ``alpha``; the equivalence claims are a second
+family, corrected the same way.
 """
 
 from __future__ import annotations
@@ -26,32 +29,33 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from nnbench.analysis import bayes, seeds
+from nnbench.analysis import paired, ranks, seeds
 from nnbench.analysis.frames import block_keys, blocking_frame, format_level, higher_is_better, ok_trials
 from nnbench.analysis.rope import Rope
 
-CREDIBLE = 0.95
-"""A posterior probability this high decides a comparison."""
-CONFIDENCE = 0.95
-RESAMPLES = 2_000
-RANDOM_STATE = 0
-ALL_PAIRS_LEVELS = 6
-"""Up to this many levels every pair is compared; past it, each level against the best one."""
-DECISIONS = ("first", "equivalent", "second", "undecided")
-ROW_COLUMNS = ["task", "metric_name", "first", "second", "blocks", "seeds", "strata", "mean_first", "mean_second",
-               "advantage", "advantage_low", "advantage_high", "poi", "poi_low", "poi_high", "rope", "rope_text",
-               "p_first", "p_equivalent", "p_second", "decision", "seeds_needed", "seeds_for_rope"]
+ROW_COLUMNS = ["task", "metric_name", "first", "second", "seeds", "strata", "blocks", "mean_first", "mean_second",
+               "advantage", "advantage_low", "advantage_high", "spread", "resolution", "p_value", "p_adjusted",
+               "p_equivalence", "p_equivalence_adjusted", "wins", "ties", "poi", "poi_low", "poi_high", "rope",
+               "rope_text", "decision", "seeds_needed", "seeds_for_rope"]
+"""One row per pair and task: ``seeds`` paired seeds over ``strata`` settings of the other axes
+(``blocks`` matched blocks in all); the metric's mean of each level there; the advantage of the first
+(mean paired difference, positive when it did better) with its 95% t-interval, the spread of the seeds'
+differences and the metric's resolution; the difference test's p-value and its Holm-adjusted value, the
+same for the equivalence test; wins and ties of the first over the seeds, the probability of improvement
+with its Clopper-Pearson interval; the ROPE; the decision (:data:`nnbench.analysis.paired.DECISIONS`);
+the seeds that would settle it (when undecided) and that would detect a difference as large as the
+ROPE."""
 
 
 @dataclass
 class PairEvidence:
-    """Everything measured about one pair of levels: a row per task (:data:`ROW_COLUMNS`) and the
-    bootstrap replicates of each task's probability of improvement (for intervals over task subsets)."""
+    """Everything measured about one pair of levels: a row per task (:data:`ROW_COLUMNS`) and, when the
+    pair was compared on several tasks, one row across them (:data:`nnbench.analysis.ranks.ACROSS_COLUMNS`)."""
 
     first: str
     second: str
     rows: pd.DataFrame
-    replicates: dict[str, np.ndarray] = field(repr=False)
+    across: dict[str, object] = field(default_factory=dict)
 
     def tasks(self, decision: str | None = None) -> list[str]:
         """The tasks compared (with ``decision``, only those that came out so)."""
@@ -59,23 +63,42 @@ class PairEvidence:
         return list(rows["task"])
 
     def poi_over(self, tasks: list[str]) -> tuple[float, float, float]:
-        """The probability of improvement averaged over ``tasks``, with its 95% stratified interval."""
-        point = float(self.rows.set_index("task").loc[tasks, "poi"].mean())
-        replicates = np.mean([self.replicates[t] for t in tasks], axis=0)
-        low, high = np.percentile(replicates, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
-        return point, float(low), float(high)
+        """The probability that the first level beats the second on a paired seed of ``tasks``, pooled
+        over their seeds (tasks train independently), with its exact 95% Clopper-Pearson interval."""
+        rows = self.rows.set_index("task").loc[list(tasks)]
+        point, low, high = paired.improvement(rows["wins"].sum(), rows["ties"].sum(), rows["seeds"].sum())
+        return float(point), float(low), float(high)
+
+    def seeds(self, tasks: list[str]) -> list[int]:
+        """The paired seeds of each of ``tasks``."""
+        return [int(n) for n in self.rows.set_index("task").loc[list(tasks), "seeds"]]
 
 
 @dataclass
 class AxisComparison:
-    """The pairwise evidence of one axis: ``levels`` best first (mean rank over its blocks), and the
-    pairs compared, each with the better-ranked level first."""
+    """The pairwise evidence of one axis: ``levels`` best first (mean rank over its blocks); every pair,
+    each with the better-ranked level first; the size of the difference family (``family``) and of the
+    equivalence family; ``alpha``, their family-wise error rate. ``key`` names the comparison in the
+    page (the axis, or ``version-arch-cnn`` for the versions of one component), ``label`` in words;
+    ``titles`` gives hover text per level (a version's code and runs). ``ranks_over_tasks`` holds each
+    level's mean rank over the ``ranked_tasks`` tasks where every level ran."""
 
     axis: str
     levels: list[str]
     pairs: list[PairEvidence]
-    all_pairs: bool
     tasks: list[str]
+    alpha: float = paired.ALPHA
+    family: int = 0
+    equivalence_family: int = 0
+    key: str = ""
+    label: str = ""
+    titles: dict[str, str] = field(default_factory=dict)
+    ranks_over_tasks: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    ranked_tasks: int = 0
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.axis
+        self.label = self.label or self.axis
 
     def pair(self, first: str, second: str) -> PairEvidence | None:
         return next((p for p in self.pairs if (p.first, p.second) == (first, second)), None)
@@ -85,17 +108,28 @@ class AxisComparison:
         frames = [p.rows for p in self.pairs if not p.rows.empty]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
 
+    def across(self) -> pd.DataFrame:
+        """Every pair's across-task row (:data:`nnbench.analysis.ranks.ACROSS_COLUMNS`)."""
+        return pd.DataFrame([p.across for p in self.pairs if p.across], columns=ranks.ACROSS_COLUMNS)
+
+    @property
+    def seed_counts(self) -> list[int]:
+        """The distinct numbers of paired seeds its comparisons rest on, smallest first."""
+        table = self.table()
+        return sorted({int(n) for n in table["seeds"]}) if len(table) else []
+
 
 def oriented(metric: pd.Series, metric_name: pd.Series) -> pd.Series:
     """The metric with its sign flipped where lower is better, so higher is better everywhere."""
     return metric.astype(float) * np.where(metric_name.map(higher_is_better).astype(bool), 1.0, -1.0)
 
 
-def level_blocks(trials: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+def level_blocks(trials: pd.DataFrame, axis: str,
+                 version_table: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Oriented scores and raw metrics of every block (index: task, the other axes, seed), a column per
     level of ``axis`` (written as tables write it), and each task's metric."""
     keys = [*block_keys(trials, axis), "seed"]
-    ok = ok_trials(blocking_frame(trials, axis))
+    ok = ok_trials(blocking_frame(trials, axis, version_table))
     ok = ok.assign(score=oriented(ok["metric"], ok["metric_name"]), metric=ok["metric"].astype(float))
     if axis == "lr":
         ok = ok.assign(lr=ok["lr"].astype(float))
@@ -112,86 +146,146 @@ def mean_ranks(scores: pd.DataFrame) -> pd.Series:
     return shared.rank(axis=1, ascending=False).mean().sort_values(kind="stable")
 
 
-def compare_axis(trials: pd.DataFrame, axis: str, rope: Rope, resamples: int = RESAMPLES) -> AxisComparison:
-    """The pairwise evidence for ``axis``: all pairs of up to :data:`ALL_PAIRS_LEVELS` levels, else each
-    level against the best-ranked one."""
-    scores, metrics, names = level_blocks(trials, axis)
-    ranks = mean_ranks(scores)
-    levels = [str(level) for level in ranks.index]
-    all_pairs = len(levels) <= ALL_PAIRS_LEVELS
-    pairs = itertools.combinations(levels, 2) if all_pairs else ((levels[0], other) for other in levels[1:])
-    compared = [compare_pair(scores[[a, b]], metrics[[a, b]], names, rope, resamples) for a, b in pairs]
-    tasks = list(dict.fromkeys(t for pair in compared for t in pair.tasks()))
-    return AxisComparison(axis, levels, [p for p in compared if not p.rows.empty], all_pairs, tasks)
+def compare_axis(trials: pd.DataFrame, axis: str, rope: Rope, alpha: float = paired.ALPHA, *,
+                 version_table: pd.DataFrame | None = None, key: str = "", label: str = "",
+                 titles: dict[str, str] | None = None) -> AxisComparison:
+    """The pairwise evidence for ``axis``: every pair of levels on every task, their across-task tests,
+    and the decisions of the whole family at family-wise error rate ``alpha``."""
+    scores, metrics, names = level_blocks(trials, axis, version_table)
+    levels = [str(level) for level in mean_ranks(scores).index]
+    rows = pair_rows(scores, metrics, names, rope, list(itertools.combinations(levels, 2)))
+    scales = {task: 1.0 for task in names} if ranks.fixed_scale(names) else ranks.task_spreads(scores)
+    across = ranks.across_tasks(rows, scales, alpha) if rows["task"].nunique() > 1 else pd.DataFrame(
+        columns=ranks.ACROSS_COLUMNS)
+    family, equivalence_family = decide_family(rows, across, alpha)
+    over_tasks, ranked = ranks.mean_ranks(scores[levels]) if levels else (pd.Series(dtype=float), 0)
+    pairs = []
+    for (first, second), part in rows.groupby(["first", "second"], sort=False):
+        match = across[(across["first"] == first) & (across["second"] == second)]
+        pairs.append(PairEvidence(str(first), str(second), part.reset_index(drop=True),
+                                  match.iloc[0].to_dict() if len(match) else {}))
+    tasks = list(dict.fromkeys(rows["task"]))
+    return AxisComparison(axis, levels, pairs, tasks, alpha, family, equivalence_family, key=key, label=label,
+                          titles=dict(titles or {}), ranks_over_tasks=over_tasks, ranked_tasks=ranked)
 
 
-def compare_pair(scores: pd.DataFrame, metrics: pd.DataFrame, names: dict[str, str], rope: Rope,
-                 resamples: int = RESAMPLES) -> PairEvidence:
-    """The evidence between the two columns of ``scores`` (oriented scores of matched blocks, first
-    index level the task, last the seed) on each task where they share blocks."""
-    first, second = (str(c) for c in scores.columns)
-    rows, replicates = [], {}
-    complete = scores.dropna()
-    for task, part in complete.groupby(level=0, sort=False):
-        row, replicate = _compare_task(str(task), part, metrics.loc[part.index], names[str(task)], rope, resamples)
-        rows.append({"first": first, "second": second, **row})
-        replicates[str(task)] = replicate
-    return PairEvidence(first, second, pd.DataFrame(rows, columns=ROW_COLUMNS), replicates)
+def seed_differences(scores: pd.DataFrame, first: str, second: str) -> tuple[pd.Series, int, int]:
+    """The paired differences of ``first`` over ``second`` per seed (the mean over the settings of the
+    other axes where both finished), the number of settings and of matched blocks."""
+    both = scores[[first, second]].dropna()
+    difference = both[first] - both[second]
+    per_seed = difference.groupby(level=-1, sort=True).mean()
+    settings = both.index.droplevel(-1).nunique() if both.index.nlevels > 1 else 1
+    return per_seed, int(settings), len(both)
 
 
-def _strata(part: pd.DataFrame) -> np.ndarray:
-    """Each block's stratum (the setting of the other axes: neither the task, first, nor the seed, last)."""
-    if part.index.nlevels <= 2:
-        return np.zeros(len(part), dtype=np.int64)
-    return pd.MultiIndex.from_arrays([part.index.get_level_values(i) for i in range(1, part.index.nlevels - 1)]
-                                     ).factorize()[0]
+def pair_rows(scores: pd.DataFrame, metrics: pd.DataFrame, names: dict[str, str], rope: Rope,
+              pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """One row per pair and task where both levels share blocks (:data:`ROW_COLUMNS`), with the
+    unadjusted tests; :func:`decide_family` completes them."""
+    records: list[dict[str, object]] = []
+    differences: list[np.ndarray] = []
+    for task, part in scores.groupby(level=0, sort=False):
+        task = str(task)
+        task_metrics = metrics.loc[part.index]
+        step = float(paired.resolution(task_metrics.to_numpy().ravel()))
+        for first, second in pairs:
+            if first not in part.columns or second not in part.columns:
+                continue
+            per_seed, settings, blocks = seed_differences(part, first, second)
+            if per_seed.empty:
+                continue
+            matched = task_metrics.loc[part[[first, second]].dropna().index]
+            width = rope.width(task, names[task], matched.to_numpy().ravel())
+            records.append({"task": task, "metric_name": names[task], "first": first, "second": second,
+                            "seeds": len(per_seed), "strata": settings, "blocks": blocks,
+                            "mean_first": float(matched[first].mean()), "mean_second": float(matched[second].mean()),
+                            "resolution": step, "rope": width, "rope_text": rope.describe(task, names[task], width)})
+            differences.append(per_seed.to_numpy(float))
+    if not records:
+        return pd.DataFrame(columns=ROW_COLUMNS)
+    frame = pd.DataFrame(records)
+    longest = max(len(d) for d in differences)
+    padded = np.full((len(differences), longest), np.nan)
+    for i, d in enumerate(differences):
+        padded[i, : len(d)] = d
+    summary = paired.summarize(padded)
+    tested = paired.tests(summary["n"], summary["mean"], summary["sd"], frame["rope"].to_numpy(float),
+                          frame["resolution"].to_numpy(float))
+    poi, poi_low, poi_high = paired.improvement(summary["wins"], summary["ties"], summary["n"])
+    frame = frame.assign(
+        advantage=summary["mean"], advantage_low=tested["low"], advantage_high=tested["high"],
+        spread=np.where(summary["n"] >= 2, np.sqrt(np.nan_to_num(summary["sd"]) ** 2
+                                                   + frame["resolution"].to_numpy(float) ** 2 / 6), np.nan),
+        p_value=tested["p_value"], p_adjusted=np.nan, p_equivalence=tested["p_equivalence"],
+        p_equivalence_adjusted=np.nan, wins=summary["wins"], ties=summary["ties"], poi=poi, poi_low=poi_low,
+        poi_high=poi_high, decision="undecided", seeds_needed=np.nan, seeds_for_rope=np.nan)
+    return frame[ROW_COLUMNS]
 
 
-def _compare_task(task: str, part: pd.DataFrame, metrics: pd.DataFrame, metric_name: str, rope: Rope,
-                  resamples: int) -> tuple[dict[str, object], np.ndarray]:
-    strata = _strata(part)
-    first, second = part.iloc[:, 0].to_numpy(float), part.iloc[:, 1].to_numpy(float)
-    differences = first - second
-    width = rope.width(task, metric_name, metrics.to_numpy().ravel())
-    poi, poi_replicates, advantage_replicates = _bootstrap(first, second, strata, resamples)
-    n_strata = int(strata.max()) + 1
-    posterior = bayes.signed_rank(differences, width, random_state=RANDOM_STATE, decide_at=CREDIBLE)
-    decision = ("first" if posterior.first >= CREDIBLE else "second" if posterior.second >= CREDIBLE
-                else "equivalent" if posterior.equivalent >= CREDIBLE else "undecided")
-    seeds_count = part.index.get_level_values(-1).nunique()
-    tail = 50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)
-    advantage_low, advantage_high = np.percentile(advantage_replicates, tail)
-    poi_low, poi_high = np.percentile(poi_replicates, tail)
-    return {
-        "task": task, "metric_name": metric_name, "blocks": len(part), "seeds": seeds_count, "strata": n_strata,
-        "mean_first": float(metrics.iloc[:, 0].mean()), "mean_second": float(metrics.iloc[:, 1].mean()),
-        "advantage": float(differences.mean()), "advantage_low": float(advantage_low),
-        "advantage_high": float(advantage_high), "poi": poi, "poi_low": float(poi_low), "poi_high": float(poi_high),
-        "rope": width, "rope_text": rope.describe(task, metric_name, width), "p_first": posterior.first,
-        "p_equivalent": posterior.equivalent, "p_second": posterior.second, "decision": decision,
-        "seeds_needed": seeds.seeds_needed(differences, width, n_strata) if decision == "undecided" else math.nan,
-        "seeds_for_rope": seeds.seeds_to_detect(differences, width, n_strata) if width > 0 else math.nan,
-    }, poi_replicates
+def decide_family(rows: pd.DataFrame, across: pd.DataFrame, alpha: float = paired.ALPHA) -> tuple[int, int]:
+    """Correct the family in place: Holm over every difference test of ``rows`` and ``across`` (one
+    family), Holm over the equivalence tests of ``rows`` (another), then each row's decision and the seeds
+    that would settle an undecided one. Returns the two families' sizes."""
+    if rows.empty:
+        return 0, 0
+    joint = np.concatenate([rows["p_value"].to_numpy(float), across["p_value"].to_numpy(float)])
+    adjusted = paired.holm(joint)
+    rows["p_adjusted"] = adjusted[: len(rows)]
+    equivalence = rows["p_equivalence"].to_numpy(float)
+    rows["p_equivalence_adjusted"] = paired.holm(equivalence)
+    rows["decision"] = paired.decide(rows["advantage"], rows["p_adjusted"], rows["p_equivalence_adjusted"], alpha)
+    family, equivalence_family = int(np.isfinite(joint).sum()), int(np.isfinite(equivalence).sum())
+    if len(across):
+        across["p_adjusted"] = adjusted[len(rows):]
+        rejected = np.nan_to_num(across["p_adjusted"].to_numpy(float), nan=1.0) < alpha
+        direction = across["direction"].to_numpy(float)
+        across["decision"] = np.where(~np.isfinite(across["p_value"].to_numpy(float)), "", np.where(
+            rejected & (direction > 0), "first", np.where(rejected & (direction < 0), "second", "undecided")))
+    rows["seeds_needed"] = [
+        seeds.seeds_needed(mean, spread, rope, family, alpha) if decision == "undecided" else math.nan
+        for mean, spread, rope, decision in zip(rows["advantage"], rows["spread"], rows["rope"], rows["decision"],
+                                                strict=True)]
+    rows["seeds_for_rope"] = [seeds.seeds_to_detect(rope, spread, family, alpha) if rope > 0 else math.nan
+                              for rope, spread in zip(rows["rope"], rows["spread"], strict=True)]
+    return family, equivalence_family
 
 
-def _bootstrap(first: np.ndarray, second: np.ndarray, strata: np.ndarray,
-               resamples: int) -> tuple[float, np.ndarray, np.ndarray]:
-    """The probability of improvement and bootstrap replicates of it and of the mean paired difference,
-    resampling the seeds of every stratum (paired), strata of one size at a time."""
-    rng = np.random.default_rng(RANDOM_STATE)
-    poi_sum = np.zeros(resamples)
-    difference_sum = np.zeros(resamples)
-    point = 0.0
-    order = np.argsort(strata, kind="stable")
-    sizes = np.bincount(strata)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    for size in np.unique(sizes):
-        rows = order[(starts[sizes == size][:, None] + np.arange(size)[None, :])]  # (strata, seeds)
-        a, b = first[rows], second[rows]
-        wins = (a[:, :, None] > b[:, None, :]) + 0.5 * (a[:, :, None] == b[:, None, :])
-        point += float(wins.mean(axis=(1, 2)).sum())
-        drawn = rng.integers(0, size, (resamples, len(rows), size))  # seeds drawn with replacement
-        counts = (drawn[..., None] == np.arange(size)).sum(axis=2, dtype=float)  # how often each seed was drawn
-        poi_sum += np.einsum("bgj,bgj->b", np.einsum("bgi,gij->bgj", counts, wins), counts) / size**2
-        difference_sum += np.einsum("bgi,gi->b", counts, a - b)
-    return point / len(sizes), poi_sum / len(sizes), difference_sum / len(first)
+def decide_scores(scores: np.ndarray, rope: float, alpha: float = paired.ALPHA,
+                  scales: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The decisions of one axis on an array of oriented scores, ``scores[..., task, seed, level]``
+    (complete: every level ran on every task and seed; leading axes are independent repetitions), with
+    the same tests, corrections and rules as :func:`compare_axis`, each task's resolution read from its
+    scores alike (the calibration benchmark and its tests run the verdict machinery this way, thousands
+    of times over).
+
+    Pairs are every ``(i, j)`` with ``i < j`` in level order. Returns ``pairs`` (``(n_pairs, 2)``),
+    ``decisions`` (``[..., pair, task]``: :data:`nnbench.analysis.paired.DECISIONS`), ``advantage``,
+    ``low``, ``high``, ``poi``, ``poi_low``, ``poi_high`` (alike) and ``across`` (``[..., pair]``: ``first``,
+    ``second``, ``undecided`` or ``""`` where too few tasks to test). ``scales``: per task, what a
+    difference is divided by before the across-task test (default 1: a metric with a fixed scale).
+    """
+    scores = np.asarray(scores, dtype=float)
+    levels = scores.shape[-1]
+    pairs = np.array(list(itertools.combinations(range(levels), 2)), dtype=int).reshape(-1, 2)
+    differences = scores[..., pairs[:, 0]] - scores[..., pairs[:, 1]]  # [..., task, seed, pair]
+    differences = np.moveaxis(differences, -1, -3)  # [..., pair, task, seed]
+    summary = paired.summarize(differences)
+    flat_scores = scores.reshape(*scores.shape[:-2], -1)  # [..., task, seed x level]: a task's values
+    step = paired.resolution(flat_scores)[..., None, :]  # [..., 1 (pair), task]
+    tested = paired.tests(summary["n"], summary["mean"], summary["sd"], rope, step)
+    poi, poi_low, poi_high = paired.improvement(summary["wins"], summary["ties"], summary["n"])
+    tasks = scores.shape[-3]
+    scale = np.ones(tasks) if scales is None else np.asarray(scales, dtype=float)
+    _, across_p, direction = ranks.over_tasks(summary["mean"] / scale, alpha)  # [..., pair]
+    flat = tested["p_value"].reshape(*tested["p_value"].shape[:-2], -1)
+    adjusted = paired.holm(np.concatenate([flat, across_p], axis=-1))
+    per_task = adjusted[..., : flat.shape[-1]].reshape(tested["p_value"].shape)
+    equivalence = paired.holm(tested["p_equivalence"].reshape(flat.shape)).reshape(tested["p_value"].shape)
+    decisions = paired.decide(summary["mean"], per_task, equivalence, alpha)
+    across_adjusted = adjusted[..., flat.shape[-1]:]
+    rejected = np.nan_to_num(across_adjusted, nan=1.0) < alpha
+    across = np.where(~np.isfinite(across_p), "", np.where(rejected & (direction > 0), "first", np.where(
+        rejected & (direction < 0), "second", "undecided")))
+    return {"pairs": pairs, "decisions": decisions, "advantage": summary["mean"], "low": tested["low"],
+            "high": tested["high"], "poi": poi, "poi_low": poi_low, "poi_high": poi_high, "across": across}

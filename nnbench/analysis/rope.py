@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnbench.contract.errors import NNBenchError
+from nnbench.contract.metrics import METRICS
 
-DEFAULT_ROPE = {"accuracy": 0.005, "r2": 0.005}
-"""Half-widths in the metric's own units, for metrics with a fixed scale."""
+DEFAULT_ROPE = {m.name: m.default_rope for m in METRICS.values() if m.default_rope is not None}
+"""Half-widths in the metric's own units, for metrics with a fixed scale (the table of metrics)."""
 RELATIVE_ROPE = 0.01
 """For a metric without a fixed scale (RMSE): this fraction of the median value compared."""
 EVERY = "*"

@@ -1,19 +1,19 @@
-"""How many seeds a comparison needs, from the spread of its paired differences.
+"""How many paired seeds a comparison needs, from the spread of its paired differences.
 
-A comparison is settled when the mean paired difference is shown to lie on one side of the ROPE's edge:
-above it (a real difference) or inside it (practical equivalence). With the observed mean difference
-``d`` and standard deviation ``s`` of the block differences, that is a one-sided one-sample t-test of
-the effect ``| |d| - rope | / s``; the number of blocks is the smallest ``n`` whose power reaches
-:data:`POWER` at level :data:`ALPHA` (the noncentral t distribution, as ``statsmodels``'
-``TTestPower.solve_power(alternative="larger")`` computes it). A seed adds one block per setting of the
-other axes, so seeds are blocks divided by the settings (strata) of the comparison.
+A comparison is settled when its difference test rejects (a real difference) or its equivalence test
+does (practically equivalent: inside the ROPE), each at the level the family's correction leaves it in
+the worst case, ``alpha / m`` for a family of ``m`` comparisons (Holm's first step). With the observed
+mean difference ``d`` and spread ``s`` of the seeds' differences, the difference test of ``|d| / s`` is
+two-sided, the equivalence test of ``(rope - |d|) / s`` one-sided against the nearer edge; the number of
+seeds is the smallest ``n`` at which one of them reaches :data:`POWER` (the noncentral t distribution,
+as ``statsmodels``' ``TTestPower.solve_power`` computes it). These are estimates from a spread itself
+measured on few seeds: a guide to how many more to run, not a promise.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 from scipy import stats
 
 POWER = 0.8
@@ -30,8 +30,9 @@ def t_test_power(effect: float, blocks: int, alpha: float = ALPHA) -> float:
 
 
 def blocks_needed(effect: float, power: float = POWER, alpha: float = ALPHA) -> float:
-    """The fewest observations (at least 2) for which the one-sided t-test detects ``effect`` (in
-    standard deviations) with ``power``; infinite when more than :data:`MAX_BLOCKS` would be needed."""
+    """The fewest observations (at least 2) for which the one-sided t-test at level ``alpha`` detects
+    ``effect`` (in standard deviations) with ``power``; infinite when more than :data:`MAX_BLOCKS` would
+    be needed."""
     if not effect > 0:
         return math.inf
     normal = (stats.norm.isf(alpha) + stats.norm.isf(1 - power)) / effect
@@ -51,26 +52,23 @@ def blocks_needed(effect: float, power: float = POWER, alpha: float = ALPHA) -> 
     return float(high)
 
 
-def seeds_needed(differences: np.ndarray, rope: float, strata: int) -> float:
-    """Seeds (in all) that a comparison of these paired ``differences`` would need to settle whether it
-    lies beyond ``rope`` or inside it, with ``strata`` blocks per seed. NaN when the spread is unknown
-    (fewer than two blocks, or every difference the same); infinite when the mean difference sits on
-    the ROPE's edge."""
-    d = np.asarray(differences, dtype=float)
-    if len(d) < 2:
+def seeds_needed(mean: float, spread: float, rope: float, family: int, alpha: float = ALPHA) -> float:
+    """Paired seeds (in all) that would settle a comparison whose seeds differ by ``mean`` on average with
+    standard deviation ``spread``: shown different, or (with a ``rope`` > 0) shown equivalent, in a
+    family of ``family`` comparisons at family-wise level ``alpha``. NaN when the spread is unknown (zero,
+    or not finite); infinite when no practical number would."""
+    if not (math.isfinite(spread) and spread > 0 and math.isfinite(mean)):
         return math.nan
-    spread = float(np.std(d, ddof=1))
-    if not spread > 0:
-        return math.nan
-    blocks = blocks_needed(abs(abs(float(np.mean(d))) - rope) / spread)
-    return math.ceil(blocks / max(strata, 1)) if math.isfinite(blocks) else math.inf
+    level = alpha / max(family, 1)
+    different = blocks_needed(abs(mean) / spread, alpha=level / 2)
+    equivalent = blocks_needed((rope - abs(mean)) / spread, alpha=level) if abs(mean) < rope else math.inf
+    return min(different, equivalent)
 
 
-def seeds_to_detect(differences: np.ndarray, difference: float, strata: int) -> float:
-    """Seeds (in all) that would detect a true mean difference of ``difference`` (the ROPE's width, say)
-    given the observed spread of the paired ``differences``; NaN when the spread is unknown."""
-    d = np.asarray(differences, dtype=float)
-    if len(d) < 2 or not np.std(d, ddof=1) > 0:
+def seeds_to_detect(difference: float, spread: float, family: int, alpha: float = ALPHA) -> float:
+    """Paired seeds (in all) that would detect a true mean difference of ``difference`` (the ROPE's
+    half-width, say) with :data:`POWER`, given the spread of the seeds' differences, in a family of
+    ``family`` comparisons at family-wise level ``alpha``; NaN when the spread is unknown."""
+    if not (math.isfinite(spread) and spread > 0) or not difference > 0:
         return math.nan
-    blocks = blocks_needed(difference / float(np.std(d, ddof=1)))
-    return math.ceil(blocks / max(strata, 1)) if math.isfinite(blocks) else math.inf
+    return blocks_needed(difference / spread, alpha=alpha / max(family, 1) / 2)

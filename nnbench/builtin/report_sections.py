@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 
 @hookimpl
 def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame, skipped: pd.DataFrame,
-                    micro: pd.DataFrame, rope: Mapping[str, float]) -> list[ReportSection]:
+                    micro: pd.DataFrame, rope: Mapping[str, float], alpha: float,
+                    version_names: Mapping[str, str]) -> list[ReportSection]:
     # pandas and seaborn load with the first report, not with the plugins
     from nnbench.reporting import fairness_sections, forked, micro_section, sections
 
-    data = sections.ReportData(runs, trials, epochs, skipped, rope)
+    data = sections.ReportData(runs, trials, epochs, skipped, rope, alpha, version_names)
     # The answer first (findings, the leaderboard, the warnings that qualify both), the evidence after.
     # Each entry is built at once with the others, in forked children that inherit the frames.
     builders: list[partial[Any]] = [
@@ -39,7 +40,7 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
         partial(sections.overview, data),
     ]
     # Started longest first, so that no long one is left alone at the end: the answer (its bootstrap and
-    # Bayesian comparisons grow fastest with the trials), then the figures that draw every trial.
+    # pairwise comparisons grow fastest with the trials), then the figures that draw every trial.
     longest = [_answer, sections.convergence, sections.interactions, sections.effects,
                fairness_sections.performance_profile, sections.speed]
     order = sorted(range(len(builders)), key=lambda index: longest.index(builders[index].func)

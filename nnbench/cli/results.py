@@ -10,7 +10,7 @@ import click
 
 from nnbench.analysis.rope import parse_rope
 from nnbench.cli import STORE_OPTION, current_session, friendly_errors
-from nnbench.cli.compare import rope_option
+from nnbench.cli.compare import alpha_option, rope_option
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_REPORT_DIR
 from nnbench.files import written_whole
@@ -29,16 +29,31 @@ if TYPE_CHECKING:
               help="HTML file to write (default: reports/<run>/index.html, or reports/combined-<runs>.html).")
 @click.option("--all", "all_runs", is_flag=True, help="Report on every run in the store.")
 @rope_option
+@alpha_option
+@click.option("--version-name", "version_names", multiple=True, metavar="RUN|CODE=NAME",
+              help="Name the version of a component's code trained in RUN (a run id prefix) or with CODE (a prefix "
+                   "of its hash): 'cnn NAME' instead of 'cnn v1' (repeatable).")
+@click.option("--figures", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write every figure into this folder as SVG and PDF, sized for a paper's column.")
 @friendly_errors
-def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bool, rope: str | None) -> None:
+def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bool, rope: str | None, alpha: float,
+           version_names: tuple[str, ...], figures: Path | None) -> None:
     """Build the HTML report of RUNS (default: the latest run) from the store.
 
     Several runs are combined into one report (last week's baselines plus today's new optimizer);
-    a unique prefix of a run id is enough.
+    a unique prefix of a run id is enough. A component whose code changed between the runs is compared
+    with its earlier versions, and its axis uses its latest.
     """
     from nnbench.reporting import build_report  # pandas and seaborn: the command line starts without them
 
     given = parse_rope(rope).to_dict()  # a bad --rope is an error before anything is read
+    names = {}
+    for item in version_names:
+        key, sep, name = item.partition("=")
+        if not sep or not key.strip() or not name.strip():
+            raise NNBenchError(f"--version-name {item!r} is not RUN=NAME or CODE=NAME: write it as "
+                               "20260105-0930=before-fix")
+        names[key.strip()] = name.strip()
     with ResultStore(store, readonly=True) as results:
         run_ids = results.run_ids() if all_runs else results.resolve_runs(list(runs))
         if not run_ids:
@@ -46,8 +61,12 @@ def report(runs: tuple[str, ...], store: Path, output: Path | None, all_runs: bo
         if output is None:
             name = run_ids[0] if len(run_ids) == 1 else f"combined-{run_ids[0]}-{len(run_ids)}-runs"
             output = Path(DEFAULT_REPORT_DIR) / name / "index.html"
-        path = build_report(results, run_ids, current_session().pm, given).save(output)
+        built = build_report(results, run_ids, current_session().pm, given, alpha=alpha, version_names=names,
+                             figures=figures)
+        path = built.save(output)
     click.echo(f"report: {path}")
+    if figures is not None:
+        click.echo(f"figures: {len(built.figures)} files (SVG and PDF) in {figures}")
 
 
 @click.command()

@@ -213,7 +213,7 @@ def after_run(run_id: str, results: list[TrialResult]) -> None:
 @hookspec
 def report_sections(  # type: ignore[empty-body]
     trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFrame, skipped: pd.DataFrame, micro: pd.DataFrame,
-    rope: Mapping[str, float],
+    rope: Mapping[str, float], alpha: float, version_names: Mapping[str, str],
 ) -> list[ReportSection]:
     """Add sections to the HTML report; called once per report built, plugin by plugin in the order
     they were loaded (the built-in sections come first, through this hook too).
@@ -232,6 +232,10 @@ def report_sections(  # type: ignore[empty-body]
     :param rope: the half-widths of practical equivalence the user gave (``--rope``), by task name,
         metric name or ``*`` for every task; empty when the defaults apply
         (``nnbench.analysis.rope.parse_rope(rope)`` reads it with the defaults).
+    :param alpha: the family-wise error rate of the verdicts' "better" and "worse" claims (0.05 unless
+        the user gave another).
+    :param version_names: names the user gave to versions of a component's code, by run id or code
+        (``nnbench.analysis.versions``); empty: ``cnn v1``, ``cnn v2``.
     :return: a list of :class:`nnbench.reporting.ReportSection` (title, plain text, optional
         DataFrame and optional matplotlib figure), shown in order.
     """

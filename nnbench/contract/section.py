@@ -45,13 +45,16 @@ class Table:
     kind: str = "table"
     sort_keys: list[list[str]] = field(default_factory=list)
     """Per row, what each cell sorts by when a reader sorts the table (``""``: its text); empty: the texts."""
+    titles: list[list[str]] = field(default_factory=list)
+    """Per row, each cell's hover text (``""``: none); empty: no cell has one."""
 
 
 @dataclass
 class Image:
     """A figure as a ``data:image/png;base64,...`` or ``data:image/svg+xml;base64,...`` URI, shown
     ``width`` CSS pixels wide. ``svg`` is the figure as an SVG data URI to download, when ``uri`` is a
-    PNG; ``name`` the downloaded file's name (without ``.svg``)."""
+    PNG; ``name`` the downloaded file's name (without ``.svg``); ``paper`` the figure drawn again at the
+    size of a paper's column, by format (``svg``, ``pdf``), when the report was asked for its figures."""
 
     uri: str
     alt: str
@@ -60,6 +63,7 @@ class Image:
     kind: str = "image"
     svg: str = ""
     name: str = ""
+    paper: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass

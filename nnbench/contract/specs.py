@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from nnbench.contract.metrics import primary_metric
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -123,12 +125,12 @@ class Task:
 
     @property
     def metric(self) -> str:
-        """Name of the primary held-out metric: ``accuracy`` or ``rmse``."""
-        return "rmse" if self.kind == "regression" else "accuracy"
+        """Name of the primary held-out metric: ``accuracy`` or ``rmse`` (:data:`nnbench.contract.metrics.METRICS`)."""
+        return primary_metric(self.kind).name
 
     @property
     def higher_is_better(self) -> bool:
-        return self.kind != "regression"
+        return primary_metric(self.kind).higher_is_better
 
     @property
     def reference_scores(self) -> tuple[float, float] | None:

@@ -37,6 +37,8 @@ class Report:
 
     html: str
     inline: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    figures: tuple[Path, ...] = ()
+    """The figure files written for a paper (``build_report(..., figures=DIR)``), SVG and PDF of each."""
 
     @cached_property
     def fragment(self) -> str:
@@ -72,30 +74,47 @@ class Report:
 
 
 def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: PluginManager | None = None,
-                 rope: Mapping[str, float] | None = None) -> Report:
+                 rope: Mapping[str, float] | None = None, *, alpha: float = 0.05,
+                 version_names: Mapping[str, str] | None = None, figures: str | Path | None = None) -> Report:
     """Build the report of ``run_ids`` (ids as stored; see ``ResultStore.resolve_runs``).
 
     :param plugin_manager: whose ``report_sections`` hook makes the sections (the built-in ones
         included); ``None`` loads the plugins the way ``nnbench`` does (``make_plugin_manager()``).
     :param rope: half-widths of practical equivalence by task, metric or ``*``
         (``nnbench.analysis.rope.parse_rope(...).to_dict()``); ``None``: each metric's default.
+    :param alpha: the family-wise error rate of the verdicts' "better" and "worse" claims, per axis.
+    :param version_names: names for versions of a component's code, by run id (a prefix is enough) or
+        code (a prefix of its hash): ``{"20260105-0930": "before the fix"}``; default ``cnn v1``, ``cnn v2``.
+    :param figures: a folder to write every figure of the report into, as SVG and PDF sized for a
+        paper's column (:func:`nnbench.reporting.figures.write_figures`); the report lists them in
+        :attr:`Report.figures`.
     """
     # pandas, scipy and seaborn load with the first report, not with the package
-    from nnbench.analysis import frames as analysis  # as above
-    from nnbench.reporting import contributed
-    from nnbench.reporting import html as page
+    from nnbench.analysis import frames as analysis
+    from nnbench.reporting import contributed, plots  # as above
+    from nnbench.reporting import html as page  # as above
+    from nnbench.reporting.figures import write_figures  # as above
 
+    if not 0 < alpha < 1:
+        raise NNBenchError(f"alpha is an error rate between 0 and 1 (0.05), not {alpha}")
     run_ids = list(run_ids)
-    trials = analysis.with_variants(store.trials(run_ids))
+    names = dict(version_names or {})
+    trials = analysis.with_variants(store.trials(run_ids), names)
     arguments = {"trials": trials, "epochs": store.epochs(run_ids), "runs": store.runs(run_ids),
-                 "skipped": store.skipped(run_ids), "micro": store.micro(), "rope": dict(rope or {})}
+                 "skipped": store.skipped(run_ids), "micro": store.micro(), "rope": dict(rope or {}),
+                 "alpha": float(alpha), "version_names": names}
     pm = plugin_manager or make_plugin_manager()
-    shown, left_out = page.leave_out_empty(contributed.report_sections(pm, arguments))
+    with plots.paper_copies(figures is not None):
+        sections = contributed.report_sections(pm, arguments)
+    shown, left_out = page.leave_out_empty(sections)
+    written: list[Path] = []
+    if figures is not None:
+        written = write_figures(shown, Path(figures))
     title = "nnbench report: " + (", ".join(run_ids) if len(run_ids) <= 3 else f"{len(run_ids)} runs")
     tasks = ", ".join(dict.fromkeys(trials["task"])) or "no tasks"
     subtitle = f"{len(trials):,} trials on {tasks}; stored in {store.path}"
     return Report(page.render(title, subtitle, shown, left_out),
-                  lambda: page.render_fragment(title, subtitle, shown, left_out))
+                  lambda: page.render_fragment(title, subtitle, shown, left_out), tuple(written))
 
 
 def write_run_report(store: ResultStore, run_ids: Sequence[str], out_dir: Path,

@@ -109,10 +109,12 @@ def time_to_target(data: ReportData) -> ReportSection:
     missing = [task for task in dict.fromkeys(data.main["task"]) if task not in targets]
     if missing:
         section.blocks.append(Note(f"no target for {', '.join(missing)}, so those tasks are not ranked here"))
-    for task, part in board.groupby("task", sort=False):
-        name, target = part["metric_name"].iloc[0], part["target"].iloc[0]
+    for task, whole in board.groupby("task", sort=False):
+        name, target = whole["metric_name"].iloc[0], whole["target"].iloc[0]
         sign = "≥" if analysis.higher_is_better(name) else "≤"
-        axes = analysis.varying(part) or ["arch", "activation", "optimizer"]
+        axes = analysis.varying(whole) or ["arch", "activation", "optimizer"]
+        part = whole[whole["reached"].gt(0)]  # a configuration no seed of which got there is named once, below
+        never = whole[whole["reached"].eq(0)]
         shown = part.assign(
             lr=part["lr"].map(lambda v: analysis.format_level("lr", v)),
             reached=[f"{r}/{n}" for r, n in zip(part["reached"], part["seeds"], strict=True)],
@@ -123,7 +125,11 @@ def time_to_target(data: ReportData) -> ReportSection:
             {"median_time": _time, "metric_rank": count, "mean": metric},
             {"median_time": "time to target (median)", "median_epoch": "epoch (median)",
              "reached": "seeds reached", "metric_rank": "final-metric rank", "mean": f"mean test {name}"},
-            limit=LEADERBOARD_ROWS))
+            limit=LEADERBOARD_ROWS) if len(part) else Note(f"no configuration reached the target of {task}"))
+        if len(never):
+            labels = analysis.config_labels(never, axes)
+            section.blocks.append(Paragraph(
+                f"Never reached {sign} {target:g} on any seed ({len(never)}): " + ", ".join(labels) + "."))
     return section
 
 
@@ -137,6 +143,10 @@ def performance_profile(data: ReportData) -> ReportSection:
     if not times["time"].map(math.isfinite).any():
         section.blocks.append(Note("no configuration reached the target of any task, so there is nothing to "
                                    "profile"))
+        return section
+    if times["task"].nunique() < 2:
+        section.blocks.append(Note("one task has a target: a profile over tasks needs two or more (time to target "
+                                   "ranks the configurations of one task)"))
         return section
     ratios = fairness.profile_ratios(times)
     profile = fairness.performance_profile(times)
@@ -157,8 +167,10 @@ def performance_profile(data: ReportData) -> ReportSection:
         "further left is better. A configuration is named by its axes other than the task; a tuned "
         "configuration's learning rate is chosen per task and reads 'tuned'; when each task used its own loss, "
         "the loss is left out of the name. A configuration not trained on a task counts as not reaching it. "
-        "Bands: 95% stratified bootstrap (each configuration's seeds resampled within each task, the medians, "
-        "ratios and profile recomputed)."))
+        + ("Bands: 95% stratified bootstrap (each configuration's seeds resampled within each task, the medians, "
+           "ratios and profile recomputed)." if len(bands) else
+           f"No bands: a bootstrap band needs at least {intervals.BOOTSTRAP_MIN_SEEDS} seeds of every "
+           "configuration on every task.")))
     more = (f" The {lines} configurations best at τ = 1 are drawn; the table lists all."
             if profile["configuration"].nunique() > lines else "")
     section.blocks.append(plots.to_image(

@@ -45,10 +45,12 @@ def default_format(value: Any) -> str:
 
 
 def table(frame: pd.DataFrame, formats: Mapping[str, Formatter] | None = None,
-          headers: Mapping[str, str] | None = None, caption: str = "", limit: int | None = None) -> Table:
+          headers: Mapping[str, str] | None = None, caption: str = "", limit: int | None = None,
+          titles: Mapping[str, Mapping[str, str]] | None = None) -> Table:
     """A :class:`Table` of ``frame``'s columns (``headers`` renames them), cells formatted to text.
 
-    With ``limit``, only the first rows are kept and the caption says how many were left out.
+    With ``limit``, only the first rows are kept and the caption says how many were left out. ``titles``
+    gives hover text by column and value (a version's code and runs, for its label).
     """
     formats, headers = formats or {}, headers or {}
     shown = frame if limit is None else frame.head(limit)
@@ -61,7 +63,9 @@ def table(frame: pd.DataFrame, formats: Mapping[str, Formatter] | None = None,
     # A formatted number ("1 min 02 s", "< 0.0001") sorts by its value; a missing one sorts last.
     keys = [[sort_key(v) if number else "" for v, number in zip(row, numeric, strict=True)]
             for row in shown.itertuples(index=False)] if any(numeric) else []
-    return Table([headers.get(c, c) for c in columns], rows, numeric, caption, sort_keys=keys)
+    hover = [[str((titles or {}).get(c, {}).get(str(v), "")) for c, v in zip(columns, row, strict=True)]
+             for row in shown.itertuples(index=False)] if titles and any(titles.values()) else []
+    return Table([headers.get(c, c) for c in columns], rows, numeric, caption, sort_keys=keys, titles=hover)
 
 
 def sort_key(value: Any) -> str:

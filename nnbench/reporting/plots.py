@@ -17,6 +17,7 @@ import textwrap
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, Literal
 
 import matplotlib as mpl
 import numpy as np
@@ -30,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, NullLocator
 
-from nnbench.analysis.frames import RankTest, format_level, higher_is_better
+from nnbench.analysis.frames import format_level, higher_is_better
 from nnbench.contract.section import Image
 
 PALETTE = "colorblind"
@@ -40,6 +41,16 @@ STRIP_POINTS = 600
 SVG_SHOWN_LIMIT = 200_000
 """An SVG larger than this many bytes is shown as a PNG (and still downloadable as SVG)."""
 SCREEN_DPI = 96  # CSS pixels per inch: a figure shows at its size in inches
+COLUMN_WIDTH = 3.5
+"""Inches: one column of a two-column paper (IEEE, ACM, NeurIPS's single column is wider: 5.5)."""
+TEXT_WIDTH = 7.0
+"""Inches: the text width of a two-column paper, for a figure spanning both columns."""
+COLUMN_LIMIT = 6.0
+"""A screen figure at most this many inches wide becomes one column wide; a wider one spans the text."""
+PAPER_FONT_SCALE = 0.8
+PAPER_FONT_MIN = 6.0
+PAPER_MIN_HEIGHT = 2.0
+"""Inches: a paper copy is never made shallower than this (or than the figure was)."""
 RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
       "xtick.labelsize": 8, "ytick.labelsize": 8,
       # Names come from users, plugins and files: `$` is a dollar sign, never the start of mathtext.
@@ -65,6 +76,7 @@ def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
     """
     FigureCanvasSVG(figure)  # attach a canvas; the process's backend stays as it is
     as_plain_text(figure)
+    engine = figure.get_layout_engine()
     # No mathtext anywhere: a name holding "$" is plain text, in tick labels made while drawing too.
     with mpl.rc_context({"svg.fonttype": "none", "text.parse_math": False}):
         vector = io.BytesIO()
@@ -81,12 +93,72 @@ def to_image(figure: Figure, alt: str, caption: str = "") -> Image:
         with mpl.rc_context({"text.parse_math": False}):
             figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
         raster = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    paper = paper_copy(figure, engine) if _PAPER["enabled"] else {}
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close(figure)
     figure.clear()
     name = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-")[:80].rstrip("-") or "figure"
-    return Image(raster, alt, width, caption, svg=svg, name=name) if raster else Image(svg, alt, width, caption,
-                                                                                        name=name)
+    if raster:
+        return Image(raster, alt, width, caption, svg=svg, name=name, paper=paper)
+    return Image(svg, alt, width, caption, name=name, paper=paper)
+
+
+_PAPER = {"enabled": False}
+
+
+@contextmanager
+def paper_copies(enabled: bool = True) -> Iterator[None]:
+    """While inside, :func:`to_image` also draws every figure at the size of a paper's column
+    (:func:`paper_copy`); sections built in forked children inherit the setting."""
+    before = _PAPER["enabled"]
+    _PAPER["enabled"] = enabled
+    try:
+        yield
+    finally:
+        _PAPER["enabled"] = before
+
+
+def paper_copy(figure: Figure, engine: object = None) -> dict[str, bytes]:
+    """``figure`` as SVG and PDF for a paper: :data:`COLUMN_WIDTH` wide when it is narrow enough to fit
+    one column, else :data:`TEXT_WIDTH` (a figure spanning both columns), its height scaled alike (down to
+    :data:`PAPER_MIN_HEIGHT`), its text at :data:`PAPER_FONT_SCALE` of the screen's sizes (at least
+    :data:`PAPER_FONT_MIN` points) and laid out again."""
+    width, height = figure.get_size_inches()
+    target = COLUMN_WIDTH if width <= COLUMN_LIMIT else TEXT_WIDTH
+    scale = target / width
+    # A shallow figure keeps some height: its axis labels need it more than the page needs the space.
+    figure.set_size_inches(target, max(height * scale, min(height, PAPER_MIN_HEIGHT)))
+
+    def smaller(size: float | str) -> float:
+        return max(PAPER_FONT_MIN, float(size) * PAPER_FONT_SCALE)
+
+    # Tick labels are made anew when drawn: their size is set where they come from, the rest one by one.
+    ticked: list[tuple[Axes, Literal["x", "y"], Literal["major", "minor"], float | str]] = []
+    for ax in figure.axes:
+        pairs: tuple[tuple[Literal["x", "y"], Axis], ...] = (("x", ax.xaxis), ("y", ax.yaxis))
+        for name, axis in pairs:
+            kinds: tuple[tuple[Literal["major", "minor"], list[Any]], ...] = (
+                ("major", axis.get_major_ticks()), ("minor", axis.get_minor_ticks()))
+            for which, ticks in kinds:
+                if ticks:
+                    ticked.append((ax, name, which, ticks[0].label1.get_fontsize()))
+    labels = {id(label) for ax in figure.axes for axis in (ax.xaxis, ax.yaxis)
+              for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()] for label in (tick.label1, tick.label2)}
+    for text in figure.findobj(Text):
+        if id(text) not in labels:
+            text.set_fontsize(smaller(text.get_fontsize()))
+    for ax, name, which, size in ticked:
+        ax.tick_params(axis=name, which=which, labelsize=smaller(size))
+    if engine is not None:
+        figure.set_layout_engine(engine)  # type: ignore[arg-type]
+    out = {}
+    with mpl.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "text.parse_math": False}):
+        for kind in ("svg", "pdf"):
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=kind, metadata={"Creator": None} if kind == "pdf" else
+                           {"Date": None, "Creator": None})
+            out[kind] = buffer.getvalue()
+    return out
 
 
 def as_plain_text(figure: Figure) -> None:
@@ -218,7 +290,9 @@ def interaction(frame: pd.DataFrame, first: str, second: str) -> Figure:
 
 def convergence(frame: pd.DataFrame) -> Figure:
     """Per task (one row each): held-out metric and training loss against epoch, a line per
-    configuration with a band for the 95% interval over seeds."""
+    configuration with a band for the 95% interval over seeds. Where every loss is positive the loss is
+    drawn on a log axis as the geometric mean over seeds, its band the interval of the log loss (computed
+    in log space, so it is never below zero)."""
     tasks = list(dict.fromkeys(frame["task"]))
     colours = sns.color_palette(PALETTE)
     with style():
@@ -226,16 +300,17 @@ def convergence(frame: pd.DataFrame) -> Figure:
         axes = figure.subplots(len(tasks), 2, squeeze=False)
         for (metric_ax, loss_ax), task in zip(axes, tasks, strict=True):
             part = frame[frame["task"] == task]
+            log_loss = bool(part["train_loss"].gt(0).all()) and "train_loss_geomean" in part
+            loss = ("train_loss_geomean", "train_loss_geo_low", "train_loss_geo_high") if log_loss else (
+                "train_loss", "train_loss_low", "train_loss_high")
             for i, (config, curve) in enumerate(part.groupby(["rank", "config"], sort=True)):
                 label, colour = wrap(f"{config[0]}. {config[1]}", 40), colours[i % len(colours)]
-                for ax, column in ((metric_ax, "mean"), (loss_ax, "train_loss")):
-                    low, high = ("ci_low", "ci_high") if column == "mean" else ("train_loss_low", "train_loss_high")
+                for ax, (column, low, high) in ((metric_ax, ("mean", "ci_low", "ci_high")), (loss_ax, loss)):
                     ax.plot(curve["epoch"], curve[column], color=colour, marker="o", markersize=3, label=label)
                     ax.fill_between(curve["epoch"], curve[low], curve[high], color=colour, alpha=0.15, linewidth=0)
             split = part["split"].iloc[0] if "split" in part else "test"
             metric_ax.set(title=f"{task}: {split} metric", xlabel="epoch",
                           ylabel=metric_label(part["metric_name"].iloc[0], split))
-            log_loss = bool(part["train_loss"].gt(0).all())
             loss_ax.set(title=f"{task}: training loss", xlabel="epoch",
                         ylabel="training loss (log scale)" if log_loss else "training loss",
                         yscale="log" if log_loss else "linear")
@@ -247,24 +322,25 @@ def convergence(frame: pd.DataFrame) -> Figure:
     return figure
 
 
-def critical_difference(test: RankTest) -> Figure:
-    """scikit-posthocs' critical-difference diagram: mean ranks, with bars joining levels whose
-    difference is not significant (Nemenyi)."""
-    import scikit_posthocs
+def rank_diagram(ranks: pd.Series, p_adjusted: pd.DataFrame, alpha: float, title: str) -> Figure:
+    """A critical-difference style diagram (scikit-posthocs draws it): each level at its mean rank over
+    tasks, bars joining levels that the Holm-adjusted Wilcoxon signed-rank tests over tasks
+    (``p_adjusted``, a symmetric matrix of the levels) could not tell apart at ``alpha``."""
+    import scikit_posthocs  # imports pyplot: only when a diagram is drawn
 
+    levels = list(ranks.index)
     # Past 8 levels the palette's light colours would be unreadable as text: all dark then.
-    colours = sns.color_palette(PALETTE, 8)[: len(test.levels)] if len(test.levels) <= 8 else ["#333"] * len(
-        test.levels)
+    colours = sns.color_palette(PALETTE, 8)[: len(levels)] if len(levels) <= 8 else ["#333"] * len(levels)
     with style():
-        figure = Figure(figsize=(9, 1.6 + 0.28 * len(test.levels)), layout="constrained")
+        figure = Figure(figsize=(8, 1.6 + 0.28 * len(levels)), layout="constrained")
         ax = figure.subplots()
         scikit_posthocs.critical_difference_diagram(
-            test.mean_ranks, test.posthoc, ax=ax, label_fmt_left="{label} ({rank:.2f})",
+            ranks, p_adjusted.loc[levels, levels], alpha=alpha, ax=ax, label_fmt_left="{label} ({rank:.2f})",
             label_fmt_right="({rank:.2f}) {label}", color_palette=colours)
         ax.grid(False)
-        ax.set_xlim(1, len(test.levels))  # the full range of possible mean ranks
-        ax.set_xticks(range(1, len(test.levels) + 1))
-        ax.set_title(f"{test.axis}: mean rank over {test.blocks} blocks (1 = best)", pad=16)
+        ax.set_xlim(1, len(levels))  # the full range of possible mean ranks
+        ax.set_xticks(range(1, len(levels) + 1))
+        ax.set_title(title, pad=16)
     return figure
 
 
@@ -344,7 +420,8 @@ def score_profile(profile: pd.DataFrame) -> Figure:
             colour = colours[i % 10]
             ax.plot(curve["tau"], curve["fraction"], color=colour, linewidth=1.5, label=wrap(name, 40),
                     linestyle="-" if i < 10 else "--")
-            ax.fill_between(curve["tau"], curve["low"], curve["high"], color=colour, alpha=0.15, linewidth=0)
+            if curve["low"].notna().any():  # a band only where there were seeds enough for one
+                ax.fill_between(curve["tau"], curve["low"], curve["high"], color=colour, alpha=0.15, linewidth=0)
         ax.set_ylim(-0.03, 1.03)
         ax.set(xlabel="normalized score τ (0: trivial or worst, 1: perfect or best)",
                ylabel="fraction of runs > τ", title="Performance profiles across tasks")

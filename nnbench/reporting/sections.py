@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from nnbench.analysis import fairness, verdicts
+from nnbench.analysis import fairness, paired, verdicts
 from nnbench.analysis import frames as analysis
 from nnbench.analysis.pairwise import AxisComparison
 from nnbench.analysis.rope import Rope, parse_rope
+from nnbench.analysis.versions import titles_of, version_table
 from nnbench.contract.section import Finding, Heading, Note, Paragraph, ReportSection
 from nnbench.reporting import plots
 from nnbench.reporting.html import new_section, table
@@ -37,6 +38,10 @@ class ReportData:
     epochs: pd.DataFrame
     skipped: pd.DataFrame
     rope_given: Mapping[str, float] = field(default_factory=dict)
+    alpha: float = paired.ALPHA
+    """The family-wise error rate of the verdicts."""
+    version_names: Mapping[str, str] = field(default_factory=dict)
+    """Names of versions of a component's code, by run id or code (:mod:`nnbench.analysis.versions`)."""
 
     @cached_property
     def rope(self) -> Rope:
@@ -51,7 +56,20 @@ class ReportData:
     @cached_property
     def comparisons(self) -> list[AxisComparison]:
         """The pairwise evidence of every varied axis, shared by the findings and their evidence."""
-        return verdicts.axis_comparisons(self.main, self.rope)
+        return verdicts.axis_comparisons(self.main, self.rope, self.alpha, self.version_names)
+
+    @cached_property
+    def versions(self) -> pd.DataFrame:
+        """The versions of every component whose code changed between the reported runs, named."""
+        return version_table(self.main, self.version_names)
+
+    @cached_property
+    def version_titles(self) -> dict[str, str]:
+        """Hover text for each ``version`` cell (``cnn v2``, or several joined): each version's code and runs."""
+        titles = titles_of(self.versions)
+        cells = set(self.main["version"]) if "version" in self.main else set()
+        return {cell: "; ".join(f"{part}: {titles[part]}" for part in cell.split(", ") if part in titles)
+                for cell in cells if cell}
 
     @cached_property
     def main(self) -> pd.DataFrame:
@@ -142,10 +160,16 @@ def overview(data: ReportData) -> ReportSection:
     section.blocks.append(table(analysis.grid_overview(data.runs), caption="The grid each run asked for."))
     versions = analysis.code_versions(data.trials)
     if len(versions):
-        section.blocks.append(table(versions, {"trials": count, "last trained": timestamp}, caption=(
+        named = data.versions[["axis", "component", "code", "label"]].rename(columns={"label": "version"})
+        versions = versions.merge(named, on=["axis", "component", "code"], how="left")
+        columns = ["axis", "component", *(["version"] if versions["version"].notna().any() else []), "code", "trials",
+                   "runs", "last trained"]
+        section.blocks.append(table(versions[columns], {"trials": count, "last trained": timestamp}, caption=(
             "The code of each component that is not built in, as its trials ran it: an installed plugin's "
             "distribution and version, or a hash of the source of a component defined in a session. Code "
-            "that changed trains again; the leaderboard keeps its versions apart (the variant column).")))
+            "that changed trains again; a component trained under several codes has versions (cnn v1, cnn v2 "
+            "in the order they were first trained), which the leaderboard keeps apart and the comparisons "
+            "compare.")))
     section.blocks.append(table(counts, {"trials": count, "train_time": duration},
                                 {"trials": "count", "train_time": "training time"}, "Trials by status."))
     return section
@@ -174,7 +198,7 @@ def leaderboard(data: ReportData) -> ReportSection:
             {"mean": metric, "std": metric, "iqm": metric, "train_time": duration, "n_params": count},
             {"mean": f"mean {name}", "std": "std", "iqm": "IQM", "ci": "95% CI", "seeds": "seeds ok",
              "train_time": "time / trial", "n_params": "parameters"},
-            limit=LEADERBOARD_ROWS))
+            limit=LEADERBOARD_ROWS, titles={"version": data.version_titles}))
     return section
 
 
@@ -239,8 +263,9 @@ def convergence(data: ReportData) -> ReportSection:
         plots.convergence(frame), f"{frame['split'].iloc[0]} metric and training loss against epoch, per task",
         f"The best configurations of each task's leaderboard, at most {CONVERGENCE_CONFIGS}, numbered by rank: "
         f"mean over seeds, the band is the 95% confidence interval; the metric is measured on "
-        f"{frame['split'].iloc[0]} data after every epoch. Losses of different loss functions are not "
-        "comparable with each other."))
+        f"{frame['split'].iloc[0]} data after every epoch. On a log scale the training loss is the geometric "
+        "mean over seeds and its band the interval of the log loss (computed in log space, so never below "
+        "zero). Losses of different loss functions are not comparable with each other."))
     return section
 
 
