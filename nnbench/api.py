@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnbench.contract.axes import marked_yours
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_STORE
 from nnbench.contract.run_options import RUN_OPTIONS, RunOptions
@@ -79,7 +80,8 @@ def planned_trials(plan: Plan) -> pd.DataFrame:
 
     stored = {t.trial_id for t in plan.reused}
     rows = [{"trial_id": t.trial_id, "state": "stored" if t.trial_id in stored else "to train",
-             **{k: v for k, v in t.config().items() if k != "params"}, "label": t.label()} for t in plan.trials]
+             **marked_yours({k: v for k, v in t.config().items() if k != "params"}, t.params.get("code", {})),
+             "label": t.label()} for t in plan.trials]
     return pd.DataFrame(rows)
 
 
@@ -89,8 +91,10 @@ class _Trials(ConsoleProgress):
     frame: Any = None
 
     def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
+        from nnbench.analysis.frames import mark_yours  # pandas and scipy: imported once a run has trained
+
         super().finished(outcome, store)
-        self.frame = store.trials([outcome.run_id])
+        self.frame = mark_yours(store.trials([outcome.run_id]))
 
 
 def _signature_and_doc() -> tuple[inspect.Signature, str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nnbench.contract.axes import YOURS, marked_yours
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.storage.store import TRIAL_COLUMNS
 
@@ -104,6 +105,7 @@ def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
     runs with different overrides are never averaged together; a CSV task's name gains its target."""
     if "variant" in trials.columns or "params" not in trials.columns or trials.empty:
         return trials
+    trials = mark_yours(trials)
     parsed = [_flat_params(p) for p in trials["params"]]
     # A value varies when trials of the same component disagree on it: an fnn's `hidden` and a
     # cnn's `channels` are part of what fnn and cnn are, not variants of either.
@@ -120,6 +122,18 @@ def with_variants(trials: pd.DataFrame) -> pd.DataFrame:
     variant = [", ".join(f"{k}={flat[k]}" for k in keys if k in flat) for flat, _ in parsed]
     task = [f"{name} → {target}" if target else name for name, (_, target) in zip(trials["task"], parsed, strict=True)]
     return trials.assign(variant=variant, task=task)
+
+
+def mark_yours(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` with ``(yours)`` after each component the user gave under a name another component has
+    (its code identity says so), so that it is never read as, or averaged with, the component of that name."""
+    codes = [(json.loads(p) if isinstance(p, str) else {}).get("code") or {} for p in trials["params"]]
+    marked = {axis for code in codes for axis, version in code.items()
+              if str(version).endswith(YOURS) and axis in trials.columns}
+    if not marked:
+        return trials
+    return trials.assign(**{axis: [marked_yours({axis: value}, code)[axis]
+                                   for value, code in zip(trials[axis], codes, strict=True)] for axis in marked})
 
 
 def code_versions(trials: pd.DataFrame) -> pd.DataFrame:
