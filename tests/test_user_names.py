@@ -152,6 +152,20 @@ def test_an_object_of_another_kind_is_refused_before_anything_is_stored(tmp_path
     assert not store.exists()
 
 
+class ActivationAsModule(nn.Module):
+    def __init__(self, input_spec: Any, outputs: int, activation: Any) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), activation, nn.Linear(8, outputs))
+
+
+def test_an_architecture_that_uses_its_activation_factory_as_a_module_is_told_to_call_it(tmp_path: Path) -> None:
+    with pytest.raises(NNBenchError, match=r"architecture 'ActivationAsModule' \(class test_user_names."
+                                           r"ActivationAsModule\) uses the activation it is given as a module, but it "
+                                           r"is a factory of modules: call activation\(\) for each nonlinearity"):
+        nnbench.run(**{**GRID, "arch": ActivationAsModule}, store=tmp_path / "a.db", quiet=True)
+    assert not (tmp_path / "a.db").exists()
+
+
 SHADOWING_SCRIPT = """
 import sys
 import torch

@@ -260,7 +260,8 @@ def _architecture(record: KindRecord, item: Any, name: str, conversion: Conversi
             f"architecture {name!r} ({describe(item)}) takes ({', '.join(named)}); an architecture class takes no "
             f"constructor arguments (it is used as it is) or the build arguments ({', '.join(BUILD_ARGUMENTS)}, "
             "**params), and calls activation() for each nonlinearity")
-    if takes_activation and not _calls_activation(build, modalities, defaults):
+    if takes_activation and not _calls_activation(build, modalities, defaults, f"architecture {name!r} "
+                                                                               f"({describe(item)})"):
         takes_activation = False
         build = _OwnActivation(build)
         conversion.notes.append(f"architecture {name!r} never calls the activation it is given: the activation axis "
@@ -274,24 +275,36 @@ def _architecture(record: KindRecord, item: Any, name: str, conversion: Conversi
                         takes_activation=takes_activation)
 
 
-def _calls_activation(build: Callable[..., Any], modalities: tuple[str, ...], params: dict[str, Any]) -> bool:
-    """Whether ``build`` calls the activation factory it is given (tried on a small input of each of its
-    modalities; when it cannot be built on any, it is taken at its word)."""
-    from torch import nn
+class _ProbeActivation:
+    """The activation factory an architecture is built with to learn whether it calls it."""
 
-    shapes = {"vector": (6,), "image": (3, 8, 8), "sequence": (5, 3)}
-    calls: list[int] = []
+    def __init__(self) -> None:
+        self.calls = 0
 
-    def counting() -> Any:
-        calls.append(1)
+    def __call__(self) -> Any:
+        from torch import nn
+
+        self.calls += 1
         return nn.ReLU()
 
+
+def _calls_activation(build: Callable[..., Any], modalities: tuple[str, ...], params: dict[str, Any],
+                      what: str) -> bool:
+    """Whether ``build`` calls the activation factory it is given (tried on a small input of each of its
+    modalities; when it cannot be built on any, it is taken at its word). One that puts the factory itself
+    where a module goes is refused, saying how to use it."""
+    shapes = {"vector": (6,), "image": (3, 8, 8), "sequence": (5, 3)}
     for modality in modalities:
+        probe = _ProbeActivation()
         try:
-            build(InputSpec(modality, shapes[modality]), 2, counting, **params)  # type: ignore[arg-type]
-        except Exception:  # noqa: S112 - the model may not read this modality; the next one is tried
-            continue
-        return bool(calls)
+            build(InputSpec(modality, shapes[modality]), 2, probe, **params)  # type: ignore[arg-type]
+        except Exception as exc:
+            if _ProbeActivation.__name__ in str(exc):  # torch: "..._ProbeActivation is not a Module subclass"
+                raise ObjectError(f"{what} uses the activation it is given as a module, but it is a factory of "
+                                  "modules: call activation() for each nonlinearity, as in nn.Sequential(nn.Linear("
+                                  "..), activation(), ...)") from None
+            continue  # the model may not read this modality; the next one is tried
+        return probe.calls > 0
     return True
 
 
