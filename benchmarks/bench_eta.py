@@ -7,7 +7,7 @@ Runs the default grid (``nnbench run`` with no flags, as a new user's first run 
 fresh store, twice by default (the second run in a fresh store too, so neither reads stored timings), and records
 the forecast at each result. Prints the first forecast, then the forecast against the time that was really left at
 10%, 25%, 50% and 75% of the run, the worst ratio from 10% to 95% of the run (in its last moments, a forecast and
-what is left are fractions of a second), and the load average.
+what is left are fractions of a second), and the load average before and after each run.
 """
 
 from __future__ import annotations
@@ -63,10 +63,12 @@ def main() -> int:
     worst_of_all = 0.0
     for repeat in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="nnbench-eta-") as tmp:
-            one, five, _ = os.getloadavg()
+            before = os.getloadavg()[0]
             points = one_run(flags, Path(tmp))
+            after = os.getloadavg()[0]
         end = points[-1][0]
-        print(f"run {repeat + 1}: took {format_duration(end)} ({end:.1f} s; load {one:.2f}/{five:.2f}); the first "
+        print(f"run {repeat + 1}: took {format_duration(end)} ({end:.1f} s; load {before:.2f} before, {after:.2f} "
+              "after: a load that changes during the run moves what is left, and no forecast knows it); the first "
               f"forecast said {format_duration(points[0][1])} ({points[0][1]:.1f} s, x{points[0][1] / end:.2f})")
         for share in CHECKPOINTS:
             when, left = next((w, f) for w, f in points if w >= share * end)

@@ -42,6 +42,7 @@ class CostModel:
         self.epoch_seconds: dict[tuple[Any, ...], float] = {}
         self.rows: dict[str, float] = {}
         self.row_seconds: dict[tuple[str, str], list[float]] = {}  # (arch, device) -> measured seconds per row
+        self.measured: dict[tuple[Any, ...], list[float]] = {}  # key -> seconds per epoch measured in this run
         # (device kind, architecture) -> measured seconds / the architecture's own estimate, per measured trial
         self.ratios: dict[tuple[str, str], list[float]] = {}
         for task, arch, params, batch_size, device, seconds, rows in stored:
@@ -104,8 +105,10 @@ class CostModel:
         trial, epochs = result.trial, len(result.curve)
         if result.status != "ok" or epochs == 0 or result.train_time <= 0:
             return
-        per_epoch = result.train_time / epochs
-        self.epoch_seconds[_key(trial)] = per_epoch
+        per_epoch = steady_seconds(result) / epochs
+        measured = self.measured.setdefault(_key(trial), [])
+        measured.append(per_epoch)
+        self.epoch_seconds[_key(trial)] = sorted(measured)[len(measured) // 2]  # this run's, over the stored
         rows = (result.throughput or 0) * result.train_time / epochs
         if rows > 0:
             self.rows.setdefault(trial.task, rows)
@@ -115,7 +118,14 @@ class CostModel:
             declared = self._declared(trial, members) / members * epochs / trial.epochs  # early stopping
             if declared > 0:
                 self.ratios.setdefault((_device_kind(trial.device), trial.arch), []).append(
-                    result.train_time / declared)
+                    per_epoch * epochs / declared)
+
+
+def steady_seconds(result: TrialResult) -> float:
+    """A trial's training seconds as its median epoch took them, every epoch: what a trial like it takes, without
+    the one-time warm-up that may slow the first epochs a process trains."""
+    times = sorted(record.epoch_time for record in result.curve if record.epoch_time > 0)
+    return times[len(times) // 2] * len(result.curve) if times else max(0.0, result.train_time or 0.0)
 
 
 def _device_kind(device: str) -> str:

@@ -3,10 +3,10 @@
 The planner's items carry estimates from the cost model (:mod:`nnbench.execution.costs`: stored timings of similar
 trials where the store has some, else the architectures' own cost estimates, corrected by what the run measures).
 Before anything has finished, the time left is those estimates laid out over the slots that train at once, longest
-first, as the executor takes them. Once items finish, two things are learned from them: how their training time
-compares with what the cost model, which has learned from them meanwhile, estimates for them now; and how long an
-item takes besides training (building, evaluating, storing), from the items that did not start a process's work
-(the first item of each slot also pays for loading data and warming up, once). An item in training counts what is
+first, as the executor takes them. As items finish, every estimate is scaled by how long the finished items took
+(start to last result: building, training, evaluating, storing) against what the cost model, which has learned from
+them meanwhile, estimates for them now. The first item of each slot also pays for what a process does once (loading
+data, warming up), so until a later item has finished only its training counts. An item in training counts what is
 left of it. The forecast only ever informs the user: nothing a trial stores depends on it.
 """
 
@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 
 from nnbench.contract.executor import WorkItem
 from nnbench.contract.trial import Trial, TrialResult
-from nnbench.execution.costs import CostModel
+from nnbench.execution.costs import CostModel, steady_seconds
 from nnbench.execution.planner import estimate
 
 OVERDUE_SHARE = 0.1  # an item past its estimate is taken to need this share of its estimate more
+RECENT = 64  # the finished items learned from: the latest, so the forecast follows a machine that gets busier
 
 
 @dataclass
@@ -34,11 +35,8 @@ class _Training:
     order: int  # how many items started before it
     waiting: set[str] = field(default_factory=set)  # trial ids without a result yet
     ended: float = 0.0
-    train_time: float = 0.0  # its trials' training seconds, as they report them
+    train_time: float = 0.0  # its trials' training seconds at their steady pace (costs.steady_seconds)
 
-    @property
-    def overhead(self) -> float:
-        return max(0.0, self.ended - self.started - self.train_time)
 
 
 class Forecast:
@@ -70,34 +68,35 @@ class Forecast:
         if training is None:
             return
         training.waiting.discard(result.trial.trial_id)
-        training.train_time += max(0.0, result.train_time or 0.0)
+        training.train_time += steady_seconds(result)
         if not training.waiting:
             training.ended = self.clock()
             self.done.append(training)
 
     def pace(self) -> float:
-        """Training seconds per estimated second: how the finished items' training compares with the cost model's
-        estimates of them as it is now (1 before any has finished)."""
-        took = sum(t.train_time for t in self.done)
-        estimated = sum(estimate(t.trials, t.stacked, self.cost) for t in self.done)
+        """Wall seconds per estimated second: how long the latest finished items took, start to last result,
+        against the cost model's estimates of them as it is now. The first item of each slot also did what a
+        process does once (loading data, warming up): until a later item has finished, only the training of the
+        first ones counts, at its steady pace. 1 before any item has finished."""
+        later = [t for t in self.done if t.order >= self.slots][-RECENT:]
+        if later:
+            took = sum(t.ended - t.started for t in later)
+            estimated = sum(estimate(t.trials, t.stacked, self.cost) for t in later)
+        else:
+            took = sum(t.train_time for t in self.done[-RECENT:])
+            estimated = sum(estimate(t.trials, t.stacked, self.cost) for t in self.done[-RECENT:])
         return took / estimated if took > 0 and estimated > 0 else 1.0
-
-    def overhead(self) -> float:
-        """The seconds an item takes besides training: the median over the finished items that were not the first
-        of a slot (0 before one has finished: the first ones' also holds what a process does once)."""
-        later = sorted(t.overhead for t in self.done if t.order >= self.slots)
-        return later[len(later) // 2] if later else 0.0
 
     def seconds_left(self) -> float:
         """The estimated wall seconds until every item of the batch has trained."""
-        pace, overhead, now = self.pace(), self.overhead(), self.clock()
+        pace, now = self.pace(), self.clock()
         running = {id(t): t for t in self._training.values()}.values()
         slots = []
         for training in running:
-            whole = estimate(training.trials, training.stacked, self.cost) * pace + overhead
+            whole = estimate(training.trials, training.stacked, self.cost) * pace
             slots.append(max(whole - (now - training.started), OVERDUE_SHARE * whole))
         slots = [0.0] * max(0, self.slots - len(slots)) + sorted(slots)
         for item in self.items:  # the queue's order is the order items are taken in
             slots.sort()
-            slots[0] += item.seconds * pace + overhead
+            slots[0] += item.seconds * pace
         return max(slots, default=0.0)
