@@ -58,7 +58,7 @@ class RunFunction:
 
 
 def _described() -> tuple[inspect.Signature, str]:
-    from nnbench.run_doc import signature_and_doc
+    from nnbench.run_doc import signature_and_doc  # with the session, only when help is asked for
     from nnbench.session import Session
 
     return signature_and_doc(Session())

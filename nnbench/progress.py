@@ -206,10 +206,10 @@ class ConsoleProgress(RunObserver):
 
 
 def format_duration(seconds: float) -> str:
-    """``0:42``, ``3:14``, ``1:02:03``: a duration as the bar writes its elapsed time."""
+    """``00:42``, ``03:14``, ``1:02:03``: a duration as the bar writes its elapsed time."""
     whole = max(0, round(seconds))
     hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
 def training_label(trials: Sequence[Trial], domain: Domain) -> str:

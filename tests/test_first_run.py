@@ -132,7 +132,7 @@ def test_the_bar_names_what_trains_in_the_users_words(catalogue: Catalogue) -> N
                                              "gelu, 3 seeds each")
     assert training_label(stack[:3], domain) == "digits fnn/relu/cross_entropy/adam@0.001, 3 seeds"
     assert training_label(stack[4:5], domain) == "digits fnn/tanh/cross_entropy/adam@0.001, seed 1"
-    assert format_duration(194) == "3:14" and format_duration(3723) == "1:02:03" and format_duration(-1) == "0:00"
+    assert format_duration(194) == "03:14" and format_duration(3723) == "1:02:03" and format_duration(-1) == "00:00"
 
 
 def test_help_lists_the_kinds_of_plugins_installed(nnbench_plugin: Any) -> None:

@@ -5,6 +5,7 @@ traceback on request (%tb); without ipywidgets the progress shows as text, and s
 from __future__ import annotations
 
 import importlib.util
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,8 @@ def test_a_first_session_in_a_jupyter_kernel(tmp_path: Path) -> None:
     assert text(2, "stdout").count("note: progress shows as text here") == 1  # said once ...
     assert "note: progress shows as text here" not in text(3)  # ... not at every run
     bar = text(2, "stderr")
-    assert "2/2 trials [" in bar and "left" in bar and "training digits cnn (yours)/relu/cross_entropy/rmsprop" in bar
+    assert re.search(r"1/2 trials \[\d\d:\d\d, about \d\d:\d\d left, training digits cnn \(yours\)/relu/cross_entropy/"
+                     r"rmsprop@0.001, 2 seeds\]", bar)
 
     assert "4 trials: 4 to train, 0 already stored" in text(3)
     assert "4 trials: 2 to train, 2 already stored" in text(4) and "retrained: True" in text(4)

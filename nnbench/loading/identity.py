@@ -15,6 +15,7 @@ import dataclasses
 import dis
 import functools
 import hashlib
+import importlib.util
 import inspect
 import json
 import linecache
@@ -272,8 +273,6 @@ def source_hash(dist_name: str, module: str) -> str | None:
 
 def _source_files(top: str) -> Iterator[tuple[str, Path]]:
     """The Python source files of the package (or module) ``top``, with their paths relative to it, in order."""
-    import importlib.util  # a submodule of importlib, imported where it is used once
-
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):

@@ -43,6 +43,8 @@ from nnbench.contract.specs import (
     Optimizer,
 )
 
+# torch is imported inside the functions that use it: planning a grid from the command line must not import it.
+
 BUILD_ARGUMENTS = ("input_spec", "outputs", "activation")
 
 
