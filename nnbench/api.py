@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnbench.analysis.rope import parse_rope
+from nnbench.contract.axes import marked_yours
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_STORE
 from nnbench.contract.run_options import RUN_OPTIONS, RunOptions
-from nnbench.contract.trial import TRIAL_AXES
 from nnbench.loading.exits import exits_guarded
-from nnbench.progress import ConsoleProgress, in_notebook, print_plan
+from nnbench.notebook import in_notebook, short_errors
+from nnbench.progress import ConsoleProgress, print_plan
+from nnbench.run_doc import signature_and_doc
 from nnbench.session import Session
 from nnbench.storage.store import ResultStore
 
@@ -32,21 +34,40 @@ if TYPE_CHECKING:
     from nnbench.reporting import Report
     from nnbench.session import Plan, RunOutcome
 
-GRID_OPTIONS = {
-    "tune": "hyper-parameters to tune on validation data (``['lr']``, ``'lr,momentum'``)",
-    "budget": "tuning trials per configuration, with ``tune``",
-    "target_metric": "validation target for time-to-target: a number, or ``{task: number}``",
-    "target": "the column to predict, for ``csv:PATH`` tasks",
-    "kind": "``binary``, ``multiclass`` or ``regression`` for ``csv:PATH`` tasks (inferred when omitted)",
-}
+class RunFunction:
+    # ``nnbench.run``: :func:`_run`, with a signature and docstring that list the axes and options of the plugins
+    # installed (:mod:`nnbench.run_doc`). They are made when read, so that ``import nnbench`` loads no plugin; a
+    # class with ``__get__`` is a routine to ``inspect`` and ``help``, as a function is.
+
+    def __init__(self) -> None:
+        self.__name__ = self.__qualname__ = "run"
+        self.__module__ = __name__
+
+    def __call__(self, grid_file: str | Path | None = None, **values: Any) -> pd.DataFrame:
+        return _run(grid_file, **values)
+
+    def __get__(self, instance: Any, owner: Any = None) -> RunFunction:
+        return self
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]  # the docstring, made when read
+        return _described()[1]
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return _described()[0]
 
 
-def run(grid_file: str | Path | None = None, **values: Any) -> pd.DataFrame:
-    return _run(grid_file, **values)
+def _described() -> tuple[inspect.Signature, str]:
+    return signature_and_doc(Session())
+
+
+run = RunFunction()
 
 
 def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STORE, force: bool = False,
          set_params: Sequence[str] = (), dry_run: bool = False, quiet: bool = False, **values: Any) -> pd.DataFrame:
+    short_errors()
     session = Session()
     executor_names = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
     options = RunOptions.from_values({o.name: values.pop(o.name, None) for o in RUN_OPTIONS},
@@ -79,7 +100,8 @@ def planned_trials(plan: Plan) -> pd.DataFrame:
 
     stored = {t.trial_id for t in plan.reused}
     rows = [{"trial_id": t.trial_id, "state": "stored" if t.trial_id in stored else "to train",
-             **{k: v for k, v in t.config().items() if k != "params"}, "label": t.label()} for t in plan.trials]
+             **marked_yours({k: v for k, v in t.config().items() if k != "params"}, t.params.get("code", {})),
+             "label": t.label()} for t in plan.trials]
     return pd.DataFrame(rows)
 
 
@@ -90,57 +112,9 @@ class _Trials(ConsoleProgress):
 
     def finished(self, outcome: RunOutcome, store: ResultStore) -> None:
         super().finished(outcome, store)
-        self.frame = store.trials([outcome.run_id])
+        from nnbench.analysis.frames import mark_yours  # pandas and scipy: imported once a run has trained
 
-
-def _signature_and_doc() -> tuple[inspect.Signature, str]:
-    """``run``'s signature and docstring, from the declared axes and the run options."""
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    parameters = [inspect.Parameter("grid_file", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
-    lines = [
-        "Run a grid and return one row per trial of it (reused trials included) as a DataFrame.",
-        "",
-        "The same sequence as ``nnbench run``: the grid is checked and planned before any store is opened,",
-        "trials already in ``store`` are reused, the rest are trained and stored one by one; the plan, a",
-        "progress bar naming the trial being trained and a leaderboard per task are printed.",
-        "",
-        "Every axis takes names (a list, or comma-separated text; wildcards and ``'all'``), Python objects",
-        "(a class or function defined in the notebook, a torch class, a spec) or a mapping",
-        "``{name: object}``, mixed freely; see :mod:`nnbench.planning.objects` for what each kind accepts.",
-        "A kind that a plugin adds (``regularizer=...``) and an executor's own option (``address=...``)",
-        "are keywords too. Unset axes take the default grid's values.",
-        "",
-        "Axes:",
-    ]
-    for ax in TRIAL_AXES:
-        shown = (repr(ax.default[0]) if ax.count else repr(list(ax.default))) if ax.default else \
-            "the default grid's (``nnbench run --dry-run`` lists it)"
-        parameters.append(inspect.Parameter(ax.grid_key, keyword, default=None))
-        lines.append(f"    {ax.grid_key}: {ax.help} Default: {shown}.")
-    lines += ["", "Grid settings:"]
-    for name, text in GRID_OPTIONS.items():
-        parameters.append(inspect.Parameter(name, keyword, default=None))
-        lines.append(f"    {name}: {text}.")
-    parameters.append(inspect.Parameter("set_params", keyword, default=()))
-    lines.append("    set_params: hyper-parameter overrides, ``['arch.fnn.hidden=[128,128]']``.")
-    lines += ["", "Running:"]
-    for option in RUN_OPTIONS:
-        parameters.append(inspect.Parameter(option.name, keyword, default=option.default))
-        lines.append(f"    {option.name}: {option.help} Default: {option.default!r}.")
-    for name, default, text in (
-        ("store", DEFAULT_STORE, "the results database (SQLite)"),
-        ("force", False, "retrain trials that are already stored"),
-        ("dry_run", False, "plan only: return the planned trials (with their state) without training"),
-        ("quiet", False, "print nothing (no plan, progress bar or leaderboard)"),
-    ):
-        parameters.append(inspect.Parameter(name, keyword, default=default))
-        lines.append(f"    {name}: {text}. Default: {default!r}.")
-    parameters.append(inspect.Parameter("more", inspect.Parameter.VAR_KEYWORD))
-    lines += ["", "Returns one row per trial of the run (with ``dry_run``: per planned trial)."]
-    return inspect.Signature(parameters), "\n".join(lines)
-
-
-run.__signature__, run.__doc__ = _signature_and_doc()  # type: ignore[attr-defined]
+        self.frame = mark_yours(store.trials([outcome.run_id]))
 
 
 def report(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None, alpha: float = 0.05,
@@ -151,6 +125,7 @@ def report(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None, a
     to write every figure into as SVG and PDF sized for a paper's column."""
     from nnbench.reporting import build_report  # pandas and seaborn: importing nnbench loads neither
 
+    short_errors()
     if not Path(store).exists():
         raise NNBenchError(f"store {store} does not exist; run a grid first (nnbench.run(...)) or pass store=")
     with ResultStore(store, readonly=True) as results:
@@ -160,6 +135,7 @@ def report(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None, a
 
 def load_task(name: str) -> TaskData:
     """The data of task ``name`` (split three ways and standardized, as trials see it), for a loop of your own."""
+    short_errors()
     return Session().catalogue.tasks.get(name).load()
 
 
@@ -180,6 +156,7 @@ def findings(*run_ids: str, store: str | Path = DEFAULT_STORE, rope: Any = None,
     """
     from nnbench.analysis.verdicts import findings as axis_findings  # pandas: importing nnbench loads none
 
+    short_errors()
     with ResultStore(store, readonly=True) as results:
         trials = results.trials(results.resolve_runs(list(run_ids)))
     return axis_findings(trials, rope, alpha, versions)
@@ -201,6 +178,7 @@ def compare(baseline: str | None = None, candidate: str | None = None, *, store:
     """
     from nnbench.analysis.comparison import compare_trials, select  # pandas: importing nnbench loads none
 
+    short_errors()
     chosen_candidate, chosen_baseline = parse_filter(candidate_filter), parse_filter(baseline_filter)
     if candidate is None and not chosen_candidate:
         raise NNBenchError("say what the candidate is: a second run id, or a filter such as --candidate "

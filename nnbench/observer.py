@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nnbench.contract.trial import Trial, TrialResult
+    from nnbench.execution.forecast import Forecast
     from nnbench.session import Plan, RunOutcome
     from nnbench.storage.store import ResultStore
 
@@ -19,6 +20,11 @@ class RunObserver:
 
     def planned(self, plan: Plan) -> None:
         """The grid is expanded and checked against the store; training is about to start."""
+
+    def scheduled(self, forecast: Forecast) -> None:
+        """A batch of the run's trials (the grid; with tuning, later its final trials) is planned into work items;
+        ``forecast`` says how long what is left of it will take, as it goes (it learns from the items that start
+        and finish: tell it, through :meth:`Forecast.started` and :meth:`Forecast.finished`)."""
 
     def started(self, trials: list[Trial]) -> None:
         """A work item (one trial, or seeds of one configuration trained together) starts training."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnbench.contract import metrics
-from nnbench.contract.axes import short_label
+from nnbench.contract.axes import marked_yours, short_label
 from nnbench.observer import RunObserver
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from nnbench.contract.domain import Domain
     from nnbench.contract.trial import Trial, TrialResult
+    from nnbench.execution.forecast import Forecast
     from nnbench.session import Plan, RunOutcome
     from nnbench.storage.store import ResultStore
 
@@ -55,35 +56,40 @@ def import_in_background(modules: Sequence[str]) -> threading.Thread | None:
     return thread
 
 
-def progress_bar(total: int, notebook: bool) -> Any:
-    """tqdm's bar: its notebook front end in Jupyter (when ipywidgets is there), else text on stderr.
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} trials [{elapsed}{postfix}]"
+WIDGET_HINT = ("progress shows as text here; with ipywidgets installed (pip install ipywidgets) it shows as a "
+               "progress bar widget")
+_told: set[str] = set()  # what this process has said once already
+
+
+def progress_bar(total: int, notebook: bool, echo: Echo | None = None) -> Any:
+    """tqdm's bar: its notebook front end in Jupyter (where ipywidgets is installed; else text, saying once how to
+    get the widget), else text on stderr when stderr is a terminal.
 
     The bar starts no monitor thread (tqdm's, which would outlive it): it is refreshed at every trial
     anyway, and a process running no other thread may fork the report's figure sections."""
+    from tqdm import tqdm
+
     if notebook:
         try:
             import ipywidgets  # noqa: F401  (the notebook bar needs it)
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            return _without_monitor(notebook_tqdm)(total=total, unit="trial")
+            return _without_monitor(notebook_tqdm)(total=total, unit="trial", bar_format=BAR_FORMAT)
         except ImportError:
-            pass
-    from tqdm import tqdm
-
+            if echo is not None and WIDGET_HINT not in _told:
+                _told.add(WIDGET_HINT)
+                echo(f"note: {WIDGET_HINT}")
+            return _without_monitor(tqdm)(total=total, unit="trial", bar_format=BAR_FORMAT, file=sys.stderr,
+                                          ncols=120)
     # disable=None: no bar when stderr is not a terminal (a log file, a CI job)
-    return _without_monitor(tqdm)(total=total, unit="trial", dynamic_ncols=True, file=sys.stderr, disable=None)
+    return _without_monitor(tqdm)(total=total, unit="trial", bar_format=BAR_FORMAT, dynamic_ncols=True,
+                                  file=sys.stderr, disable=None)
 
 
 def _without_monitor(bar: type) -> type:
     """``bar``'s class as one that starts no monitor thread (tqdm reads ``monitor_interval`` per class)."""
     return type(bar.__name__, (bar,), {"monitor_interval": 0})
-
-
-def in_notebook() -> bool:
-    """Whether this process is a Jupyter kernel."""
-    shell = sys.modules.get("IPython")
-    ip = shell.get_ipython() if shell is not None else None
-    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
 class ConsoleProgress(RunObserver):
@@ -108,6 +114,8 @@ class ConsoleProgress(RunObserver):
         self.bar: Any = None
         self.training: dict[str, str] = {}  # trial id -> what the bar names while it trains
         self.imports: threading.Thread | None = None
+        self.forecast: Forecast | None = None
+        self.expected: set[str] = set()  # the trials the bar counts
 
     def training_location(self, in_process: bool) -> None:
         """While other processes train, import what the summary and the report will need; finish that
@@ -121,16 +129,27 @@ class ConsoleProgress(RunObserver):
     def planned(self, plan: Plan) -> None:
         if self.show_plan:
             print_plan(plan, self.echo, list_trials=False)
+        self.expected = {t.trial_id for t in plan.todo}
         if self.show_bar and plan.todo:
-            self.bar = progress_bar(len(plan.todo), self.notebook)
+            self.bar = progress_bar(len(plan.todo), self.notebook, self.echo)
+
+    def scheduled(self, forecast: Forecast) -> None:
+        self.forecast = forecast
+        self.expected |= forecast.trial_ids  # a tuning protocol's final trials join the bar when planned
+        if self.bar is not None and len(self.expected) != self.bar.total:
+            self.bar.total = len(self.expected)
+        self._show()
 
     def started(self, trials: list[Trial]) -> None:
-        first = trials[0]
-        seeds = f"seed {first.seed}" if len(trials) == 1 else f"{len(trials)} seeds"
-        self.training.update({t.trial_id: f"{first.task} {first.label()} {seeds}" for t in trials})
+        if self.forecast is not None:
+            self.forecast.started(trials)
+        what = training_label(trials, self.domain)
+        self.training.update({t.trial_id: what for t in trials})
         self._show()
 
     def result(self, result: TrialResult) -> None:
+        if self.forecast is not None:
+            self.forecast.finished(result)
         self.training.pop(result.trial.trial_id, None)
         if self.bar is not None:
             self.bar.update(1)
@@ -139,9 +158,11 @@ class ConsoleProgress(RunObserver):
     def _show(self) -> None:
         if self.bar is None:
             return
+        parts = [] if self.forecast is None else [f"about {format_duration(self.forecast.seconds_left())} left"]
         names = list(dict.fromkeys(self.training.values()))
-        more = f" (+{len(names) - 1} more)" if len(names) > 1 else ""
-        self.bar.set_postfix_str(f"training {names[-1]}{more}" if names else "", refresh=True)
+        if names:
+            parts.append(f"training {names[-1]}" + (f" (+{len(names) - 1} more)" if len(names) > 1 else ""))
+        self.bar.set_postfix_str(", ".join(parts), refresh=True)
 
     def log(self, message: str) -> None:
         self.repeats[message] = self.repeats.get(message, -1) + 1
@@ -184,6 +205,40 @@ class ConsoleProgress(RunObserver):
 
             path = write_run_report(store, [outcome.run_id], self.report_dir / outcome.run_id, self.pm, self.rope)
             self.echo(f"report: {path}")
+
+
+def format_duration(seconds: float) -> str:
+    """``00:42``, ``03:14``, ``1:02:03``: a duration as the bar writes its elapsed time."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def training_label(trials: Sequence[Trial], domain: Domain) -> str:
+    """What a work item trains, as a user names it: ``digits fnn/relu/adam@0.001, 3 seeds``; for the trials of
+    several configurations trained at once, what they share and what differs: ``digits fnn/adam@0.001 with
+    activations relu, tanh and gelu, 3 seeds each``."""
+    first = trials[0]
+    configurations: dict[str, list[Trial]] = {}
+    for trial in trials:
+        configurations.setdefault(trial.configuration_key, []).append(trial)
+    counts = {len(seeds) for seeds in configurations.values()}
+    seeds = f"seed {first.seed}" if len(trials) == 1 else f"{max(counts)} seeds"
+    if len(configurations) == 1:
+        return f"{first.task} {first.label()}, {seeds}"
+    axes = [ax for ax in domain.axes if ax.role == "config"]
+    values = [marked_yours({ax.name: t.value(ax.name) for ax in axes}, t.params.get("code", {}))
+              for t in (group[0] for group in configurations.values())]
+    differing = [ax for ax in axes if len({str(v[ax.name]) for v in values}) > 1]
+    shared = short_label({k: v for k, v in values[0].items() if k not in {ax.name for ax in differing}}, axes)
+    parts = []
+    for ax in differing:
+        record = domain.kind_of(ax.name)
+        names = [str(v) for v in dict.fromkeys(v[ax.name] for v in values)]
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+        parts.append(f"{record.plural if record is not None else ax.noun} {listed}")
+    seeds = f"{max(counts)} seeds each" if len(counts) == 1 else f"up to {max(counts)} seeds each"
+    return f"{first.task} {shared} with {'; '.join(parts)}, {seeds}"
 
 
 def print_plan(plan: Plan, echo: Echo, list_trials: bool) -> None:

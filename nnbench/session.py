@@ -22,6 +22,7 @@ from nnbench.contract.run_options import RunOptions
 from nnbench.contract.trial import Skipped, Trial, TrialResult
 from nnbench.execution.costs import CostModel
 from nnbench.execution.environment import environment
+from nnbench.execution.forecast import Forecast
 from nnbench.execution.job import ItemTraining
 from nnbench.execution.launching import prestart
 from nnbench.execution.messages import pack_plugins
@@ -337,6 +338,7 @@ class _Work:
             self.sink.log(note)
         self.sink.said |= {item.reason for item in queue if item.reason}  # the planner's notes told those
         self.sink.listeners = [queue.learn]
+        self.sink.observer.scheduled(Forecast(queue, self.cost, plan.workers))
         return plan
 
     def train(self, plan: WorkPlan) -> None:

@@ -473,6 +473,7 @@ class Page:
         info = self.site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
+        (info / "direct_url.json").write_text(json.dumps({"url": folder.as_uri(), "dir_info": {}}))  # from a path
         groups = meta.get("entry-points", {})
         (info / "entry_points.txt").write_text("".join(
             f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in points.items())

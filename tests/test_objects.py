@@ -3,6 +3,7 @@ sent to workers by value, identified by their code; the names people type; the P
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -182,13 +183,20 @@ def test_objects_of_main_travel_to_ray_workers_with_the_same_numbers(tmp_path: P
 
 class NeedsAnArgument(torch.optim.SGD):
     def __init__(self, params: Any, lr: float = 0.1, *, dampening_schedule: str) -> None:
+        if dampening_schedule not in ("linear", "none"):
+            raise ValueError(f"unknown dampening schedule {dampening_schedule!r}")
         super().__init__(params, lr=lr)
 
 
 def test_an_optimizer_class_that_cannot_be_built_is_named_before_anything_is_stored(tmp_path: Path) -> None:
-    with pytest.raises(NNBenchError, match="optimizer 'NeedsAnArgument' rejects its hyper-parameters"):
-        nnbench.run(task="moons", arch="fnn", optimizer=NeedsAnArgument, store=tmp_path / "x.db", quiet=True,
-                    seeds=1, epochs=1)
+    grid = {"task": "moons", "arch": "fnn", "store": tmp_path / "x.db", "quiet": True, "seeds": 1, "epochs": 1}
+    with pytest.raises(NNBenchError, match=r"optimizer 'NeedsAnArgument' .* requires dampening_schedule, which has "
+                                           r"no default; give it as functools.partial\(NeedsAnArgument, "
+                                           r"dampening_schedule=...\)"):
+        nnbench.run(optimizer=NeedsAnArgument, **grid)
+    with pytest.raises(NNBenchError, match="optimizer 'NeedsAnArgument' rejects its hyper-parameters "
+                                           "{'dampening_schedule': 'cosine'}: ValueError: unknown dampening"):
+        nnbench.run(optimizer=functools.partial(NeedsAnArgument, dampening_schedule="cosine"), **grid)
     assert not (tmp_path / "x.db").exists()
 
 
@@ -269,13 +277,17 @@ def test_two_names_that_differ_only_by_case_are_refused(nnbench_plugin: Any) -> 
 @pytest.mark.parametrize(("axes", "message"), [
     ({"activation": 3.5}, "the activation axis takes names, not 3.5"),
     ({"activation": [object()]}, "the activation axis takes names or an nn.Module subclass or instance"),
-    ({"arch": torch.optim.Adam}, "the arch axis takes names or an nn.Module subclass"),
+    ({"arch": torch.optim.Adam}, "class torch.optim.adam.Adam is an optimizer, not an architecture: give it as "
+                                 "optimizer=Adam"),
     ({"arch": nn.Linear}, r"architecture 'Linear' \(class torch.nn.modules.linear.Linear\) takes \(in_features"),
     ({"optimizer": "adam", "loss": nn.MSELoss()}, None),
     ({"optimizer": torch.optim.Adam([torch.zeros(1, requires_grad=True)])}, "is an optimizer already built"),
-    ({"optimizer": nn.ReLU}, "the optimizer axis takes names or a torch.optim.Optimizer subclass"),
-    ({"activation": {"relu": Squareplus}}, "has the name of the activation 'relu'"),
-    ({"arch": {"simple": "fnn"}}, "a mapping names objects, and 'fnn' is a name already"),
+    ({"optimizer": nn.ReLU}, "class torch.nn.modules.activation.ReLU is an activation, not an optimizer"),
+    ({"optimizer": object}, "the optimizer axis takes names or a torch.optim.Optimizer subclass"),
+    ({"activation": nn.MSELoss}, "class torch.nn.modules.loss.MSELoss is a loss, not an activation: give it as "
+                                 "loss=MSELoss"),
+    ({"activation": SimpleNN}, r"activation 'SimpleNN' .* cannot be applied to a tensor of hidden features"),
+    ({"loss": Squareplus}, r"loss 'Squareplus' .* cannot be called as criterion\(outputs, targets\)"),
 ])
 def test_an_object_that_cannot_be_a_component_is_one_clear_error_before_anything_is_stored(
         tmp_path: Path, axes: dict[str, Any], message: str | None) -> None:

@@ -20,7 +20,7 @@ from scipy import stats
 from nnbench.analysis import versions
 from nnbench.analysis.versions import VersionNames
 from nnbench.contract import metrics
-from nnbench.contract.axes import UNSET
+from nnbench.contract.axes import UNSET, YOURS, marked_yours
 from nnbench.contract.trial import TRIAL_AXES
 from nnbench.storage.store import TRIAL_COLUMNS
 
@@ -113,6 +113,7 @@ def with_variants(trials: pd.DataFrame, version_names: VersionNames | None = Non
     task's name gains its target."""
     if "variant" in trials.columns or "params" not in trials.columns or trials.empty:
         return trials
+    trials = mark_yours(trials)
     parsed = [_flat_params(p) for p in trials["params"]]
     # A value varies when trials of the same component disagree on it: an fnn's `hidden` and a
     # cnn's `channels` are part of what fnn and cnn are, not variants of either.
@@ -130,6 +131,18 @@ def with_variants(trials: pd.DataFrame, version_names: VersionNames | None = Non
     # Code is not a variant: a component's versions are levels of a comparison of their own.
     version = versions.version_labels(trials, versions.version_table(trials, version_names))
     return trials.assign(variant=variant, task=task, version=version)
+
+
+def mark_yours(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` with ``(yours)`` after each component the user gave under a name another component has
+    (its code identity says so), so that it is never read as, or averaged with, the component of that name."""
+    codes = [(json.loads(p) if isinstance(p, str) else {}).get("code") or {} for p in trials["params"]]
+    marked = {axis for code in codes for axis, version in code.items()
+              if str(version).endswith(YOURS) and axis in trials.columns}
+    if not marked:
+        return trials
+    return trials.assign(**{axis: [marked_yours({axis: value}, code)[axis]
+                                   for value, code in zip(trials[axis], codes, strict=True)] for axis in marked})
 
 
 def code_versions(trials: pd.DataFrame) -> pd.DataFrame:

@@ -118,6 +118,18 @@ class Axis:
                    default=(default,), effect=effect, neutral=default, label=f" {kind}={{}}")
 
 
+YOURS = " (yours)"
+"""What follows the name of a component the user gave under a name another component has (``cnn (yours)``), in
+every listing and report; its code identity ends with it too, so that the store keeps the two apart."""
+
+
+def marked_yours(values: Mapping[str, Any], code: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (axis -> name) with :data:`YOURS` after each name whose code identity (``code``: axis -> code,
+    as a trial's ``params["code"]`` holds them) says it is the user's own component under another's name."""
+    return {axis: f"{value}{YOURS}" if isinstance(value, str) and str(code.get(axis, "")).endswith(YOURS) else value
+            for axis, value in values.items()}
+
+
 def short_label(values: Mapping[str, Any], axes: Sequence[Axis]) -> str:
     """A configuration's short name from ``values`` (a trial's, or a row of a results table): each
     axis's label where the value shows (``fnn/relu/cross_entropy/adam@0.001+cosine clip 1``)."""

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
-from nnbench.contract.axes import NAMES_HELP, Axis, axis, field_axes, short_label
+from nnbench.contract.axes import NAMES_HELP, Axis, axis, field_axes, marked_yours, short_label
 
 TRIAL_FORMAT = 1  # bump when the meaning of a trial's fields changes, so ids change with it
 CONSTANT_SCHEDULE = "constant"
@@ -118,8 +118,10 @@ class Trial:
 
     def label(self) -> str:
         """A short human-readable name, without the seed."""
-        own = short_label({ax.name: getattr(self, ax.name) for ax in TRIAL_AXES}, TRIAL_AXES)
-        return own + "".join(f" {kind}={name}" for kind, name in sorted(self.components.items()))
+        code = self.params.get("code", {})
+        own = short_label(marked_yours({ax.name: getattr(self, ax.name) for ax in TRIAL_AXES}, code), TRIAL_AXES)
+        components = marked_yours(dict(self.components), code)
+        return own + "".join(f" {kind}={name}" for kind, name in sorted(components.items()))
 
 
 TRIAL_AXES: tuple[Axis, ...] = field_axes(Trial)

@@ -27,7 +27,6 @@ from nnbench.machine import usable_cores
 
 PARALLEL_SECONDS = 2.0
 """Below this much estimated training, starting worker processes costs more than it saves."""
-STACK_SPEEDUP = 2.0  # a rough gain of training a stack over its members one by one, for ordering only
 
 
 class WorkQueue:
@@ -70,8 +69,7 @@ class WorkQueue:
 
 def estimate(trials: Sequence[Trial], stacked: bool, cost: CostModel) -> float:
     """Estimated seconds an item of ``trials`` trains."""
-    each = cost.seconds(trials[0])
-    return each * len(trials) / (STACK_SPEEDUP if stacked else 1.0)
+    return cost.item_seconds(trials, stacked)
 
 
 def work_items(trials: list[Trial], catalogue: Catalogue, vectorize: bool, cost: CostModel,

@@ -19,7 +19,7 @@ from nnbench.contract.domain import Domain, KindRecord, build_domain
 from nnbench.contract.errors import DuplicateComponentError, InvalidComponentError, UnknownComponentError
 from nnbench.contract.specs import Component
 from nnbench.contract.trial import TRIAL_AXES
-from nnbench.loading.identity import code_identity
+from nnbench.loading.identity import code_identity, source_hash
 from nnbench.loading.plugins import PLUGIN_FAULTS, PluginLoadWarning, describe_fault, user_interrupted, watch_interrupts
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ class Registry(Generic[S]):
         self._entries: dict[str, Entry[S]] = {}
         self._keys: dict[str, str] = {}
 
-    def add(self, spec: S, plugin: str, code: str | None = None) -> None:
+    def add(self, spec: S, plugin: str, code: str | None = None, *, replace: bool = False) -> None:
+        """Register ``spec``; with ``replace``, in place of a component of the same name (a name the user gives
+        to a component of their own is theirs in their session, even where another plugin has it)."""
         expected = self.record.spec_type
         if not isinstance(spec, expected) or (isinstance(spec, Component) and spec.kind != self.kind):
             raise InvalidComponentError(
@@ -90,6 +92,8 @@ class Registry(Generic[S]):
             )
         name = spec.name  # type: ignore[attr-defined]
         key = lookup_key(name)
+        if replace and key in self._keys:
+            del self._entries[self._keys.pop(key)]
         if key in self._keys:
             first = self._keys[key]
             same = "" if first == name else f" (as {first!r}: names that differ only in case or underscores are one)"
@@ -111,6 +115,10 @@ class Registry(Generic[S]):
         if found is None:
             raise UnknownComponentError(self.unknown_message(name))
         return found
+
+    def taken(self, name: str) -> str | None:
+        """The registered name that ``name`` would be one with (the same but for case and underscores), if any."""
+        return self._keys.get(lookup_key(name))
 
     def get(self, name: str) -> S:
         return self._entries[self.resolve(name)].spec
@@ -185,7 +193,8 @@ class Catalogue:
         for plugin, source, staged in _call_each(self._pm, record.hook, f"its {record.name} components were skipped"):
             for spec in staged:
                 try:
-                    registry.add(spec, plugin, self._code(record.name, spec, plugin, source))
+                    registry.add(spec, plugin, self._code(record.name, spec, plugin, source),
+                                 replace=_replaces(source, record.name, spec))
                 except InvalidComponentError as exc:
                     warnings.warn(f"{exc}; skipped", PluginLoadWarning, stacklevel=3)
 
@@ -195,11 +204,11 @@ class Catalogue:
         if origin is not None and origin[0] == "builtin":
             return None
         if origin is not None and origin[0] == "entry point":
-            return f"{origin[1]}=={origin[2]}"
+            files = source_hash(origin[1], getattr(source, "__name__", ""))  # installed editable or from a path
+            return f"{origin[1]}=={origin[2]}" + (f" files:{files}" if files else "")
         known = getattr(source, "identities", {}).get((kind, getattr(spec, "name", None)))
         if known is not None:  # components given as objects know their code already
             return str(known)
-
         return code_identity(spec)
 
     def _collect_components(self) -> None:
@@ -215,7 +224,8 @@ class Catalogue:
                             f"plugin {plugin!r} registered {spec!r} through register_components, which takes "
                             "nnbench.Component specs of the kinds declared through register_kinds ("
                             + (", ".join(r.name for r in self.domain.plugin_kinds) or "none declared") + ")")
-                    registry.add(spec, plugin, self._code(spec.kind, spec, plugin, source))
+                    registry.add(spec, plugin, self._code(spec.kind, spec, plugin, source),
+                                 replace=_replaces(source, spec.kind, spec))
                 except InvalidComponentError as exc:
                     warnings.warn(f"{exc}; skipped", PluginLoadWarning, stacklevel=3)
 
@@ -266,6 +276,12 @@ class Catalogue:
     @property
     def exporters(self) -> Registry[ExporterSpec]:
         return self.registry("exporter")
+
+
+def _replaces(source: Any, kind: str, spec: Any) -> bool:
+    """Whether plugin ``source`` registers ``spec`` in place of another plugin's component of its name: the
+    session's own components do, for the names the user gave them (see :mod:`nnbench.planning.objects`)."""
+    return (kind, getattr(spec, "name", None)) in getattr(source, "replaces", ())
 
 
 def _call_each(pm: Any, hook_name: str, skipped: str, pairs: bool = False) -> Iterator[tuple[str, Any, list[Any]]]:

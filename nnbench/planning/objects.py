@@ -1,98 +1,62 @@
 """Components given as Python objects (a class or function defined in a notebook cell, a torch class,
 a spec), turned into specs that an in-process plugin of the session registers.
 
-Each axis of ``nnbench.run`` takes names, objects or a mapping ``{name: object}``, mixed freely. An
-object is named by its ``__name__`` unless a mapping names it. What each kind accepts:
+Each axis of ``nnbench.run`` takes names, objects or a mapping ``{name: object}``, mixed freely (what each kind
+accepts: :mod:`nnbench.planning.converters`). How they are named:
 
-- architecture: an ``nn.Module`` subclass whose constructor takes no arguments (used as it is, with
-  its own nonlinearities), or one (or a function) that takes the build arguments
-  ``(input_spec, outputs, activation, **params)``; an :class:`Architecture` spec;
-- activation: an ``nn.Module`` subclass or instance, or a plain tensor function (``torch.tanh``,
-  ``lambda x: x * torch.sigmoid(x)``); an :class:`Activation` spec;
-- optimizer: a ``torch.optim.Optimizer`` subclass (its default learning rate is the one in its
-  signature, overridable by ``lr``); an :class:`Optimizer` spec;
-- loss: a loss module class or instance (called as ``criterion(outputs, targets)`` with the targets
-  MSE takes: floats, one-hot for classes); a :class:`Loss` spec;
-- every other kind: its spec (a :class:`Task`, a :class:`Schedule`, a :class:`Component`), and for a
-  kind a plugin declares, a plain function (the component's factory).
+- an object is named by its ``__name__`` unless a mapping names it;
+- a name the user gives their own object is theirs in the call even where a built-in or another plugin has
+  it (``arch={"cnn": MyCNN}``): it takes the place of that component for the call, its code identity is
+  marked, so that the store keeps the two apart, and listings and the report show it as ``cnn (yours)``;
+- torch's own classes and functions of the built-ins (``nn.ReLU``, ``torch.tanh``, ``nn.MSELoss``,
+  ``torch.optim.RMSprop``), bare or under any name in a mapping, are the built-in components, with their
+  stored trials; a mapping's value may also be a name (``{"relu": "ReLU"}``);
+- two objects of one axis that would share a name (names are one whatever their case and underscores) are
+  one error naming both, as is a name that would mean both a component of a plugin and one of the user's.
 
-Torch's own classes and functions of the built-ins (``nn.ReLU``, ``torch.tanh``, ``nn.MSELoss``,
-``torch.optim.Adam``) resolve to the built-in components, so their stored trials are shared.
-
-A component's code is part of its trials' identity (:func:`code_identity`), so editing it and running
-again trains the edited trials while unchanged components reuse what is stored.
+A component's code is part of its trials' identity (:func:`~nnbench.loading.identity.code_identity`), so editing
+it and running again trains the edited trials while unchanged components reuse what is stored.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nnbench.contract.axes import YOURS
 from nnbench.contract.domain import Domain, KindRecord
-from nnbench.contract.errors import NNBenchError
 from nnbench.contract.hookspecs import hookimpl
-from nnbench.contract.specs import (
-    MODALITIES,
-    Activation,
-    Architecture,
-    Component,
-    InputSpec,
-    Loss,
-    Optimizer,
-)
-from nnbench.loading.identity import code_identity, has_source
-from nnbench.planning.targets import ALL_KINDS, natural_outputs, one_hot_or_value
+from nnbench.loading.catalogue import Registry, lookup_key
+from nnbench.loading.identity import code_identity
+from nnbench.planning.converters import Conversion, ObjectError, describe, is_spec, python_name, to_spec
 
 PLUGIN_NAME = "session"
-BUILD_ARGUMENTS = ("input_spec", "outputs", "activation")
+CORE_SPEC_KINDS = ("activation", "loss", "optimizer", "architecture", "task", "schedule")
 
-
-class ObjectError(NNBenchError):
-    """An object given on an axis that cannot become a component of the axis's kind."""
-
-
-class FunctionActivation:
-    """An activation made from a plain tensor function: ``FunctionActivation(fn)()`` is a module
-    applying ``fn``. (A class rather than a closure, so the factory travels to worker processes.)"""
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.function = function
-
-    def __call__(self) -> Any:
-        from torch import nn
-
-        function = self.function
-
-        class Function(nn.Module):
-            def forward(self, x: Any) -> Any:
-                return function(x)
-
-        Function.__name__ = getattr(function, "__name__", "function")
-        return Function()
-
-
-def _copy_of(instance: Any) -> Callable[[], Any]:
-    """A factory of fresh copies of a configured module (``nn.LeakyReLU(0.2)``, ``nn.MSELoss()``)."""
-    return functools.partial(copy.deepcopy, instance)
+__all__ = ["PLUGIN_NAME", "ObjectError", "SessionComponents", "adopt"]
 
 
 @dataclass
 class SessionComponents:
     """The in-process plugin that registers the components a session was given as objects. It is
-    sent to worker processes by value, with everything it holds."""
+    sent to worker processes by value, with everything it holds.
+
+    ``replaces`` holds the ``(kind, name)`` of the user's components named as another plugin's component is:
+    the catalogue registers them in its place (:meth:`nnbench.loading.catalogue.Registry.add`)."""
 
     specs: dict[str, list[Any]] = field(default_factory=dict)
     identities: dict[tuple[str, str], str] = field(default_factory=dict)
+    replaces: set[tuple[str, str]] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
 
     def add(self, kind: str, spec: Any, identity: str) -> None:
         self.specs.setdefault(kind, []).append(spec)
         self.identities[(kind, spec.name)] = identity
+        if identity.endswith(YOURS):
+            self.replaces.add((kind, spec.name))
 
     def __bool__(self) -> bool:
         return bool(self.specs)
@@ -133,12 +97,6 @@ class SessionComponents:
                     register(spec)
 
 
-CORE_SPEC_KINDS = ("activation", "loss", "optimizer", "architecture", "task", "schedule")
-
-
-# -- objects into specs ------------------------------------------------------------------------------
-
-
 def items_of(value: Any) -> list[tuple[str | None, Any]]:
     """An axis value as ``(name, item)`` pairs: a mapping names its objects; text and objects are unnamed."""
     if isinstance(value, Mapping):
@@ -156,18 +114,17 @@ def is_plain(value: Any) -> bool:
 def name_of(obj: Any) -> str:
     """An object's own name: a spec's ``name``, else its ``__name__`` (a class's or function's), else its
     class's name (an instance)."""
-    name = getattr(obj, "name", None) if _is_spec(obj) else getattr(obj, "__name__", None)
+    if isinstance(obj, functools.partial):
+        return name_of(obj.func)
+    name = getattr(obj, "name", None) if is_spec(obj) else getattr(obj, "__name__", None)
     return str(name) if name else type(obj).__name__
-
-
-def _is_spec(obj: Any) -> bool:
-    return dataclasses.is_dataclass(obj) and not isinstance(obj, type) and hasattr(obj, "name")
 
 
 def adopt(values: Mapping[str, Any], domain: Domain, catalogue: Any) -> tuple[dict[str, Any], SessionComponents]:
     """``values`` (axis -> what the user gave) with every object replaced by the name of its component,
-    and the plugin that registers the new components. Torch's classes of built-ins resolve to them."""
+    and the plugin that registers the new components (see the module docstring)."""
     plugin = SessionComponents()
+    conversion = Conversion(domain, _learning_rates(values.get("lr")), plugin.notes)
     out: dict[str, Any] = {}
     for key, value in values.items():
         ax = next((a for a in domain.axes if a.grid_key == key), None)
@@ -176,99 +133,135 @@ def adopt(values: Mapping[str, Any], domain: Domain, catalogue: Any) -> tuple[di
         if record is None or all(is_plain(item) and name is None for name, item in pairs):
             out[key] = value
             continue
-        names: list[Any] = []
-        for given, item in pairs:
-            if isinstance(item, str) and given is not None and given != item:
-                raise ObjectError(f"{key}={{{given!r}: {item!r}}}: a mapping names objects, and {item!r} is a name "
-                                  f"already; list it as it is ({key}=[{item!r}, ...]) or map a name to an object")
-            if is_plain(item):
-                names.append(item)
-                continue
-            spec, identity = to_spec(record, item, given, catalogue, plugin.notes)
-            if identity is None:  # a built-in
-                names.append(spec)
-                continue
-            taken = _clash(catalogue, record, spec.name)
-            if taken:
-                raise ObjectError(f"{record.name} {spec.name!r} ({_describe(item)}) has the name of the {taken}; name "
-                                  f"yours in a mapping, e.g. {key}={{'my_{spec.name.lower()}': {spec.name}}}")
-            if (record.name, spec.name) not in plugin.identities:
-                plugin.add(record.name, spec, identity)
-            names.append(spec.name)
-        out[key] = names
+        out[key] = _AxisNames(key, record, catalogue.registry(record.name), conversion, plugin).adopt(pairs)
     return out, plugin
 
 
-def _clash(catalogue: Any, record: KindRecord, name: str) -> str:
-    registry = catalogue.registry(record.name)
-    if name in registry:
-        found = registry.resolve(name)
-        return f"{record.name} {found!r} of plugin {registry.plugin_of(found)!r}"
-    return ""
+@dataclass
+class _AxisNames:
+    """The names one axis of a call gives: each object's component, and which object has which name."""
+
+    key: str
+    record: KindRecord
+    registry: Registry[Any]
+    conversion: Conversion
+    plugin: SessionComponents
+    objects: dict[str, tuple[str, Any, str]] = field(default_factory=dict)  # lookup key -> (name, object, identity)
+
+    def adopt(self, pairs: list[tuple[str | None, Any]]) -> list[Any]:
+        names: list[Any] = []
+        others: list[str] = []  # names that mean a component that is not one of the user's objects
+        for given, item in pairs:
+            if isinstance(item, str) and given is not None:
+                item = self._mapped_name(given, item)
+                others.append(item)
+            elif is_plain(item):
+                others += [part.strip() for part in item.split(",")] if isinstance(item, str) else []
+            else:
+                item, own = self._component(given, item)
+                if not own:
+                    others.append(item)
+            names.append(item)
+        self._check_others(others)
+        return names
+
+    def _mapped_name(self, given: str, name: str) -> str:
+        """``{given: name}``: the component ``name`` names (a mapping's value may be a name)."""
+        if name not in self.registry:
+            return name  # a keyword, a wildcard or a misspelling: the grid reads it and explains
+        found = self.registry.resolve(name)
+        if lookup_key(given) != lookup_key(found):
+            self.conversion.notes.append(f"{self.key}={{{given!r}: {name!r}}} is the {self.record.name} {found!r}: its "
+                                         f"trials are stored and shown as {found!r}")
+        return found
+
+    def _component(self, given: str | None, item: Any) -> tuple[str, bool]:
+        """The name of ``item``'s component, and whether it is the user's own (not a built-in)."""
+        kind = self.record.name
+        builtin = _builtin_name(kind, item, self.registry)
+        if builtin is not None:
+            if given is not None and lookup_key(given) != lookup_key(builtin):
+                self.conversion.notes.append(
+                    f"{self.key}={{{given!r}: {python_name(item)}}} is the built-in {kind} {builtin!r}: its trials are "
+                    f"stored and shown as {builtin!r}")
+            return builtin, False
+        name = given or name_of(item)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ObjectError(f"{kind} {describe(item)} has no usable name ({name!r}); give it one in a mapping, "
+                              f"e.g. {self.key}={{'my_{kind}': ...}}")
+        spec = to_spec(self.record, item, name, self.conversion)
+        identity = code_identity(item)
+        holder = self.registry.taken(name)
+        if holder is not None and self.registry.plugin_of(holder) != PLUGIN_NAME:
+            identity += YOURS  # another plugin's name: the user's own component takes its place in this call
+        earlier = self.objects.get(lookup_key(name))
+        if earlier is not None:
+            if earlier[2] == identity and earlier[0] == name:
+                return name, True  # the same object (or the same code) twice
+            raise ObjectError(self._clash_message(earlier[0], earlier[1], name, item))
+        self.objects[lookup_key(name)] = (name, item, identity)
+        if identity.endswith(YOURS):
+            self.conversion.notes.append(
+                f"{kind} {name!r} is yours ({describe(item)}): in this call it takes the place of the {kind} "
+                f"{self.plugin_holder(name)}, and results show it as '{name}{YOURS}'")
+        _note_transport(kind, name, item, identity, self.conversion.notes)
+        self.plugin.add(kind, spec, identity)
+        return name, True
+
+    def _clash_message(self, name: str, item: Any, other_name: str, other: Any) -> str:
+        same = "" if name == other_name else f" ({name!r} and {other_name!r} are one name: case and underscores " \
+                                             "do not count)"
+        return (f"{self.key}: {describe(item)} and {describe(other)} would both be the {self.record.name} "
+                f"{other_name!r}{same}; name them apart in a mapping, e.g. {self.key}={{{name!r}: "
+                f"{python_name(item)}, '{other_name}_2': {python_name(other)}}}")
+
+    def _check_others(self, others: list[str]) -> None:
+        """A name that means another plugin's component cannot also be the name of one of the user's objects."""
+        for name in others:
+            mine = self.objects.get(lookup_key(name))
+            if mine is None or not mine[2].endswith(YOURS):
+                continue
+            raise ObjectError(
+                f"{self.key} has {name!r} and gives your {describe(mine[1])} the name {mine[0]!r}; in this call that "
+                f"name is yours, so it cannot also mean the {self.record.name} {self.plugin_holder(mine[0])}: to "
+                f"compare the two, name yours apart, e.g. {self.key}=[{name!r}, {{'my_{lookup_key(mine[0])}': "
+                f"{python_name(mine[1])}}}]")
+
+    def plugin_holder(self, name: str) -> str:
+        holder = self.registry.taken(name) or name
+        return f"{holder!r} of plugin {self.registry.plugin_of(holder)!r}"
 
 
-def _describe(item: Any) -> str:
-    if isinstance(item, type):
-        return f"class {item.__module__}.{item.__qualname__}"
-    if inspect.isroutine(item):
-        return f"function {getattr(item, '__qualname__', item)}"
-    return f"a {type(item).__name__}"
+def _learning_rates(value: Any) -> list[Any]:
+    """The learning rates a call gives (``lr=0.01``, ``lr=[0.01, 0.1]``, ``lr="0.01,default"``), numbers where
+    they are numbers; empty where it gives none (each optimizer's default)."""
+    if value is None:
+        return []
+    rates: list[Any] = []
+    for _, item in items_of(value):
+        for part in str(item).split(",") if isinstance(item, str) else [item]:
+            try:
+                rates.append(float(part))
+            except (TypeError, ValueError):
+                rates.append(part)
+    return rates
 
 
-ACCEPTED = {
-    "architecture": "an nn.Module subclass (no constructor arguments, or the build arguments input_spec, outputs, "
-                    "activation), a build function, or an nnbench.Architecture",
-    "activation": "an nn.Module subclass or instance, a tensor function, or an nnbench.Activation",
-    "optimizer": "a torch.optim.Optimizer subclass (not an instance: nnbench builds one per trial) or an "
-                 "nnbench.Optimizer",
-    "loss": "a loss module class or instance, or an nnbench.Loss",
-    "task": "an nnbench.Task",
-    "schedule": "an nnbench.Schedule",
-}
-
-
-def to_spec(record: KindRecord, item: Any, given: str | None, catalogue: Any,
-            notes: list[str]) -> tuple[Any, str | None]:
-    """The spec of ``item`` as a ``record.name`` named ``given`` (or its own name), and its code identity;
-    ``(name, None)`` when it is one of the built-ins."""
-    kind = record.name
-    builtin = _builtin_name(kind, item, catalogue)
-    if builtin is not None and given is None:
-        return builtin, None
-    name = given or name_of(item)
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ObjectError(f"{kind} {_describe(item)} has no usable name ({name!r}); give it one in a mapping, "
-                          f"e.g. {{'my_{kind}': ...}}")
-    if _is_spec(item):
-        if not isinstance(item, record.spec_type) or (isinstance(item, Component) and item.kind != kind):
-            raise ObjectError(f"the {record.axis or kind} axis takes {kind}s; {_describe(item)} {item.name!r} is "
-                              "not one")
-        spec = dataclasses.replace(item, name=name)  # type: ignore[type-var]
-    else:
-        convert = CONVERTERS.get(kind) if record.stage == "core" else _component
-        if convert is None:
-            raise ObjectError(f"the {record.axis or kind} axis takes names or {ACCEPTED.get(kind, 'specs')}, not "
-                              f"{_describe(item)}")
-        spec = convert(record, item, name, notes)
-    _note_transport(kind, name, item, notes)
-    return spec, code_identity(item)
-
-
-def _note_transport(kind: str, name: str, item: Any, notes: list[str]) -> None:
-    qualname = getattr(item, "__qualname__", "")
+def _note_transport(kind: str, name: str, item: Any, identity: str, notes: list[str]) -> None:
+    target = item.func if isinstance(item, functools.partial) else item
+    qualname = getattr(target, "__qualname__", "")
     if "<locals>" in qualname:
         notes.append(f"{kind} {name!r} is defined inside a function: it travels to worker processes by value, and "
-                     "its identity is its source")
-    if not has_source(item):
+                     "its identity is its source and the values it captured")
+    if identity.startswith("pickle:"):
         notes.append(f"{kind} {name!r} has no source to read (typed at a prompt?): its trials are identified by its "
                      "pickled bytes, so redefining it, even unchanged, trains them again")
 
 
-def _builtin_name(kind: str, item: Any, catalogue: Any) -> str | None:
+def _builtin_name(kind: str, item: Any, registry: Registry[Any]) -> str | None:
     """The built-in component ``item`` is (``nn.ReLU``, ``torch.tanh``, ``torch.optim.Adam``), if any."""
-    if _is_spec(item) or is_plain(item):
+    if is_spec(item) or is_plain(item) or isinstance(item, functools.partial):
         return None
-    registry = catalogue.registry(kind)
     for entry in registry.entries():
         if not entry.plugin.startswith("nnbench.builtin"):
             continue
@@ -309,171 +302,3 @@ def _default_instance(item: Any) -> bool:
     mine = {k: v for k, v in vars(item).items() if isinstance(v, plain)}
     theirs = {k: v for k, v in vars(fresh).items() if isinstance(v, plain)}
     return mine == theirs
-
-
-def _no_required_arguments(cls: type) -> bool:
-    try:
-        parameters = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return not [p for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                                                                              p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-def _first_line(obj: Any) -> str:
-    return (inspect.getdoc(obj) or "").strip().splitlines()[0] if inspect.getdoc(obj) else ""
-
-
-class _OwnModel:
-    """The build of an architecture class whose constructor takes no build arguments: the class as it is."""
-
-    def __init__(self, cls: type) -> None:
-        self.cls = cls
-
-    def __call__(self, input_spec: Any, outputs: int, activation: Any, **params: Any) -> Any:
-        return self.cls(**params)
-
-
-def _architecture(record: KindRecord, item: Any, name: str, notes: list[str]) -> Architecture:
-    from torch import nn
-
-    is_module_class = isinstance(item, type) and issubclass(item, nn.Module)
-    if not (is_module_class or inspect.isroutine(item)):
-        raise ObjectError(f"the arch axis takes names or {ACCEPTED['architecture']}, not {_describe(item)}")
-    try:
-        parameters = list(inspect.signature(item).parameters.values())
-    except (TypeError, ValueError):
-        parameters = []
-    named = [p.name for p in parameters]
-    defaults = {p.name: p.default for p in parameters if p.default is not p.empty
-                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in BUILD_ARGUMENTS}
-    modalities = tuple(getattr(item, "modalities", MODALITIES))
-    if named[:3] == list(BUILD_ARGUMENTS[:3]) or named[:2] == list(BUILD_ARGUMENTS[:2]):
-        takes_activation = "activation" in named
-        build: Callable[..., Any] = item if takes_activation else _without_activation(item)
-    elif is_module_class and _no_required_arguments(item):
-        build, takes_activation = _OwnModel(item), False
-    else:
-        raise ObjectError(
-            f"architecture {name!r} ({_describe(item)}) takes ({', '.join(named)}); an architecture class takes no "
-            f"constructor arguments (it is used as it is) or the build arguments ({', '.join(BUILD_ARGUMENTS)}, "
-            "**params)")
-    if takes_activation and not _calls_activation(build, modalities, defaults):
-        takes_activation = False
-        build = _OwnActivation(build)
-        notes.append(f"architecture {name!r} never calls the activation it is given: the activation axis does not "
-                     "apply to it, so it is trained once per configuration, not once per activation")
-    elif not takes_activation:
-        notes.append(f"architecture {name!r} builds its own nonlinearities: the activation axis does not apply to "
-                     "it, so it is trained once per configuration, not once per activation")
-    # Seeds train as one stacked ensemble only where a probe finds the stack computing exactly what its members do.
-    return Architecture(name, build, modalities, _first_line(item), defaults, vectorizable=True,
-                        takes_activation=takes_activation)
-
-
-class _OwnActivation:
-    """The build of an architecture that takes an activation but never calls it: given a placeholder."""
-
-    def __init__(self, build: Callable[..., Any]) -> None:
-        self.build = build
-
-    def __call__(self, input_spec: Any, outputs: int, activation: Any, **params: Any) -> Any:
-        from torch import nn
-
-        return self.build(input_spec, outputs, nn.Identity, **params)
-
-
-def _calls_activation(build: Callable[..., Any], modalities: tuple[str, ...], params: dict[str, Any]) -> bool:
-    """Whether ``build`` calls the activation factory it is given (tried on a small input of each of its
-    modalities; when it cannot be built on any, it is taken at its word)."""
-    from torch import nn
-
-
-    shapes = {"vector": (6,), "image": (3, 8, 8), "sequence": (5, 3)}
-    calls: list[int] = []
-
-    def counting() -> Any:
-        calls.append(1)
-        return nn.ReLU()
-
-    for modality in modalities:
-        try:
-            build(InputSpec(modality, shapes[modality]), 2, counting, **params)  # type: ignore[arg-type]
-        except Exception:  # noqa: S112 - the model may not read this modality; the next one is tried
-            continue
-        return bool(calls)
-    return True
-
-
-class _without_activation:  # noqa: N801 - used like a function
-    """A build that takes ``(input_spec, outputs, **params)``, called with the standard arguments."""
-
-    def __init__(self, build: Callable[..., Any]) -> None:
-        self.build = build
-
-    def __call__(self, input_spec: Any, outputs: int, activation: Any, **params: Any) -> Any:
-        return self.build(input_spec, outputs, **params)
-
-
-def _activation(record: KindRecord, item: Any, name: str, notes: list[str]) -> Activation:
-    from torch import nn
-
-    # vectorizable: a probe checks that the stacked seeds compute what each computes alone, else one by one
-    if isinstance(item, type) and issubclass(item, nn.Module):
-        if not _no_required_arguments(item):
-            raise ObjectError(f"activation {name!r} ({_describe(item)}) needs constructor arguments; pass an instance "
-                              f"(activation={item.__name__}(...)) or a mapping to one")
-        return Activation(name, item, _first_line(item), vectorizable=True)
-    if isinstance(item, nn.Module):
-        return Activation(name, _copy_of(item), f"{type(item).__name__} as configured", vectorizable=True)
-    if callable(item) and not isinstance(item, type):
-        return Activation(name, FunctionActivation(item), _first_line(item) or f"the function {name}",
-                          vectorizable=True)
-    raise ObjectError(f"the activation axis takes names or {ACCEPTED['activation']}, not {_describe(item)}")
-
-
-def _optimizer(record: KindRecord, item: Any, name: str, notes: list[str]) -> Optimizer:
-    import torch
-
-    if isinstance(item, torch.optim.Optimizer):
-        raise ObjectError(f"optimizer {name!r} is an optimizer already built over some parameters; pass its class "
-                          f"(optimizer=torch.optim.{type(item).__name__}, lr=...): nnbench builds one per trial")
-    if not (isinstance(item, type) and issubclass(item, torch.optim.Optimizer)):
-        raise ObjectError(f"the optimizer axis takes names or {ACCEPTED['optimizer']}, not {_describe(item)}")
-    try:
-        lr = inspect.signature(item).parameters.get("lr")
-    except (TypeError, ValueError):
-        lr = None
-    default = lr.default if lr is not None else None
-    if isinstance(default, bool) or not isinstance(default, int | float) or not default > 0:
-        raise ObjectError(f"optimizer {name!r} ({_describe(item)}) declares no default learning rate; give one with "
-                          "lr=... or pass an nnbench.Optimizer(name, factory, default_lr)")
-    return Optimizer(name, item, float(default), _first_line(item))
-
-
-def _loss(record: KindRecord, item: Any, name: str, notes: list[str]) -> Loss:
-    from torch import nn
-
-    if isinstance(item, type) and issubclass(item, nn.Module):
-        if not _no_required_arguments(item):
-            raise ObjectError(f"loss {name!r} ({_describe(item)}) needs constructor arguments; pass an instance")
-        factory: Callable[[], Any] = item
-    elif isinstance(item, nn.Module):
-        factory = _copy_of(item)
-    else:
-        raise ObjectError(f"the loss axis takes names or {ACCEPTED['loss']}, not {_describe(item)}")
-    notes.append(f"loss {name!r} is called as criterion(outputs, targets) with MSE's targets (floats; one-hot for "
-                 "classes) and one output per class or target; pass an nnbench.Loss to say otherwise")
-    return Loss(name, factory, ALL_KINDS, natural_outputs, one_hot_or_value, _first_line(item), vectorizable=True)
-
-
-def _component(record: KindRecord, item: Any, name: str, notes: list[str]) -> Component:
-    if not callable(item):
-        raise ObjectError(f"the {record.name} axis takes names, a function (the component's factory, called as the "
-                          f"{record.stage} stage says) or an nnbench.Component, not {_describe(item)}")
-    return Component(record.name, name, item, _first_line(item))
-
-
-CONVERTERS: dict[str, Callable[[KindRecord, Any, str, list[str]], Any]] = {
-    "architecture": _architecture, "activation": _activation, "optimizer": _optimizer, "loss": _loss,
-}
