@@ -315,6 +315,19 @@ def test_a_trial_that_trains_past_its_limit_is_stopped_where_it_trains() -> None
     assert time.monotonic() - start < 30  # stopped by the trainer itself, not when its worker is killed
 
 
+def test_a_run_whose_every_trial_times_out_ends_with_its_summary_and_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nnbench.cli import cli
+
+    done = CliRunner().invoke(cli, ["run", "--task", "moons", "--arch", "fnn", "--activation", "relu,tanh",
+                                    "--optimizer", "adam", "--seeds", "1", "--epochs", "100000", "--timeout", "0.2",
+                                    "--store", str(tmp_path / "late.db"), "--report-dir", str(tmp_path / "reports")])
+    assert done.exit_code == 0, done.output
+    assert "2 trials did not finish ok" in done.output and "findings:" not in done.output
+    assert len(list((tmp_path / "reports").glob("*/index.html"))) == 1
+
+
 def test_workers_warnings_reach_the_run_as_one_line(tmp_path: Path) -> None:
     session = probe_session()
     grid = session.grid(task="moons", arch="warns", activation="relu", optimizer="adam", seeds=2, epochs=1)

@@ -59,7 +59,7 @@ def findings(trials: pd.DataFrame, rope: RopeLike = None) -> list[Verdict]:
 def axis_comparisons(trials: pd.DataFrame, rope: RopeLike = None) -> list[AxisComparison]:
     """The pairwise evidence of every axis that varied (see :func:`nnbench.analysis.frames.varying_axes`)."""
     main = fairness.compared_trials(trials)
-    if main.empty:
+    if frames.ok_trials(main).empty:  # nothing finished ok (every trial timed out, say): nothing to compare
         return []
     chosen = parse_rope(rope)
     key = _fingerprint(main, chosen)
