@@ -75,7 +75,7 @@ def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STO
     grid = session.grid(grid_file, set_params, **session.adopt(values))
     if dry_run:
         session.check_options(options)
-        plan = session.dry_run(grid, store, force)
+        plan = session.dry_run(grid, store, force, options)
         if not quiet:
             print_plan(plan, _echo, list_trials=False)
         return planned_trials(plan)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from nnbench.contract.errors import NNBenchError
-from nnbench.contract.executor import GridStopped, WorkPlan
+from nnbench.contract.executor import ExecutorLost, GridStopped, WorkPlan
 from nnbench.contract.run_options import RunOptions
+from nnbench.contract.specs import Device
 from nnbench.contract.trial import Skipped, Trial, TrialResult
 from nnbench.execution.costs import CostModel
 from nnbench.execution.environment import environment
@@ -37,6 +38,7 @@ from nnbench.loading.plugins import (
 )
 from nnbench.observer import RunObserver
 from nnbench.planning.csvtask import register_csv_tasks
+from nnbench.planning.devices import resolve_devices
 from nnbench.planning.grid import GridSpec, expand_grid
 from nnbench.planning.gridfile import build_grid, load_grid_file
 from nnbench.planning.objects import PLUGIN_NAME as OBJECTS_PLUGIN
@@ -85,6 +87,7 @@ class Session:
         self.domain = self.catalogue.domain
         self.objects = SessionComponents()
         self.notes: list[str] = []
+        self._remote: dict[tuple[str, str], list[Device] | None] = {}  # executor and options -> devices there
 
     def adopt(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` (grid key -> what was given) with every object (a class, a function, a spec) replaced by
@@ -106,30 +109,43 @@ class Session:
         file_values = load_grid_file(grid_file, self.domain) if grid_file else None
         return build_grid(file_values, list(assignments), domain=self.domain, **flags)
 
-    def resolve_devices(self, wanted: Sequence[str]) -> list[str]:
-        """Turn ``auto``, ``all``, ``cuda`` and names into devices present here, or explain."""
-        present = list(self.catalogue.devices)
-        resolved: list[str] = []
-        for name in wanted:
-            if name == "all":
-                resolved += present
-            elif name == "auto":
-                resolved.append(next((d for d in present if d != "cpu"), "cpu"))
-            elif name in present:
-                resolved.append(name)
-            elif name == "cuda" and "cuda:0" in present:
-                resolved.append("cuda:0")
-            else:
-                raise NNBenchError(
-                    f"device {name!r} is not available; devices here: {', '.join(present)} "
-                    "(or auto, all)"
-                )
-        return list(dict.fromkeys(resolved))
+    def executor_name(self, options: RunOptions) -> str:
+        """The executor that trains ``options``' trials and whose own options apply: this machine's with workers
+        unless ``--executor`` names another."""
+        return options.executor or LocalExecutors.of(self.catalogue).workers
 
-    def plan(self, grid: GridSpec, store: ResultStore | None, force: bool = False) -> Plan:
-        """Expand and check ``grid`` (every check that can fail before anything is trained); the
-        trials ``store`` already holds are marked reused."""
-        grid = grid.with_values("device", self.resolve_devices(grid["device"]))
+    def remote_devices(self, options: RunOptions | None,
+                       log: Callable[[str], None] | None = None) -> list[Device] | None:
+        """The devices where ``options``' executor trains its trials when that is not this machine (a cluster's,
+        asked of it once per session: it may connect and wait for nodes, telling ``log``); ``None``: this
+        machine's."""
+        if options is None:
+            return None
+        spec = self.catalogue.executors.get(self.executor_name(options))
+        if spec.devices is None:
+            return None
+        own = {o.name: options.extra.get(o.name) for o in spec.options}
+        key = (spec.name, repr(sorted(own.items())))
+        if key not in self._remote:
+            found = spec.devices(own, log or self.notes.append)
+            self._remote[key] = None if found is None else list(found)
+        return self._remote[key]
+
+    def resolve_devices(self, wanted: Sequence[str], options: RunOptions | None = None) -> list[str]:
+        """Turn ``auto``, ``all``, kinds and names into the devices trials ask for, against the devices where
+        ``options``' executor trains them (this machine's, unless it says otherwise), or explain (see
+        :mod:`nnbench.planning.devices`)."""
+        remote = self.remote_devices(options)
+        if remote is None:
+            return resolve_devices(wanted, list(self.catalogue.devices))
+        return resolve_devices(wanted, [d.name for d in remote], indices=False,
+                               where=f"on the {self.executor_name(options) if options else ''} executor's machines")
+
+    def plan(self, grid: GridSpec, store: ResultStore | None, force: bool = False,
+             options: RunOptions | None = None) -> Plan:
+        """Expand and check ``grid`` (every check that can fail before anything is trained), its devices
+        resolved where ``options``' executor trains; the trials ``store`` already holds are marked reused."""
+        grid = grid.with_values("device", self.resolve_devices(grid["device"], options))
         task_params = register_csv_tasks(self.catalogue, grid["task"], grid.target, grid.kind)
         trials, skipped = expand_grid(grid, self.catalogue, task_params)
         if grid.overrides or self.pm.is_registered(self.objects):
@@ -189,9 +205,9 @@ class Session:
                 if p is not None and name not in origins and name not in BUILTIN_PLUGINS]
 
     def check_options(self, options: RunOptions) -> None:
-        """Every problem with the executor-specific ``options`` (an unknown executor included) before anything
-        starts; the rest were checked when ``options`` was made."""
-        spec = self.catalogue.executors.get(options.executor or LocalExecutors.of(self.catalogue).workers)
+        """Every problem with the executor-specific ``options`` (an unknown executor included, or one that cannot
+        run here) before anything starts; the rest were checked when ``options`` was made."""
+        spec = self.catalogue.executors.get(self.executor_name(options))
         unknown = sorted(set(options.extra) - {o.name for e in self.catalogue.executors.entries()
                                                for o in e.spec.options})
         if unknown:
@@ -200,10 +216,14 @@ class Session:
         if given:
             raise NNBenchError(f"--{given[0].replace('_', '-')} is an option of another executor, not of "
                                f"{spec.name!r}")
+        if spec.check is not None:
+            spec.check({o.name: options.extra.get(o.name) for o in spec.options})
 
-    def dry_run(self, grid: GridSpec, store_path: str | Path, force: bool = False) -> Plan:
-        """The plan of ``grid`` against the store at ``store_path`` (read only; absent: nothing stored)."""
-        plan = self.plan(grid, None, force)
+    def dry_run(self, grid: GridSpec, store_path: str | Path, force: bool = False,
+                options: RunOptions | None = None) -> Plan:
+        """The plan of ``grid`` against the store at ``store_path`` (read only; absent: nothing stored), its devices
+        resolved where ``options``' executor trains."""
+        plan = self.plan(grid, None, force, options)
         if Path(store_path).exists():
             with ResultStore(store_path, readonly=True) as results:
                 plan = self.resume(plan, results, force)
@@ -220,9 +240,10 @@ class Session:
         options = options or RunOptions()
         observer = observer or RunObserver()
         self.check_options(options)
+        self.remote_devices(options, observer.log)  # a cluster's: asked (and waited for) before anything is stored
         if LocalExecutors.of(self.catalogue).may_start_workers(options):
             prestart()  # the workers' server imports torch while the grid is planned
-        plan = self.plan(grid, None, force)
+        plan = self.plan(grid, None, force, options)
         with ResultStore(store_path, axes=self.domain.axes) as results:
             for run_id in results.ended_runs:
                 observer.log(f"run {run_id} in {results.path} ended without finishing (its process is gone): "
@@ -254,11 +275,13 @@ class Session:
         work = _Work(self, store, options, sink, CostModel(self.catalogue, store.epoch_times()), hooks)
         first = work.plan(plan.todo)
         workers = _workers_record(first, LocalExecutors.of(self.catalogue))
+        remote = self.remote_devices(options)
         store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": first.executor,
                                          "workers": workers, "timeout": options.timeout,
                                          "targets": plan.targets, "references": self._references(plan)},
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
-                                    options.threads), len(plan.trials), plan.skipped)
+                                    options.threads, {d.name: d.description for d in remote or ()}),
+                        len(plan.trials), plan.skipped)
         store.link_trials(outcome.run_id, [t.trial_id for t in plan.reused])
         try:
             with watch_interrupts():
@@ -276,7 +299,7 @@ class Session:
         except GridStopped:
             outcome.status = "stopped"
         except BaseException as exc:  # Ctrl-C, a broken executor: stored trials stay, the run says why it ended
-            outcome.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            outcome.status = "interrupted" if isinstance(exc, (KeyboardInterrupt, ExecutorLost)) else "failed"
             with contextlib.suppress(StoreError):  # unwritable: the run reads as interrupted once this process ends
                 store.finish_run(outcome.run_id, outcome.status)
             raise

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,12 +171,21 @@ def protocol_result() -> Callable[..., Any]:
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Any:
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Ray cluster of two nodes on this machine, for one module: a head of 2 CPUs and a node of 1 CPU with a
+    stand-in GPU (a resource Ray counts; nothing trains on it), each started here and stopped by its process id.
+    This process takes the nodes' Ray settings while it lasts (see ``local_cluster.py``)."""
     import ray
+    from local_cluster import LocalRayCluster, cluster_env
 
-    # Ray's workers import in-process plugins by module name: this folder must be on their path.
-    tests = str(Path(__file__).parent)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}})
-    yield ray
-    ray.shutdown()
+    cluster = LocalRayCluster(tmp_path_factory.mktemp("ray-cluster"), cpus=(2, 1), gpus=(0, 1)).start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in cluster_env().items():
+                if name.startswith("RAY_"):
+                    patch.setenv(name, value)
+            yield cluster
+            if ray.is_initialized():
+                ray.shutdown()
+    finally:
+        cluster.stop()

@@ -1,4 +1,5 @@
-"""Every executor passes the executor contract's conformance checks (nnbench.testing.executors)."""
+"""Every executor passes the executor contract's conformance checks (nnbench.testing.executors); Ray's run on a
+cluster of two nodes in test_cluster.py, with the other tests that share one."""
 
 from __future__ import annotations
 
@@ -13,10 +14,6 @@ from nnbench.testing.executors import ExecutorConformanceError, check_executor
 @pytest.mark.parametrize("name", ["inline", "processes"])
 def test_this_machines_executors_conform(name: str, tmp_path: Path) -> None:
     check_executor(name, tmp_path)
-
-
-def test_ray_conforms(local_ray: Any, tmp_path: Path) -> None:
-    check_executor("ray", tmp_path)
 
 
 class Forgetful:

@@ -1,4 +1,4 @@
-"""Devices, worker processes, fault containment, time limits, interrupts and the Ray executor."""
+"""Devices, worker processes, fault containment, time limits and interrupts (the Ray executor: test_cluster.py)."""
 
 from __future__ import annotations
 
@@ -57,21 +57,39 @@ class TwoGpus:
         register(Device("cuda:1", "fake"))
 
 
-def test_device_names_resolve_against_those_present(nnbench_plugin: Any) -> None:
+def test_devices_resolve_to_kinds_any_device_here_takes_and_an_index_pins_one(nnbench_plugin: Any) -> None:
     nnbench_plugin(TwoGpus())
     session = Session(nnbench.loading.plugins.make_plugin_manager())
-    assert session.resolve_devices(["all"]) == ["cpu", "cuda:0", "cuda:1"]
-    assert session.resolve_devices(["auto"]) == ["cuda:0"]
-    assert session.resolve_devices(["cuda", "cuda:1", "cpu"]) == ["cuda:0", "cuda:1", "cpu"]
-    with pytest.raises(NNBenchError, match="device 'cuda:7' is not available; devices here: cpu, cuda:0, cuda:1"):
+    assert session.resolve_devices(["all"]) == ["cpu", "cuda"]
+    assert session.resolve_devices(["auto"]) == ["cuda"]
+    assert session.resolve_devices(["cuda", "cuda:1", "cpu", "cuda"]) == ["cuda", "cuda:1", "cpu"]
+    with pytest.raises(NNBenchError, match=r"device 'cuda:7' is not available; devices here: cpu, cuda:0, cuda:1 "
+                                           r"\(or a kind: cuda; or auto, all\)"):
         session.resolve_devices(["cuda:7"])
 
 
-def test_auto_is_the_first_accelerator_here_else_cpu() -> None:
+def test_a_trial_stored_on_an_indexed_device_is_reused_where_that_device_is_asked_for(
+        nnbench_plugin: Any, tmp_path: Path, trial_result: Any, store_writer: Any) -> None:
+    nnbench_plugin(TwoGpus())
+    session = Session(nnbench.loading.plugins.make_plugin_manager())
+    axes = {"task": "moons", "arch": "fnn", "activation": "relu", "optimizer": "adam", "seeds": 1, "epochs": 2}
+    stored = trial_result("moons", epochs=2)
+    [stored.trial] = session.dry_run(session.grid(None, **axes, device="cuda:0"), tmp_path / "none.db").todo
+    store_writer(tmp_path / "old.db", [stored]).close()  # as a run before device kinds stored it
+    pinned = session.dry_run(session.grid(None, **axes, device="cuda:0"), tmp_path / "old.db")
+    assert [t.trial_id for t in pinned.reused] == [stored.trial.trial_id] and not pinned.todo
+    kind = session.dry_run(session.grid(None, **axes, device="cuda"), tmp_path / "old.db")
+    assert not kind.reused and [t.device for t in kind.todo] == ["cuda"]
+    assert kind.todo[0].trial_id != stored.trial.trial_id
+    item = WorkItem(tuple(kind.todo))
+    assert item.on("cuda:1").trials == item.trials and item.on("cuda:1").where == "cuda:1"
+
+
+def test_auto_is_the_first_accelerator_kind_here_else_cpu() -> None:
     present = list(Session().catalogue.devices)  # whatever this machine has: ask the device registry
-    accelerators = [name for name in present if name != "cpu"]
-    assert Session().resolve_devices(["auto"]) == (accelerators[:1] or ["cpu"])
-    assert Session().resolve_devices(["all"]) == present and present[0] == "cpu"
+    kinds = list(dict.fromkeys(name.split(":")[0] for name in present))
+    assert Session().resolve_devices(["auto"]) == ([kind for kind in kinds if kind != "cpu"][:1] or ["cpu"])
+    assert Session().resolve_devices(["all"]) == kinds and kinds[0] == "cpu"
 
 
 def test_results_survive_the_trip_between_processes_as_plain_data(catalogue: Any) -> None:
@@ -188,22 +206,6 @@ def test_stopping_a_parallel_grid_then_resuming_trains_each_finished_trial_once(
     assert counts == (TOTAL, TOTAL) and epochs == TOTAL * PARALLEL_EPOCHS
 
 
-def test_ray_executor_matches_the_local_executor(local_ray: Any, tmp_path: Path) -> None:
-    inline = nnbench.run(**GRID, store=tmp_path / "inline.db")
-    on_ray = nnbench.run(**GRID, store=tmp_path / "ray.db", executor="ray")
-    pd.testing.assert_frame_equal(by_trial(inline), by_trial(on_ray))
-
-
-def test_a_crashed_ray_task_is_a_failed_trial_not_a_retry(local_ray: Any, nnbench_plugin: Any, tmp_path: Path) -> None:
-    nnbench_plugin(FaultyArchitectures())
-    frame = nnbench.run(task="moons", arch="exit,raise,fnn", activation="relu", optimizer="adam", seeds=1, epochs=2,
-                        store=tmp_path / "ray.db", executor="ray")
-    status = dict(zip(frame["arch"], frame["status"], strict=True))
-    errors = dict(zip(frame["arch"], frame["error"], strict=True))
-    assert status == {"exit": "failed", "raise": "failed", "fnn": "ok"}, errors
-    assert "ValueError: this architecture always raises" in errors["raise"]
-
-
 # -- the whole machine: per-item limits, cheap workers, company on a device --------------------------
 
 
@@ -313,6 +315,19 @@ def test_a_trial_that_trains_past_its_limit_is_stopped_where_it_trains() -> None
     [result] = sink.results
     assert result.status == "timeout" and result.error == "ran past --timeout 1 s per trial and was stopped"
     assert time.monotonic() - start < 30  # stopped by the trainer itself, not when its worker is killed
+
+
+def test_a_run_whose_every_trial_times_out_ends_with_its_summary_and_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nnbench.cli import cli
+
+    done = CliRunner().invoke(cli, ["run", "--task", "moons", "--arch", "fnn", "--activation", "relu,tanh",
+                                    "--optimizer", "adam", "--seeds", "1", "--epochs", "100000", "--timeout", "0.2",
+                                    "--store", str(tmp_path / "late.db"), "--report-dir", str(tmp_path / "reports")])
+    assert done.exit_code == 0, done.output
+    assert "2 trials did not finish ok" in done.output and "findings:" not in done.output
+    assert len(list((tmp_path / "reports").glob("*/index.html"))) == 1
 
 
 def test_workers_warnings_reach_the_run_as_one_line(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def axis_comparisons(trials: pd.DataFrame, rope: RopeLike = None, alpha: float =
     if not 0 < alpha < 1:
         raise ValueError(f"alpha is an error rate between 0 and 1, not {alpha}")
     main = fairness.compared_trials(frames.with_variants(trials, version_names))
-    if main.empty:
+    if frames.ok_trials(main).empty:  # nothing finished ok (every trial timed out, say): nothing to compare
         return []
     chosen = parse_rope(rope)
     key = _fingerprint(main, chosen, alpha, version_names)

@@ -97,7 +97,7 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
     options = RunOptions.from_values(chosen, extra)
     if dry_run:
         session.check_options(options)
-        print_plan(session.dry_run(grid, store, force), click.echo, list_trials=True)
+        print_plan(session.dry_run(grid, store, force, options), click.echo, list_trials=True)
         return
     if not no_report:  # found now, not once the whole grid has trained
         problem = unwritable_folder(report_dir)

@@ -16,12 +16,22 @@ run's plugins once, from what it carries). ``run`` must:
    process died gets ``failed_result(trial, "failed", cause)``, the cause in words, and the other items go on;
 4. honour the time limit: ``plan.train`` itself stops a trial that trains past ``plan.timeout`` seconds (status
    ``timeout``), counting from when its training starts, wherever it runs; an executor that can stop a process
-   stuck inside a component kills it once ``plan.deadline(item)`` has passed and stores ``timeout`` results;
+   stuck inside a component kills it once ``plan.deadline(item)`` has passed since the item started (never while
+   it waits for a slot) and stores ``timeout`` results;
 5. stop at once, leaving the rest untrained, when ``sink.result`` raises :class:`GridStopped` (the failure budget
-   is spent) or the user interrupts; what was stored stays stored, and the next run resumes.
+   is spent) or the user interrupts; what was stored stays stored, and the next run resumes. An executor that
+   loses the machines it trains on (a cluster's head) raises :class:`ExecutorLost`: the run is marked
+   ``interrupted`` and the next run resumes.
 
 Every claimed trial yields exactly one result. Only the process that runs the executor writes the store (through
 the sink); the executor never opens it.
+
+**Devices.** A trial asks for a device *kind* (``cpu``, ``cuda``: any device of that kind where it trains) or, on
+this machine only, one device (``cuda:1``); :func:`device_kind` tells them apart. ``plan.items.take("cuda:1")``
+hands out the items that device can train (those that ask for ``cuda:1`` or for ``cuda``), and ``item.on("cuda:1")``
+tells ``plan.train`` to train the item there; an item that names no device trains on its process's current device
+of its kind (on Ray, the GPU Ray gave the process). ``plan.train`` records in each result's ``training`` record the
+``node`` (host name) and the ``device`` it trained on; an executor adds what it knows besides (Ray: the node's id).
 
 A minimal executor over :mod:`concurrent.futures`::
 
@@ -79,10 +89,18 @@ class WorkItem:
     seconds: float = 0.0
     reason: str | None = None
     isolated: bool = False
+    where: str | None = None
+    """The device the executor chose for the item (``cuda:1``, as the process that trains it names it); ``None``:
+    that process's current device of the kind its trials ask for."""
 
     @property
     def device(self) -> str:
+        """The device its trials ask for: a kind (``cuda``) or one device of this machine (``cuda:1``)."""
         return self.trials[0].device
+
+    def on(self, device: str) -> WorkItem:
+        """This item, to train on ``device`` (one that :meth:`WorkSource.take` handed it out for)."""
+        return replace(self, where=device)
 
     def only(self, trials: Sequence[Trial]) -> WorkItem:
         """This item reduced to ``trials`` (what a claim granted), its estimate shrunk in proportion."""
@@ -97,15 +115,16 @@ class WorkSource(Protocol):
     """The items of a plan, handed out one at a time, longest first."""
 
     def take(self, device: str | None = None) -> WorkItem | None:
-        """The next item to train (on ``device``; ``None``: any device), or ``None`` when none waits."""
+        """The next item ``device`` can train (one device, ``cuda:1``: the items that ask for it or for its kind;
+        a kind, ``cuda``: the items that ask for it; ``None``: any), or ``None`` when none waits."""
         ...
 
     def devices(self) -> list[str]:
-        """The devices that have items waiting."""
+        """The devices that items waiting ask for (kinds, or devices of this machine)."""
         ...
 
     def waiting(self, device: str | None = None) -> int:
-        """How many items wait (for ``device``; ``None``: in all)."""
+        """How many items wait that ``device`` can train (as for :meth:`take`; ``None``: in all)."""
         ...
 
 
@@ -123,13 +142,17 @@ class WorkPlan:
     :param executor: the executor's name.
     :param items: the work items, taken one at a time (see :class:`WorkSource`).
     :param train: trains one item, in this process or any other (see :class:`TrainJob`).
-    :param workers: how many CPU items may train at once (worker processes, tasks, pool slots); ``0`` means one
-        at a time in this process.
-    :param per_device: items that may train at once on each accelerator (``None``: the executor measures it).
+    :param workers: how many CPU items may train at once: this machine's worker processes (``0``: one at a time in
+        this process), or, for an executor whose trials run elsewhere, at most that many (``0``: as many as its
+        CPUs allow).
+    :param per_device: items that may train at once on each accelerator (``None``: the executor measures it, or
+        takes one).
     :param threads: torch threads per training process.
     :param timeout: seconds a trial may train (``None``: no limit); a stack of ``n`` trials gets ``n`` times it.
     :param options: the executor's own options (``--address`` of Ray), by name; ``None`` where not given.
     :param notes: what the user was told about this plan.
+    :param local_devices: this machine's devices (``cpu``, ``cuda:0``, ``cuda:1``), where an executor that trains
+        here places the items that ask for a kind.
     """
 
     executor: str
@@ -141,6 +164,13 @@ class WorkPlan:
     timeout: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    local_devices: tuple[str, ...] = ("cpu",)
+
+    def places(self, device: str) -> list[str]:
+        """The devices of this machine that train the items asking for ``device`` (a kind: each device of it)."""
+        if device in self.local_devices:
+            return [device]
+        return [d for d in self.local_devices if device_kind(d) == device] or [device]
 
     def deadline(self, item: WorkItem) -> float | None:
         """Seconds after an item starts training past which its process may be killed: its time limit (shared
@@ -180,6 +210,16 @@ class GridStopped(Exception):
 
 class WorkerStartError(NNBenchError):
     """Worker processes die before they can take work (a broken installation or plugin)."""
+
+
+class ExecutorLost(NNBenchError):
+    """The executor lost the machines it trains on (a cluster's head went away): the run stops at once, is marked
+    ``interrupted``, and the next run resumes it."""
+
+
+def device_kind(device: str) -> str:
+    """The kind of a device: ``cuda`` of ``cuda:1``; a kind is its own kind."""
+    return device.split(":", 1)[0]
 
 
 def failed_result(trial: Trial, status: str, cause: str) -> TrialResult:

@@ -290,7 +290,8 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Device:
-    """A device trials can run on; ``name`` is what ``torch.device`` accepts (``cpu``, ``cuda:1``)."""
+    """A device trials can run on; ``name`` is what ``torch.device`` accepts (``cpu``, ``cuda:1``). Trials ask for
+    a device's kind (``cuda``: any device of it where they train) or, on this machine, for the device itself."""
 
     name: str
     description: str = ""
@@ -317,7 +318,15 @@ class ExecutorOption:
 @dataclass(frozen=True)
 class ExecutorSpec:
     """A way of scheduling trials: ``factory()`` returns an executor (see :mod:`nnbench.contract.executor`);
-    ``options`` are the command-line options it adds to ``nnbench run``, which reach it in ``plan.options``."""
+    ``options`` are the command-line options it adds to ``nnbench run``, which reach it in ``plan.options``.
+
+    ``check(options)``, when given, is called with those options before anything is planned or stored, and raises
+    :class:`~nnbench.contract.errors.NNBenchError` with one line where the executor cannot run (its library is
+    missing, an option is malformed). ``devices(options, log)``, when given, says where the executor's trials run
+    when that is not this machine: called before the grid is planned (``log`` tells the user something in one
+    line), it returns the devices there, one per kind (``cpu``, ``cuda``) with what stands behind it in its
+    description, asking the cluster (it may connect, and wait for nodes); ``None``: this machine's devices. It
+    raises an ``NNBenchError`` with one line when the cluster cannot be reached."""
 
     name: str
     factory: Callable[..., Any]
@@ -327,6 +336,8 @@ class ExecutorSpec:
     """Marks this machine's two executors: ``this_process`` trains in the run's own process, ``local_workers`` in
     worker processes it starts. When ``--executor`` is not given, the planner chooses between them as ``--workers``
     says."""
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    devices: Callable[[Mapping[str, Any], Callable[[str], None]], Sequence[Device] | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,13 @@ def git_commit(folder: Path) -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
-def environment(devices: Mapping[str, str], threads: int) -> dict[str, Any]:
+def environment(devices: Mapping[str, str], threads: int, remote: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A JSON-ready description of the machine and software a run uses.
 
     :param devices: the devices the run's plugins discovered, name -> description.
     :param threads: the torch threads each training process uses.
+    :param remote: the devices of the machines the executor trains on when they are not this one (a cluster's
+        kinds, ``cuda`` -> ``8 GPUs on 2 nodes``); each trial records its own node and device.
     """
     import torch
 
@@ -44,6 +46,7 @@ def environment(devices: Mapping[str, str], threads: int) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "devices": dict(devices),
+        **({"executor_devices": dict(remote)} if remote else {}),
         "git_commit": git_commit(Path.cwd()),
         "nnbench_commit": git_commit(Path(__file__).resolve().parent),
         "argv": sys.argv,

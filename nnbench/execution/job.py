@@ -4,7 +4,9 @@
 process that made it, it trains with that process's plugins and lifecycle hooks; sent to another process (a local
 worker, a pool, a Ray task) it arrives without them and loads the run's plugins there once per process, from what it
 carries: the built-ins, the entry points ``NNBENCH_PLUGINS`` allows, and the plugins registered in the run's own
-process, packed by value (:func:`~nnbench.execution.messages.pack_plugins`).
+process, packed by value (:func:`~nnbench.execution.messages.pack_plugins`). It trains on the device the item was
+placed on, or on its process's current device of the kind the trials ask for, and records in each result's
+``training`` record the node and device that trained it (:mod:`nnbench.training.placement`).
 """
 
 from __future__ import annotations
@@ -63,7 +65,19 @@ class ItemTraining:
         def on_epoch(trial: Trial, record: EpochRecord) -> None:
             hooks("after_epoch", trial=trial, record=record)
 
-        from nnbench.training.ensemble import train_item  # torch: a job is made, and sent, where none is needed
+        # torch: a job is made, and sent, where none is needed
+        from nnbench.training.ensemble import train_item
+        from nnbench.training.placement import placed, trained_where
 
-        return train_item(item.trials, catalogue, stacked=item.stacked, reason=item.reason, on_epoch=on_epoch,
-                          test_each_epoch=self.test_each_epoch, timeout=self.timeout, threads=self.threads)
+        with placed(item.where or item.device) as device:
+            results = train_item(item.trials, catalogue, stacked=item.stacked, reason=item.reason, on_epoch=on_epoch,
+                                 test_each_epoch=self.test_each_epoch, timeout=self.timeout, threads=self.threads)
+            where = trained_where(device)
+        for result in results:
+            result.training = {**(result.training or {}), **where}
+        return results
+
+    def prepare(self) -> None:
+        """Load what training needs in this process (the run's plugins), so that an item can start at once."""
+        if self.here is None:
+            load_plugins(self.plugins)

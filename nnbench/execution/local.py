@@ -8,6 +8,9 @@ accelerator gets ``plan.per_device`` workers of its own (unset: one, which first
 device can train at once). Workers are forked from a preloaded server (:mod:`nnbench.execution.launching`); each
 talks to this process over its own pipe, so a worker killed mid-message harms no other.
 
+Items that ask for a device kind (``cuda``) go to the workers of every device of that kind here (``cuda:0``,
+``cuda:1``), each item placed on its worker's device.
+
 A worker that dies is replaced and the trials it held are stored as ``failed`` with the cause; a worker still busy
 past its item's deadline (``plan.deadline``: the trainer stops a trial at its limit itself, so this only happens
 inside a component that never returns) is killed and its trials stored as ``timeout``. The grid goes on.
@@ -77,7 +80,7 @@ class LocalExecutor:
         try:
             while plan.items.waiting() or self.isolated or self.held or any(w.item for w in workers):
                 self._here(workers)
-                for device in [*plan.items.devices(), *(["cpu"] if self.isolated else [])]:
+                for device in self._devices():
                     workers += self._grow(device, workers)
                 for worker in workers:
                     if worker.ready and worker.item is None:
@@ -90,6 +93,11 @@ class LocalExecutor:
                 workers = self._retire(workers)
         finally:
             self._stop(workers)
+
+    def _devices(self) -> list[str]:
+        """This machine's devices that items waiting ask for (a kind: each of its devices here)."""
+        asked = [*self.plan.items.devices(), *(["cpu"] if self.isolated else [])]
+        return list(dict.fromkeys(place for device in asked for place in self.plan.places(device)))
 
     # -- this process --------------------------------------------------------------------------
 
@@ -165,7 +173,7 @@ class LocalExecutor:
             granted = self.sink.claim(item.trials)
             if not granted:
                 continue
-            item = item.only(granted)
+            item = item.only(granted).on(worker.device)
             measure = self.is_accelerator(worker.device) and worker.device not in self.measured
             if measure:
                 self.measured.add(worker.device)

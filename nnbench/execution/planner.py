@@ -14,10 +14,11 @@ always take workers (only a worker process stuck inside a component can be stopp
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from nnbench.contract.executor import TrainJob, WorkItem, WorkPlan
+from nnbench.contract.executor import TrainJob, WorkItem, WorkPlan, device_kind
 from nnbench.contract.run_options import RunOptions
 from nnbench.contract.trial import Trial, TrialResult
 from nnbench.execution.costs import CostModel, is_accelerator
@@ -27,44 +28,76 @@ from nnbench.machine import usable_cores
 
 PARALLEL_SECONDS = 2.0
 """Below this much estimated training, starting worker processes costs more than it saves."""
+RELEARN = 0.2
+"""A measured trial whose configuration's estimate moves by more than this share re-orders the waiting items."""
 
 
 class WorkQueue:
-    """The items of a plan waiting to train: items that must train apart first, then the longest first. As
-    results arrive (:meth:`learn`), the estimates of the items still waiting are made again and they are
-    re-ordered, so that an architecture found to be slow is not left to the end."""
+    """The items of a plan waiting to train: items that must train apart first, then the longest first, kept per
+    device they ask for, so that taking one costs the same however many wait. As results arrive (:meth:`learn`),
+    a measurement that moves an estimate by more than :data:`RELEARN` has the estimates of the items still
+    waiting made again and re-orders them, so that an architecture found to be slow is not left to the end."""
 
     def __init__(self, items: Iterable[WorkItem], cost: CostModel) -> None:
         self.cost = cost
-        self._items = list(items)
+        self._serial = itertools.count()
+        self._by_device: dict[str, list[tuple[tuple[bool, float, int], WorkItem]]] = {}  # the next one last
+        self._count = 0
+        for item in items:
+            self._by_device.setdefault(item.device, []).append((self._key(item), item))
+            self._count += 1
         self._sort()
 
+    def _key(self, item: WorkItem) -> tuple[bool, float, int]:
+        return (not item.isolated, -item.seconds, next(self._serial))
+
+    def _queues(self, device: str | None) -> list[list[tuple[tuple[bool, float, int], WorkItem]]]:
+        """The queues of items that ``device`` can train (see :meth:`WorkSource.take`)."""
+        if device is None:
+            return [queue for queue in self._by_device.values() if queue]
+        return [queue for name in dict.fromkeys((device, device_kind(device)))
+                if (queue := self._by_device.get(name))]
+
     def take(self, device: str | None = None) -> WorkItem | None:
-        for i, item in enumerate(self._items):
-            if device is None or item.device == device:
-                return self._items.pop(i)
-        return None
+        queues = self._queues(device)
+        if not queues:
+            return None
+        self._count -= 1
+        return min(queues, key=lambda queue: queue[-1][0]).pop()[1]
 
     def devices(self) -> list[str]:
-        return list(dict.fromkeys(item.device for item in self._items))
+        return [name for name, queue in self._by_device.items() if queue]
 
     def waiting(self, device: str | None = None) -> int:
-        return sum(device is None or item.device == device for item in self._items)
+        return self._count if device is None else sum(len(queue) for queue in self._queues(device))
 
     def learn(self, result: TrialResult) -> None:
         """Take a finished trial's timing into the estimates of the waiting items."""
+        before = self.cost.seconds(result.trial)
         self.cost.learn(result)
-        self._items = [replace(item, seconds=estimate(item.trials, item.stacked, self.cost)) for item in self._items]
+        if abs(self.cost.seconds(result.trial) - before) <= RELEARN * before:
+            return
+        for name, queue in self._by_device.items():
+            self._by_device[name] = [(key, replace(item, seconds=estimate(item.trials, item.stacked, self.cost)))
+                                     for key, item in queue]
         self._sort()
 
     def __iter__(self) -> Iterator[WorkItem]:
-        return iter(list(self._items))
+        waiting = [entry for queue in self._by_device.values() for entry in queue]
+        return iter([item for _, item in sorted(waiting, key=lambda entry: entry[0])])
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     def _sort(self) -> None:
-        self._items.sort(key=lambda item: (not item.isolated, -item.seconds))
+        """Order every queue, ties kept in the order the items came (across devices too)."""
+        waiting = sorted((entry for queue in self._by_device.values() for entry in queue), key=lambda entry: entry[0])
+        for queue in self._by_device.values():
+            queue.clear()
+        for _, item in waiting:
+            self._by_device[item.device].append((self._key(item), item))
+        for queue in self._by_device.values():
+            queue.reverse()
 
 
 def estimate(trials: Sequence[Trial], stacked: bool, cost: CostModel) -> float:
@@ -133,8 +166,8 @@ def choose_workers(options: RunOptions, items: Sequence[WorkItem], local: LocalE
     notes: list[str] = []
     if options.per_device is not None and not accelerated and items:
         notes.append(f"--per-device {options.per_device} applies to accelerators, and this grid trains on the CPU only")
-    if options.executor not in (None, local.here, local.workers):
-        return Workers(str(options.executor), options.workers or wanted, tuple(notes))
+    if options.executor not in (None, local.here, local.workers):  # trials train elsewhere: --workers at once at most
+        return Workers(str(options.executor), options.workers or 0, tuple(notes))
     requested = options.workers or (1 if options.executor == local.here else None)
     stoppable = accelerated or options.timeout is not None  # only a worker process can be stopped
     if requested is None:
@@ -171,5 +204,5 @@ def plan_work(trials: list[Trial], catalogue: Catalogue, options: RunOptions, co
     spec_options = {o.name for o in catalogue.executors.get(workers.executor).options}
     return WorkPlan(workers.executor, WorkQueue(items, cost), train, workers.cpu, options.per_device, options.threads,
                     options.timeout, {name: options.extra.get(name) for name in spec_options},
-                    (*workers.notes, *notes))
+                    (*workers.notes, *notes), tuple(catalogue.devices))
 

@@ -30,6 +30,7 @@ from nnbench.execution.job import ItemTraining, load_plugins
 from nnbench.execution.launching import adopt
 from nnbench.execution.messages import result_to_dict
 from nnbench.training.capacity import device_capacity
+from nnbench.training.placement import placed
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -76,7 +77,8 @@ def worker_main(conn: Connection, job: ItemTraining, settings: dict[str, Any] | 
         except EOFError:  # the parent closed the pipe: no more work
             return
         if measure:
-            conn.send(("capacity", *_capacity(item.trials[0], catalogue)))
+            with placed(item.where or item.device):
+                conn.send(("capacity", *_capacity(item.trials[0], catalogue)))
         conn.send(("started", [t.trial_id for t in item.trials]))
         for result in job(item):
             conn.send(("result", result_to_dict(result)))

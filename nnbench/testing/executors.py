@@ -7,6 +7,7 @@
 - a result for every trial of every item;
 - a failing item contained to itself (its trials ``failed``, every other trial ``ok``);
 - time limits honoured (a trial that trains past ``--timeout`` is stored as ``timeout``);
+- every trial trained recording the node and device that trained it;
 - an interrupted run resumable (what was stored stays, the next run trains only the rest, none twice).
 
 ::
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -124,6 +126,12 @@ def check_executor(name: str, folder: Path, options: Mapping[str, Any] | None = 
     if differ:
         raise ExecutorConformanceError(f"executor {name!r} stored other numbers than this process for {len(differ)} "
                                        f"trials, e.g. {differ[0]}: {there[differ[0]]} against {here[differ[0]]}")
+    unplaced = sorted(t for t, where in _places(folder / "there.db").items() if not (where.get("node")
+                                                                                    and where.get("device")))
+    if unplaced:
+        raise ExecutorConformanceError(f"executor {name!r} stored {len(unplaced)} trials without the node and device "
+                                       f"that trained them, e.g. {unplaced[0]}: train items with plan.train, which "
+                                       "records them")
     statuses = {status for status, *_ in there.values()}
     failing = [t for t, row in there.items() if row[0] == "failed"]
     if statuses != {"ok", "failed"} or len(failing) != len(there) // 2:
@@ -156,6 +164,13 @@ def check_executor(name: str, folder: Path, options: Mapping[str, Any] | None = 
     if statuses_of_runs != ["interrupted", "finished"] or again:
         raise ExecutorConformanceError(f"executor {name!r}: the interrupted run and its resumption read "
                                        f"{statuses_of_runs}, and {len(again)} trials stored ok were trained again")
+
+
+def _places(store: Path) -> dict[str, dict[str, Any]]:
+    """Each ok trial's ``training`` record (where it trained)."""
+    with sqlite3.connect(store) as db:
+        return {row[0]: json.loads(row[1] or "{}")
+                for row in db.execute("SELECT trial_id, training FROM trials WHERE status = 'ok'")}
 
 
 def _rows(store: Path) -> dict[str, tuple[Any, ...]]:
