@@ -161,7 +161,8 @@ BASE = Trial("moons", "fnn", "relu", "cross_entropy", "adam", 1e-3, 32, 5, 0, "c
              None, None)
 CHANGES = {"task": "circles", "arch": "cnn", "activation": "tanh", "loss": "mse", "optimizer": "sgd", "lr": 2e-3,
            "batch_size": 16, "epochs": 6, "seed": 1, "device": "cuda:0", "schedule": "cosine", "clip": 1.0,
-           "patience": 3, "params": {"arch": {"hidden": [4]}}, "components": {"initializer": "xavier_uniform"}}
+           "patience": 3, "params": {"arch": {"hidden": [4]}}, "components": {"initializer": "xavier_uniform"},
+           "validation": "none", "shuffle": "false"}
 
 
 def test_every_field_of_a_trial_changes_its_id() -> None:

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nnbench.contract.section import ReportSection
-    from nnbench.reporting.sections import ReportData
 
 
 @hookimpl
@@ -20,13 +19,13 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
                     micro: pd.DataFrame, rope: Mapping[str, float], alpha: float,
                     version_names: Mapping[str, str]) -> list[ReportSection]:
     # pandas and seaborn load with the first report, not with the plugins
-    from nnbench.reporting import fairness_sections, forked, micro_section, sections
+    from nnbench.reporting import answer, fairness_sections, forked, micro_section, sections
 
     data = sections.ReportData(runs, trials, epochs, skipped, rope, alpha, version_names)
     # The answer first (findings, the leaderboard, the warnings that qualify both), the evidence after.
     # Each entry is built at once with the others, in forked children that inherit the frames.
     builders: list[partial[Any]] = [
-        partial(_answer, data),
+        partial(answer.answer, data),
         partial(sections.effects, data),
         partial(sections.interactions, data),
         partial(sections.convergence, data),
@@ -41,23 +40,9 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
     ]
     # Started longest first, so that no long one is left alone at the end: the answer (its bootstrap and
     # pairwise comparisons grow fastest with the trials), then the figures that draw every trial.
-    longest = [_answer, sections.convergence, sections.interactions, sections.effects,
+    longest = [answer.answer, sections.convergence, sections.interactions, sections.effects,
                fairness_sections.performance_profile, sections.speed]
     order = sorted(range(len(builders)), key=lambda index: longest.index(builders[index].func)
                    if builders[index].func in longest else len(longest))
-    answer, *figures = forked.build_all(builders, order=order)
-    return [*answer, *figures]
-
-
-def _answer(data: ReportData) -> list[ReportSection]:
-    """The sections that share the pairwise evidence and the warnings, computed once for all of them."""
-    from nnbench.reporting import fairness_sections, sections, statistics, verdict_sections  # as above
-
-    return [
-        verdict_sections.findings(data),
-        sections.leaderboard(data),
-        fairness_sections.fair_comparison(data),
-        verdict_sections.aggregates(data),
-        verdict_sections.comparisons(data),
-        statistics.statistics(data),
-    ]
+    answered, *figures = forked.build_all(builders, order=order)
+    return [*answered, *figures]

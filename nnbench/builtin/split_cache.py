@@ -37,10 +37,12 @@ from nnbench.contract.specs import TaskData
 from nnbench.files import written_whole
 from nnbench.planning import task_data
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when the layout of a saved split changes, so that older files are not read."""
 
 FIELDS = tuple(field.name for field in fields(TaskData))
+NOT_GIVEN = np.zeros(())
+"""What a split saves for an optional part the task does not have (its own validation split): no part is 0-d."""
 UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
@@ -55,13 +57,14 @@ def cached_split(make: Callable[[], TaskData]) -> Callable[[], TaskData]:
 
     def arrays() -> dict[str, np.ndarray]:
         data = make()
-        return {name: getattr(data, name).numpy() for name in FIELDS}
+        return {name: NOT_GIVEN if getattr(data, name) is None else getattr(data, name).numpy() for name in FIELDS}
 
     @cache
     @wraps(make)
     def load() -> TaskData:
         saved = saved_arrays(make.__name__, FIELDS, b"", arrays, make.__module__)  # no inputs: make takes none
-        return TaskData(**{name: torch.from_numpy(array) for name, array in saved.items()})
+        return TaskData(**{name: None if array.ndim == 0 else torch.from_numpy(array)  # type: ignore[arg-type]
+                           for name, array in saved.items()})
 
     return load
 

@@ -53,6 +53,7 @@ class Axis:
     :param label: how the value reads in a trial's short name (a format string; empty: not shown).
     :param label_unless: a value that is not shown in the short name.
     :param count: the grid gives how many values (``seeds 3``: seeds 0, 1, 2).
+    :param choices: the only values the axis takes (a protocol's words: ``split``, ``task``, ``none``).
     """
 
     name: str
@@ -69,6 +70,7 @@ class Axis:
     label: str = ""
     label_unless: Any = UNSET
     count: bool = False
+    choices: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.grid_key:
@@ -102,6 +104,8 @@ class Axis:
         """Why ``value`` (already parsed, keywords resolved or kept) is not a valid value, or ``None``."""
         if self.keyword is not None and value == self.keyword:
             return None
+        if self.choices:
+            return None if value in self.choices else f"must be one of {', '.join(map(str, self.choices))}"
         if self.value_type is str:
             return None if isinstance(value, str) and value else "must be names"
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from nnbench.contract.metrics import primary_metric
+from nnbench.contract.trial import Trial
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,7 +29,7 @@ Modality = Literal["vector", "image", "sequence"]
 
 TASK_KINDS: tuple[TaskKind, ...] = ("binary", "multiclass", "regression")
 MODALITIES: tuple[Modality, ...] = ("vector", "image", "sequence")
-Stage = Literal["core", "model", "build", "loss"]
+Stage = Literal["core", "model", "build", "loss", "batch", "training"]
 
 STAGES: dict[str, str] = {
     "model": "given the model the architecture built from the trial's seed, before the loss's head is added: "
@@ -39,10 +40,38 @@ STAGES: dict[str, str] = {
              "does not take the kind (normalisation layers)",
     "loss": "wraps the training criterion: factory(criterion, model, **params) returns the criterion that "
             "training minimizes, while held-out losses stay the plain criterion's (regularizers)",
+    "batch": "transforms each training batch: factory(context, **params) returns transform(x, y), called once per "
+             "step, which returns (x, y) or (x, loss), loss(outputs, criterion) giving the batch's training loss "
+             "(augmentations; mixup adapts the loss); random draws come from context.generator",
+    "training": "follows the optimization: factory(context, **params) returns an object whose optional methods "
+                "after_step(model, optimizer), after_epoch(model, optimizer, epoch) and scored(model) the trainer "
+                "calls; scored returns the module validation and test data score, or None for the model itself "
+                "(weight averaging)",
 }
 """Where a kind that a plugin declares plugs into a trial. ``core`` kinds are the ones the trainer
 itself is written against (activation, loss, optimizer, architecture, task, schedule, device,
-executor); plugins cannot declare one."""
+executor); plugins cannot declare one. Every stage's factory may also take the trial's
+:class:`TrialContext` as a keyword argument named ``context`` (``batch`` and ``training`` factories
+receive it first, positionally)."""
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What a stage component knows of the trial it plugs into.
+
+    ``steps_per_epoch`` counts optimizer steps (batches of the rows it trains on, ``train_rows``);
+    ``generator`` is a CPU ``torch.Generator`` seeded from the trial's seed and the component's kind, the
+    component's own: its draws are the same wherever the trial trains, alone or in a stack, and do not
+    move any other random stream."""
+
+    trial: Trial
+    task: Task
+    epochs: int
+    steps_per_epoch: int
+    train_rows: int
+    seed: int
+    device: str
+    generator: torch.Generator
 
 
 def _frozen(params: Mapping[Any, Any] | None) -> Mapping[Any, Any]:
@@ -83,6 +112,10 @@ class TaskData:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    x_own_val: torch.Tensor | None = None
+    y_own_val: torch.Tensor | None = None
+    """The task's own validation split, when it has one (``Task.own_validation``), standardized like the others:
+    what ``--validation task`` selects on, while the training and the carved-out validation rows all train."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +131,8 @@ class Task:
     time-to-target (accuracy to reach, or RMSE to get under). ``reference`` is the metric of a trivial
     and of a perfect model, ``(trivial, perfect)``, on which scores are put on one scale across tasks
     (default: chance accuracy and 1 for classes; none for regression, whose tasks are scaled between
-    the worst and best configurations reported).
+    the worst and best configurations reported). ``own_validation`` declares that ``load()`` returns the
+    task's own validation split too (``TaskData.x_own_val``), which ``--validation task`` selects on.
     """
 
     name: str
@@ -114,6 +148,7 @@ class Task:
     prepare: Callable[[bool], None] | None = None
     target: float | None = None
     reference: tuple[float, float] | None = None
+    own_validation: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:

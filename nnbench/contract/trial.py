@@ -18,6 +18,9 @@ from typing import Any
 from nnbench.contract.axes import NAMES_HELP, Axis, axis, field_axes, marked_yours, short_label
 
 TRIAL_FORMAT = 1  # bump when the meaning of a trial's fields changes, so ids change with it
+VALIDATION = ("split", "task", "none")
+"""What a trial's numbers are selected on (its ``validation`` axis): a held-out part of the training data, the
+task's own validation split, or nothing (no selection at all)."""
 CONSTANT_SCHEDULE = "constant"
 """The schedule of a trial that names none: the learning rate stays as set (in the id of every stored trial)."""
 
@@ -60,6 +63,15 @@ class Trial:
     patience: int | None = axis(field_default=None, default=("none",), keyword="none",
                                 help="Early stopping: stop after this many epochs without a better validation "
                                      "metric (the best epoch's weights are kept); 'none': train every epoch.")
+    validation: str = axis(field_default="split", default=("split",), neutral="split", choices=VALIDATION,
+                           effect=8, label=" validation {}", label_unless="split",
+                           help="What the trials are selected on: 'split' (a part of the training data held out, "
+                                "the default), 'task' (the task's own validation split) or 'none' (no selection: "
+                                "the whole training split trains and the last epoch is reported).")
+    shuffle: str = axis(field_default="true", default=("true",), neutral="true", choices=("true", "false"), effect=9,
+                        label=" unshuffled", label_unless="true",
+                        help="Whether each epoch draws its batches in a new order ('true', from the trial's "
+                             "seed) or keeps the data's order ('false').")
     components: Mapping[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:

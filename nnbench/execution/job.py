@@ -65,9 +65,8 @@ class ItemTraining:
         def on_epoch(trial: Trial, record: EpochRecord) -> None:
             hooks("after_epoch", trial=trial, record=record)
 
-        # torch: a job is made, and sent, where none is needed
-        from nnbench.training.ensemble import train_item
-        from nnbench.training.placement import placed, trained_where
+        from nnbench.training.ensemble import train_item  # torch: a job is made, and sent, where none is needed
+        from nnbench.training.placement import placed, trained_where  # as above
 
         with placed(item.where or item.device) as device:
             results = train_item(item.trials, catalogue, stacked=item.stacked, reason=item.reason, on_epoch=on_epoch,

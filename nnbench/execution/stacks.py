@@ -83,8 +83,11 @@ def unstackable_reason(trial: Trial, catalogue: Catalogue) -> str | None:
     for kind, name in (("optimizer", trial.optimizer), ("architecture", trial.arch),
                        *((("activation", trial.activation),) if takes_activation else ()), ("loss", trial.loss),
                        *sorted(trial.components.items())):
-        if catalogue.domain.kind(kind).stage == "loss":
+        stage = catalogue.domain.kind(kind).stage
+        if stage == "loss":
             return f"{kind} {name!r} wraps the loss, which the stacked trainer does not do"
+        if stage == "training":
+            return f"{kind} {name!r} acts on each seed's own training loop (after steps, epochs), which a stack shares"
         if not catalogue.registry(kind).get(name).vectorizable:
             plugin = catalogue.registry(kind).plugin_of(name)
             return f"{kind} {name!r} (plugin {plugin!r}) does not declare vectorizable=True"

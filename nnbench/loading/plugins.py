@@ -45,6 +45,8 @@ BUILTIN_PLUGINS = (
     "nnbench.builtin.schedules",
     "nnbench.builtin.initializers",
     "nnbench.builtin.norms",
+    "nnbench.builtin.augmentation",
+    "nnbench.builtin.averaging",
     "nnbench.builtin.vision",
     "nnbench.builtin.devices",
     "nnbench.builtin.executors",

@@ -23,7 +23,7 @@ from nnbench.contract.specs import Architecture, Component, Task
 from nnbench.contract.trial import Skipped, Trial
 from nnbench.loading.catalogue import Catalogue
 
-FACTORY_INPUTS = {"architecture": 3, "optimizer": 1, "schedule": 2, "model": 1, "loss": 2}
+FACTORY_INPUTS = {"architecture": 3, "optimizer": 1, "schedule": 2, "model": 1, "loss": 2, "batch": 1, "training": 1}
 """How many positional inputs a kind's factory takes before its hyper-parameters (the stage's, for a
 plugin's kind; ``build`` is the kind's own contract with the architectures and is not checked)."""
 
@@ -125,12 +125,27 @@ class GridSpec:
         if "lr" in self.tune and self.values.get("lr") != ["default"]:
             raise GridError("--tune lr searches the learning rate over each optimizer's declared range; "
                             "drop --lr (or tune other hyper-parameters only)")
+        self._validate_protocol()
         names = [ax.name for ax in domain.axes if not ax.count]
         for rule in self.exclude:
             unknown = set(rule) - set(names)
             if unknown or not rule:
                 raise GridError(f"exclude rule {rule!r} must name only the axes {', '.join(names)}")
         self._validate_overrides(catalogue)
+
+    def _validate_protocol(self) -> None:
+        """``--validation none`` leaves nothing to select on: refuse what would select."""
+        if "none" not in self.values.get("validation", []):
+            return
+        selecting = [what for what, given in (
+            ("--patience (early stopping picks an epoch on validation data)",
+             any(p not in ("none", None) for p in self.values.get("patience", []))),
+            ("--tune (tuning picks a setting on validation data)", bool(self.tune)),
+            ("--target-metric (time-to-target reads validation scores)", bool(self.target_metric)),
+        ) if given]
+        if selecting:
+            raise GridError(f"--validation none holds no data out, but {selecting[0]} needs it; drop it or use "
+                            "--validation split (or task, for tasks with a validation split of their own)")
 
     def _validate_overrides(self, catalogue: Catalogue) -> None:
         param_axes = catalogue.domain.param_axes
@@ -162,6 +177,7 @@ def hyper_parameters(spec: Any, record: KindRecord, domain: Domain) -> set[str] 
     accepted = _keyword_names(factory, inputs)
     if accepted is None:
         return None
+    accepted -= {"context"}  # a stage's trial context, given by the trainer, not a hyper-parameter
     return (accepted | set(spec.params)) - {r.name for r in domain.stage_kinds("build")}
 
 
@@ -352,6 +368,9 @@ def expand_grid(
                       if chosen[name] != record.kind.default}
         task = catalogue.tasks.get(chosen["task"])
         reason = incompatibility(catalogue, task, chosen["arch"], chosen["loss"], components)
+        if not reason and chosen.get("validation") == "task" and not task.own_validation:
+            reason = (f"task {task.name!r} has no validation split of its own (--validation task); "
+                      "--validation split holds out part of its training data")
         if reason:
             skipped.append(Skipped(chosen, reason))
             continue

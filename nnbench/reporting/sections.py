@@ -266,7 +266,25 @@ def convergence(data: ReportData) -> ReportSection:
         f"{frame['split'].iloc[0]} data after every epoch. On a log scale the training loss is the geometric "
         "mean over seeds and its band the interval of the log loss (computed in log space, so never below "
         "zero). Losses of different loss functions are not comparable with each other."))
+    for note in protocol_notes(data.main):
+        section.blocks.append(Note(note))
     return section
+
+
+def protocol_notes(trials: pd.DataFrame) -> list[str]:
+    """What a reader must know of trials whose protocol differs from holding out a validation split: those
+    that made no selection and those whose training loss a batch-stage component adapted."""
+    notes = []
+    if "validation" in trials and (trials["validation"] == "none").any():
+        notes.append("trials with validation none made no selection: they trained on every training row and "
+                     "report their last epoch; their validation numbers are blank, and figures of validation data "
+                     "leave them out")
+    adapted = trials["training"].map(lambda t: isinstance(t, str) and '"train_loss"' in t) \
+        if "training" in trials else pd.Series(False, index=trials.index)
+    if adapted.any():
+        notes.append(f"the training loss of {int(adapted.sum())} trials is the loss a batch-stage component adapted "
+                     "(mixup's mixed targets, say), not the plain criterion's: compare it within those trials only")
+    return notes
 
 
 def learning_rate(data: ReportData) -> ReportSection:

@@ -123,6 +123,14 @@ def m003_merges_and_trial_conflicts(db: sqlite3.Connection) -> None:
     """)
 
 
+@migration
+def m004_trials_validation_and_shuffle(db: sqlite3.Connection) -> None:
+    """The protocol axes: what a trial is selected on and whether its batches are shuffled (rows stored before
+    read ``split`` and ``true``, as they trained)."""
+    add_axis_column(db, "validation")
+    add_axis_column(db, "shuffle")
+
+
 # -- helpers for migrations --------------------------------------------------------------------------
 
 
@@ -220,3 +228,4 @@ def expected_columns() -> dict[str, tuple[str, ...]]:
     with closing(sqlite3.connect(":memory:")) as db:
         migrate(db)
         return {t: tuple(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in tables(db) if t != "migrations"}
+

@@ -37,11 +37,14 @@ from nnbench.contract.specs import (
     TaskData,
     TaskKind,
 )
+from nnbench.contract.trial import Trial
 from nnbench.loading.catalogue import collect_catalogue, collect_kinds
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import takes_keyword
+from nnbench.training.proof import MemberStep, prove_stack
 from nnbench.training.stacked_networks import STACKED_FORMS
-from nnbench.training.stacking import NotStackable, StackedModel
+from nnbench.training.stacking import NotStackable
+from nnbench.training.stages import Contexts, takes_context
 from nnbench.training.trainer import to_view
 
 OPTIMIZER_STEPS = 100
@@ -56,6 +59,9 @@ own rate of repeated rows explains; the margin absorbs sampling noise of small s
 
 SHAPES: dict[Modality, tuple[int, ...]] = {"vector": (6,), "image": (3, 8, 8), "sequence": (5, 3)}
 """The per-sample input shape an architecture is built for, per modality, in the checks."""
+
+PROBE_EPOCHS, PROBE_ROWS, PROBE_BATCH = 4, 32, 8
+"""The trial a stage component is made for in the checks: its epochs, training rows and batch size."""
 
 
 class ConformanceError(AssertionError):
@@ -160,6 +166,12 @@ def check_activation(spec: Activation) -> None:
         stacked = torch.randn(3, 4, 5, generator=generator)
         _same_under_vmap("activation", spec.name, lambda: vmap(module)(stacked),
                          lambda: torch.stack([module(x) for x in stacked]))
+        for arch, modality in _probe_architectures():  # in the models its seeds train in, training mode included
+            input_spec = InputSpec(modality, SHAPES[modality])
+            x = torch.randn(4, *input_spec.shape, generator=torch.Generator().manual_seed(0))
+            with _naming("activation", spec.name, f"in the built-in {arch.name}"):
+                models = [_build(arch, input_spec, 3, spec.factory, seed=seed) for seed in range(3)]
+            _check_proven("activation", spec.name, models, {**STACKED_FORMS, **arch.stacked_forms}, x)
 
 
 def _same_under_vmap(kind: str, name: str, vectorized: Callable[[], torch.Tensor],
@@ -395,15 +407,23 @@ def _train_one_step(spec: Architecture, model: nn.Module, x: torch.Tensor, where
 def _check_stacked(spec: Architecture, input_spec: InputSpec, activation: Callable[[], nn.Module],
                    x: torch.Tensor) -> None:
     models = [_build(spec, input_spec, 3, activation, seed=seed) for seed in range(3)]
-    for model in models:
-        model.eval()
+    _check_proven("architecture", spec.name, models, {**STACKED_FORMS, **spec.stacked_forms}, x)
+
+
+def _check_proven(kind: str, name: str, models: list[nn.Module], forms: Any, x: torch.Tensor) -> None:
+    """The seeds' ``models`` stacked as nnbench stacks them compute what each computes alone: outputs in
+    evaluation and training mode, losses, gradients and one optimizer step (what the trainer proves before a
+    stack trains; here a declared ``vectorizable`` that no stack can keep fails)."""
+    y = torch.randn(len(x), 3, generator=torch.Generator().manual_seed(1))
+    steps = [MemberStep(_sgd, 0.01, {}, None) for _ in models]
     try:
-        stacked = StackedModel(models, {**STACKED_FORMS, **spec.stacked_forms})
+        prove_stack(models, forms, x, y, nn.MSELoss(), steps)
     except NotStackable as exc:
-        raise _fail("architecture", spec.name, f"is declared vectorizable but cannot be stacked: {exc}") from exc
-    stacked.train(False)
-    _same_under_vmap("architecture", spec.name, lambda: stacked(x.expand(len(models), *x.shape)),
-                     lambda: torch.stack([model(x) for model in models]))
+        raise _fail(kind, name, f"is declared vectorizable but its seeds do not compute alike stacked: {exc}") from exc
+
+
+def _sgd(params: list[torch.Tensor], lr: float, options: Any) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr)
 
 
 # -- tasks -----------------------------------------------------------------------------------------
@@ -540,8 +560,9 @@ def _probe_architectures() -> list[tuple[Architecture, Modality]]:
             for modality in ("vector", "image")]
 
 
-def _stage_models(component: Component, kind: Kind) -> Iterator[tuple[str, Callable[[], nn.Module], torch.Tensor]]:
-    """Small models that nnbench ships, to try a component on: (where, seeded builder, a batch of inputs)."""
+def _stage_models(component: Component, kind: Kind) -> Iterator[tuple[str, Callable[[], nn.Module], torch.Tensor, Any]]:
+    """Small models that nnbench ships, to try a component on: (where, seeded builder, a batch of inputs, the
+    stacked forms of the architecture's layers)."""
     keywords = {}
     if kind.stage == "build":
         keywords = {kind.name: functools.partial(component.factory, **dict(component.params))}
@@ -555,17 +576,20 @@ def _stage_models(component: Component, kind: Kind) -> Iterator[tuple[str, Calla
             torch.manual_seed(0)
             return arch.build(spec, 3, nn.ReLU, **dict(arch.params), **keywords)
 
-        yield f"on the built-in {arch.name} for {modality} inputs", build, x
+        yield f"on the built-in {arch.name} for {modality} inputs", build, x, {**STACKED_FORMS, **arch.stacked_forms}
 
 
 def _check_model_stage(component: Component, kind: Kind) -> None:
     """At the ``model`` stage: given a built model, the factory changes it in place or returns a
     module; the result maps a batch to the same shape, is the same for the same seed, and trains."""
-    for where, build, x in _stage_models(component, kind):
-        def applied(build: Callable[[], nn.Module] = build, where: str = where) -> nn.Module:
-            model = build()
+    for where, build, x, forms in _stage_models(component, kind):
+        def applied(build: Callable[[], nn.Module] = build, where: str = where, seed: int = 0) -> nn.Module:
+            model = build() if seed == 0 else _reseeded(build, seed)
+            params = dict(component.params)
+            if takes_context(component.factory):
+                params["context"] = probe_context(component, kind, seed)
             with _naming(kind.name, component.name, where):
-                result = component.factory(model, **dict(component.params))
+                result = component.factory(model, **params)
             if result is not None and not isinstance(result, nn.Module):
                 raise _fail(kind.name, component.name, f"must return None or an nn.Module {where}, not "
                                                        f"{_describe(result)}")
@@ -573,6 +597,27 @@ def _check_model_stage(component: Component, kind: Kind) -> None:
 
         model, twin = applied(), applied()
         _check_trains(kind.name, component.name, model, twin, x, where)
+        if component.vectorizable:
+            _check_proven(kind.name, component.name, [applied(seed=seed) for seed in range(3)], forms, x)
+
+
+def _reseeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``build()`` with the global generator at ``seed`` after its own seeding (another seed's weights)."""
+    model = build()
+    torch.manual_seed(seed)
+    for parameter in model.parameters():
+        with torch.no_grad():
+            parameter.copy_(torch.randn_like(parameter) * 0.3)
+    return model
+
+
+def probe_context(component: Component, kind: Kind, seed: int = 0) -> Any:
+    """The :class:`~nnbench.contract.specs.TrialContext` a component of ``kind`` gets in the checks: a trial of
+    :data:`PROBE_EPOCHS` epochs over :data:`PROBE_ROWS` rows in batches of :data:`PROBE_BATCH`."""
+    task = probe_task("multiclass")
+    trial = Trial(task=task.name, arch="probe", activation="probe", loss="probe", optimizer="probe", lr=0.01,
+                  batch_size=PROBE_BATCH, epochs=PROBE_EPOCHS, seed=seed, components={kind.name: component.name})
+    return Contexts(trial, task, PROBE_ROWS).of(component)
 
 
 def _check_build_stage(component: Component, kind: Kind) -> None:
@@ -580,11 +625,15 @@ def _check_build_stage(component: Component, kind: Kind) -> None:
     component into a model that maps a batch to (batch, outputs), is the same for the same seed,
     and trains."""
     tried = False
-    for where, build, x in _stage_models(component, kind):
+    for where, build, x, forms in _stage_models(component, kind):
         tried = True
         with _naming(kind.name, component.name, where):
             model, twin = build(), build()
         _check_trains(kind.name, component.name, model, twin, x, where)
+        if component.vectorizable:
+            with _naming(kind.name, component.name, where):
+                members = [_reseeded(build, seed) for seed in range(3)]
+            _check_proven(kind.name, component.name, members, forms, x)
     if not tried:
         return  # no built-in architecture takes this kind: a plugin's architectures are checked with it
 
@@ -637,7 +686,100 @@ def _check_loss_stage(component: Component, kind: Kind) -> None:
         raise _fail(kind.name, component.name, "gives the model's weights no finite, non-zero gradient")
 
 
+def _probe_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(2)
+    return torch.randn(PROBE_BATCH, 6, generator=generator), torch.randint(0, 3, (PROBE_BATCH,), generator=generator)
+
+
+def _transformed(component: Component, kind: Kind, global_seed: int) -> tuple[torch.Tensor, Any]:
+    """A fresh transform's output on the probe batch, with torch's global generator at ``global_seed``."""
+    x, y = _probe_batch()
+    with _naming(kind.name, component.name, "made for a trial"):
+        transform = component.factory(probe_context(component, kind), **dict(component.params))
+    if not callable(transform):
+        raise _fail(kind.name, component.name, f"must return a transform of a batch (x, y), not {_describe(transform)}")
+    torch.manual_seed(global_seed)
+    with _naming(kind.name, component.name, "on a batch"):
+        out = transform(x.clone(), y.clone())
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
+        raise _fail(kind.name, component.name, f"must return (x, y) or (x, loss), not {_describe(out)}")
+    new_x, second = out
+    if new_x.shape != x.shape or not new_x.is_floating_point() or not torch.isfinite(new_x).all():
+        raise _fail(kind.name, component.name, f"must return finite inputs of the batch's shape {tuple(x.shape)}, "
+                                               f"not {_describe(new_x)}")
+    if callable(second) and not isinstance(second, torch.Tensor):
+        torch.manual_seed(0)
+        model = nn.Linear(6, 3)
+        with _naming(kind.name, component.name, "adapting the loss"):
+            value = second(model(new_x), nn.CrossEntropyLoss())
+        if not (isinstance(value, torch.Tensor) and value.ndim == 0 and torch.isfinite(value)):
+            raise _fail(kind.name, component.name, f"adapted the loss to {_describe(value)}, not a finite scalar")
+        grads = torch.autograd.grad(value, list(model.parameters()))
+        if not any(g.abs().sum() > 0 for g in grads):
+            raise _fail(kind.name, component.name, "adapted the loss to one with no gradient for the model")
+        return new_x, float(value.detach())
+    if not isinstance(second, torch.Tensor) or second.shape != y.shape or second.dtype != y.dtype:
+        raise _fail(kind.name, component.name, f"must return the targets as they came ({_describe(y)}) or a loss "
+                                               f"adapter, not {_describe(second)}")
+    return new_x, second
+
+
+def _check_batch_stage(component: Component, kind: Kind) -> None:
+    """At the ``batch`` stage: the factory, given the trial's context, returns a transform of a training batch
+    ``(x, y)`` into finite inputs of the same shape and either the targets or a loss adapter
+    ``adapter(outputs, criterion)`` (a finite scalar with gradients); when ``vectorizable``, its draws come from
+    the context's generator alone, so a seed's batches are the same in a stack and alone."""
+    first_x, first_y = _transformed(component, kind, global_seed=0)
+    if component.vectorizable:
+        again_x, again_y = _transformed(component, kind, global_seed=1)
+        same_y = (torch.equal(first_y, again_y) if isinstance(first_y, torch.Tensor) else first_y == again_y)
+        if not (torch.equal(first_x, again_x) and same_y):
+            raise _fail(kind.name, component.name, "is declared vectorizable but its batches change with torch's "
+                                                   "global generator; draw from context.generator")
+
+
+def _check_training_stage(component: Component, kind: Kind) -> None:
+    """At the ``training`` stage: the factory, given the trial's context, returns ``None`` or an object whose
+    optional ``after_step(model, optimizer)`` and ``after_epoch(model, optimizer, epoch)`` run through a short
+    training, and whose ``scored(model)`` returns ``None`` or a module with the model's outputs' shape, finite."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    with _naming(kind.name, component.name, "made for a trial"):
+        follower = component.factory(probe_context(component, kind), **dict(component.params))
+    if follower is None:
+        return
+    x, y = _probe_batch()
+    for epoch in range(1, PROBE_EPOCHS + 1):
+        for _ in range(PROBE_ROWS // PROBE_BATCH):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            if hasattr(follower, "after_step"):
+                with _naming(kind.name, component.name, "after a step"):
+                    follower.after_step(model, optimizer)
+        if hasattr(follower, "after_epoch"):
+            with _naming(kind.name, component.name, f"after epoch {epoch}"):
+                follower.after_epoch(model, optimizer, epoch)
+    if not hasattr(follower, "scored"):
+        return
+    with _naming(kind.name, component.name, "choosing the scored weights"):
+        scored = follower.scored(model)
+    if scored is None:
+        return
+    if not isinstance(scored, nn.Module):
+        raise _fail(kind.name, component.name, f"scored(model) must return None or an nn.Module, not "
+                                               f"{_describe(scored)}")
+    scored.eval()
+    with torch.no_grad(), _naming(kind.name, component.name, "scoring"):
+        out = scored(x)
+    if not isinstance(out, torch.Tensor) or out.shape != (len(x), 3) or not torch.isfinite(out).all():
+        raise _fail(kind.name, component.name, f"scored(model) must map a batch as the model does ({len(x)}, 3), "
+                                               f"finite, but gave {_describe(out)}")
+
+
 STAGE_CHECKS: dict[str, Callable[[Component, Kind], None]] = {
     "model": _check_model_stage, "build": _check_build_stage, "loss": _check_loss_stage,
+    "batch": _check_batch_stage, "training": _check_training_stage,
 }
 """The check of a plugin kind's components, by the stage the kind plugs in at."""

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nnbench.contract.hookspecs import hookimpl
 from nnbench.contract.run_options import RunOptions
 from nnbench.contract.specs import Architecture, InputSpec, Task
@@ -31,6 +33,7 @@ from nnbench.contract.trial import TrialResult
 from nnbench.execution.planner import LocalExecutors
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.observer import RunObserver
+from nnbench.planning.task_data import make_task_data
 from nnbench.session import Session
 
 NUMBERS = ("status", "metric", "train_loss", "test_loss", "val_loss", "val_metric", "epochs_run", "best_epoch")
@@ -52,10 +55,6 @@ def _small_net(spec: InputSpec, outputs: int, activation: Any, hidden: int = 8) 
 
 def _points() -> Any:
     """Two Gaussian blobs: 240 points of 2 features, half of each class."""
-    import numpy as np  # loaded with the first check
-
-    from nnbench.planning.task_data import make_task_data  # torch: as above
-
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(-1.0, 1.0, (120, 2)), rng.normal(1.0, 1.0, (120, 2))])
     return make_task_data(x, np.repeat([0, 1], 120), classification=True)

@@ -40,8 +40,10 @@ import torch
 from torch import nn
 
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
+from nnbench.training.proof import PROOFS, MemberStep, clip_members, prove_stack
 from nnbench.training.stacked_networks import STACKED_FORMS
 from nnbench.training.stacking import NotStackable, StackedModel, stacked_loss
+from nnbench.training.stages import BatchStage, TrainingStage, batch_loss
 from nnbench.training.trainer import (
     EVAL_CHUNK,
     EarlyStopping,
@@ -51,9 +53,11 @@ from nnbench.training.trainer import (
     add_epoch,
     build_model,
     check_components,
+    epoch_order,
     finish,
     make_optimizer,
     make_schedule,
+    recorded_loss,
     score_test_now,
     set_up,
     synchronize,
@@ -107,7 +111,7 @@ def _train_item(trials: list[Trial], catalogue: Catalogue, stacked: bool, reason
         return _one_by_one(trials, catalogue, f"stacked training failed ({type(exc).__name__}: {exc}); every seed "
                            "was trained again", on_epoch, test_each_epoch, timeout)
     for result in results:
-        result.training = {"mode": "stacked", "members": len(trials)}
+        result.training = {**(result.training or {}), "mode": "stacked", "members": len(trials)}
     return results
 
 
@@ -116,7 +120,8 @@ def _one_by_one(trials: list[Trial], catalogue: Catalogue, reason: str | None, o
     results = []
     for trial in trials:
         result = train_trial(trial, catalogue, on_epoch, test_each_epoch, timeout)
-        result.training = {"mode": "one_by_one", "members": 1, **({"reason": reason} if reason else {})}
+        result.training = {**(result.training or {}), "mode": "one_by_one", "members": 1,
+                           **({"reason": reason} if reason else {})}
         results.append(result)
     return results
 
@@ -137,6 +142,28 @@ def _is_setting(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def proof_signature(trials: list[Trial]) -> str:
+    """What a stack's proof depends on: the configuration without its seed, and the members' activations."""
+    return trials[0].key_without("seed", "activation") + "|" + ",".join(sorted({t.activation for t in trials}))
+
+
+def culprits(trial: Trial, catalogue: Catalogue, activations: set[str]) -> str:
+    """Which components declared that they stack and may not (those from plugins first): for a failed proof."""
+    named: list[tuple[str, str]] = []
+    for kind, name in sorted(trial.components.items()):
+        if catalogue.domain.kind(kind).stage in ("build", "model", "batch"):
+            named.append((kind, name))
+    if catalogue.architectures.get(trial.arch).takes_activation:
+        named += [("activation", a) for a in sorted(activations)]
+    named.append(("architecture", trial.arch))
+    described = [(catalogue.registry(kind).plugin_of(name), f"{kind} {name!r}") for kind, name in named]
+    theirs = [f"{what} (plugin {plugin!r})" for plugin, what in described if not plugin.startswith("nnbench.")]
+    chosen = theirs or [f"{what} (plugin {plugin!r})" for plugin, what in described]
+    if len(chosen) == 1:
+        return f"{chosen[0]} declares vectorizable=True but does not compute alike stacked"
+    return "one of these declares vectorizable=True but does not compute alike stacked: " + ", ".join(chosen)
+
+
 class SeedEnsemble:
     """The seeds of one configuration, built and checked as they would be alone, stacked as one model."""
 
@@ -146,18 +173,23 @@ class SeedEnsemble:
         self.setup = setup = set_up(first, catalogue)
         if setup.optimizer.needs_closure:
             raise NotStackable(f"optimizer {first.optimizer!r} re-evaluates the loss of the whole model in each step")
+        if any(TrainingStage(t, catalogue, setup.contexts(t)) for t in trials):
+            raise NotStackable("a training-stage component follows each model's own steps, which a stack does not do")
         members: list[nn.Module] = []
+        hooks_by: dict[str, str] = {}
         for trial in trials:
-            member = build_model(trial, catalogue, setup.task, setup.view).to(setup.device)
+            member = build_model(trial, catalogue, setup.task, setup.view, setup.contexts(trial),
+                                 hooks_by).to(setup.device)
             check_components(trial, catalogue, member, setup.x, setup.loss.outputs(setup.task))
             members.append(member)
         if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in members[0].modules()):
             raise NotStackable("the model uses dropout, whose random masks cannot match those drawn alone")
         self.n_params = sum(p.numel() for p in members[0].parameters())
         forms = {**STACKED_FORMS, **catalogue.architectures.get(first.arch).stacked_forms}
+        PROOFS.prove(proof_signature(trials), lambda: self._prove(members, forms, hooks_by))
         self.model = StackedModel(members, forms)
         self.loss = stacked_loss(setup.criterion)
-        self._probe(members)
+        self.batches = [BatchStage(t, catalogue, setup.contexts(t)) for t in trials]
         self.options = first.params.get("optimizer", {})
         self.optimizer = make_optimizer(setup.optimizer, self.model.params.values(), first.lr, self.options)
         self.clip = first.clip
@@ -170,29 +202,14 @@ class SeedEnsemble:
         self.schedule = make_schedule(first, catalogue, self.proxy, steps)
         self._sync_hyper_parameters()
 
-    def _probe(self, members: list[nn.Module]) -> None:
-        """Check on a few training rows that the stack computes what its members compute."""
-        x, y = self.setup.x[:8], self.setup.y[:8]
-        stacked_x = x.expand(len(members), *x.shape)
-        stacked_y = y.expand(len(members), *y.shape)
-        try:
-            with torch.no_grad():
-                self.model.train(False)  # no batch statistics may change here
-                got = self.model(stacked_x)
-                got_loss = self.loss(got, stacked_y)
-        except RuntimeError as exc:
-            raise NotStackable(f"the model cannot run stacked ({str(exc).splitlines()[0]})") from None
-        finally:
-            self.model.train(True)
-        with torch.no_grad():
-            for member in members:
-                member.eval()
-            expected = torch.stack([m(x) for m in members])
-            expected_loss = torch.stack([self.setup.criterion(out, y) for out in expected])
-        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
-            raise NotStackable("the stacked model's outputs differ from its members' outputs")
-        if got_loss.shape != expected_loss.shape or not torch.allclose(got_loss, expected_loss, rtol=1e-4, atol=1e-5):
-            raise NotStackable("the stacked loss differs from the members' losses")
+    def _prove(self, members: list[nn.Module], forms: dict[type, Any], hooks_by: dict[str, str]) -> None:
+        """Prove on the group's first training rows that the stack computes what its members compute."""
+        setup, trials = self.setup, self.trials
+        rows = min(len(setup.x), trials[0].batch_size, 64)
+        steps = [MemberStep(functools.partial(make_optimizer, setup.optimizer), t.lr, t.params.get("optimizer", {}),
+                            t.clip) for t in trials]
+        prove_stack(members, forms, setup.x[:rows], setup.y[:rows], setup.criterion, steps,
+                    culprits(trials[0], self.catalogue, {t.activation for t in trials}), hooks_by)
 
     def _sync_hyper_parameters(self) -> None:
         """Give the stack's optimizer the hyper-parameters the schedule set (numbers: the rate, momentum,
@@ -204,15 +221,18 @@ class SeedEnsemble:
         for group in self.optimizer.param_groups:
             group.update(settings)
 
-    def step(self, idx: torch.Tensor) -> torch.Tensor:
+    def step(self, idx: torch.Tensor, members: list[int]) -> torch.Tensor:
         """One optimizer step of every member on its own rows ``idx`` (``(members, batch)``); returns each
-        member's loss, still on the device."""
+        member's loss, still on the device. ``members``: the trials (by position) still in the stack."""
         setup = self.setup
-        losses = self.loss(self.model(setup.x[idx]), setup.y[idx])
+        if any(self.batches[i] for i in members):
+            losses = self._transformed_losses(idx, members)
+        else:
+            losses = self.loss(self.model(setup.x[idx]), setup.y[idx])
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         if self.clip is not None:
-            self._clip(self.clip)
+            clip_members(list(self.model.params.values()), self.clip)
         self.optimizer.step()
         if self.schedule is not None:
             self.proxy.step()  # its stand-in has no gradient: a no-op that keeps the schedule's bookkeeping right
@@ -220,15 +240,22 @@ class SeedEnsemble:
             self._sync_hyper_parameters()
         return losses.detach()
 
-    def _clip(self, limit: float) -> None:
-        """``nn.utils.clip_grad_norm_`` for each member: its gradient scaled by its own total norm."""
-        grads = [p.grad for p in self.model.params.values() if p.grad is not None]
-        if not grads:
-            return
-        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (members,)
-        scale = (limit / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
+    def _transformed_losses(self, idx: torch.Tensor, members: list[int]) -> torch.Tensor:
+        """Each member's loss on its own batch after its own batch stage (its transforms draw from its own
+        generators, as alone)."""
+        setup = self.setup
+        inputs, targets, adapters = [], [], []
+        for k, i in enumerate(members):
+            xb, yb, adapter = self.batches[i](setup.x[idx[k]], setup.y[idx[k]]) if self.batches[i] else (
+                setup.x[idx[k]], setup.y[idx[k]], None)
+            inputs.append(xb)
+            targets.append(yb)
+            adapters.append(adapter)
+        outputs = self.model(torch.stack(inputs))
+        if all(a is None for a in adapters):
+            return self.loss(outputs, torch.stack(targets))
+        return torch.stack([batch_loss(outputs[k], targets[k], self.setup.criterion, adapters[k])
+                            for k in range(len(members))])
 
     def train(self, on_epoch: OnEpoch | None, test_each_epoch: bool = False,
               limit: TimeLimit | None = None) -> list[TrialResult]:
@@ -239,6 +266,7 @@ class SeedEnsemble:
         device, n = setup.device, len(setup.x)
         batch_size, epochs = trials[0].batch_size, trials[0].epochs
         shuffles = [torch.Generator().manual_seed(t.seed) for t in trials]
+        first = trials[0]
         results = [TrialResult(t, "ok", metric_name=setup.task.metric, n_params=self.n_params) for t in trials]
         stoppers = [EarlyStopping(t.patience, setup.task.higher_is_better) for t in trials]
         active = list(range(len(trials)))  # trials[active[k]] is the stack's member k
@@ -248,16 +276,19 @@ class SeedEnsemble:
         for epoch in range(1, epochs + 1):
             synchronize(device)
             start = time.perf_counter()
-            orders = torch.stack([torch.randperm(n, generator=shuffles[i]) for i in active]).to(device)
+            orders = torch.stack([epoch_order(first, n, shuffles[i]) for i in active]).to(device)
             total = torch.zeros(len(active), device=device)
             for i in range(0, n, batch_size):
                 idx = orders[:, i : i + batch_size]
-                total += self.step(idx) * idx.shape[1]
+                total += self.step(idx, active) * idx.shape[1]
                 limit.check()
             synchronize(device)
             elapsed = time.perf_counter() - start
+            for i in active:
+                if self.batches[i]:
+                    self.batches[i].check()
             train_losses = [value / n for value in total.tolist()]
-            vals = self._score(setup.validate)
+            vals = self._score(setup.validate) if setup.validate is not None else [{} for _ in active]
             tested = [k for k, i in enumerate(active) if math.isfinite(train_losses[k])
                       and score_test_now(epoch, epochs, stoppers[i], vals[k], test_each_epoch)]
             tests = self._score(setup.evaluate) if tested else []
@@ -275,6 +306,8 @@ class SeedEnsemble:
             if len(staying) < len(active):
                 self._keep(staying)
                 active = [active[k] for k in staying]
+        for result, batches in zip(results, self.batches, strict=True):
+            recorded_loss(result, batches)
         return [finish(result, n, device, stopper.chosen()) for result, stopper in zip(results, stoppers, strict=True)]
 
     @torch.no_grad()

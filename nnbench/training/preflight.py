@@ -16,8 +16,8 @@ from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import Trial
 from nnbench.loading.catalogue import Catalogue
 from nnbench.planning.objects import PLUGIN_NAME as OBJECTS_PLUGIN
-from nnbench.training.stages import training_criterion
-from nnbench.training.trainer import build_model, choose_view, make_schedule, set_up, to_view
+from nnbench.training.stages import BatchStage, TrainingStage, training_criterion
+from nnbench.training.trainer import build_model, choose_view, contexts_for, make_schedule, set_up, to_view
 
 
 def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
@@ -29,6 +29,7 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
     models: dict[str, Trial] = {}
     optimizers: dict[str, Trial] = {}
     schedules: dict[str, Trial] = {}
+    loops: dict[str, Trial] = {}
     for trial in trials:
         overridden = [axis for axis in ("arch", *trial.components)
                       if trial.value(axis) in overrides.get(axis, {})]
@@ -36,6 +37,9 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
                               for a in overridden):
             models.setdefault(json.dumps([trial.task, trial.arch, trial.activation, trial.loss,
                                           trial.components, trial.params], sort_keys=True, default=str), trial)
+        if any(catalogue.domain.kind(a).stage in ("batch", "training") for a in overridden):
+            loops.setdefault(json.dumps([trial.task, trial.components, trial.params], sort_keys=True, default=str),
+                             trial)
         given_as_object = catalogue.optimizers.plugin_of(trial.optimizer) == OBJECTS_PLUGIN
         if trial.optimizer in overrides.get("optimizer", {}) or given_as_object:
             optimizers.setdefault(json.dumps([trial.optimizer, trial.params.get("optimizer")], sort_keys=True,
@@ -64,6 +68,8 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
                 f"optimizer {trial.optimizer!r} rejects its hyper-parameters "
                 f"{dict(trial.params.get('optimizer', {}))}: {type(exc).__name__}: {exc}"
             ) from None
+    for trial in loops.values():
+        _check_loop_stages(trial, catalogue)
     for trial in schedules.values():
         probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=trial.lr)
         try:
@@ -82,6 +88,23 @@ def check_overrides(trials: Sequence[Trial], catalogue: Catalogue,
             ) from None
 
 
+def _check_loop_stages(trial: Trial, catalogue: Catalogue) -> None:
+    """Make the batch- and training-stage components (their factories see the overridden values) and pass a
+    batch of two rows through the batch stage."""
+    task = catalogue.tasks.get(trial.task)
+    contexts = contexts_for(trial, task)
+    try:
+        batches = BatchStage(trial, catalogue, contexts)
+        TrainingStage(trial, catalogue, contexts)
+        if batches:
+            setup = set_up(trial, catalogue)
+            batches(setup.x[:2].clone(), setup.y[:2].clone())
+            batches.check()
+    except Exception as exc:
+        given = ", ".join(f"{k} {v!r} with {dict(trial.params.get(k, {}))}" for k, v in trial.components.items())
+        raise NNBenchError(f"{given} cannot train on task {trial.task!r}: {exc}") from None
+
+
 def _check_training_criterion(trial: Trial, catalogue: Catalogue, task: Any, view: Any, model: Any) -> None:
     """Evaluate the training criterion (loss-stage components included) once on a tiny batch."""
     if not any(catalogue.domain.kind(kind).stage == "loss" for kind in trial.components):
@@ -89,7 +112,7 @@ def _check_training_criterion(trial: Trial, catalogue: Catalogue, task: Any, vie
     loss = catalogue.losses.get(trial.loss)
     x = to_view(torch.zeros(2, *task.input_shape), task.modality, view)
     y = torch.zeros(2, dtype=torch.int64) if task.kind != "regression" else torch.zeros(2, task.output_dim)
-    criterion = training_criterion(loss.factory(), model, trial, catalogue)
+    criterion = training_criterion(loss.factory(), model, trial, catalogue, contexts_for(trial, task))
     value = criterion(model(x), loss.encode_target(y, task))
     if not (isinstance(value, torch.Tensor) and value.numel() == 1 and torch.isfinite(value).all()):
         raise ValueError(f"the training criterion returned {value!r}, not a finite scalar")

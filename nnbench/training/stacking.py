@@ -25,6 +25,8 @@ StackedForm = Callable[["StackedModel", nn.Module, str], Layer]
 """``form(stack, module, prefix)``: the layer computing ``module`` (a member's submodule named ``prefix``) for every
 member of ``stack``."""
 M = TypeVar("M", bound=nn.Module)
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""A loss as the trainer calls it: ``(outputs, targets)`` to a scalar (or one per member, stacked)."""
 
 ELEMENTWISE: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus, nn.Tanh,
@@ -206,7 +208,7 @@ class StackedModel:
         return layer
 
 
-def unreduced(criterion: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+def unreduced(criterion: nn.Module) -> Criterion | None:
     """The per-sample terms of a mean-reduced torch criterion, or ``None`` for any other criterion."""
     c = criterion
     if getattr(c, "reduction", None) != "mean" or getattr(c, "weight", None) is not None:
@@ -236,13 +238,13 @@ def unreduced(criterion: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], to
     return None
 
 
-def stacked_loss(criterion: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def stacked_loss(criterion: Criterion) -> Criterion:
     """``(outputs, targets)`` stacked per member -> each member's loss, shape ``(members,)``.
 
     Known mean-reduced torch criteria compute unreduced terms for the whole stack at once and
     average each member's; any other criterion runs under ``torch.func.vmap``.
     """
-    terms = unreduced(criterion)
+    terms = unreduced(criterion) if isinstance(criterion, nn.Module) else None
     if terms is None:
         return vmap(criterion, randomness="error")
 

@@ -34,7 +34,16 @@ from torch import nn
 from nnbench.contract.specs import InputSpec, Loss, Modality, Optimizer, Task, TaskData
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 from nnbench.loading.catalogue import Catalogue
-from nnbench.training.stages import apply_to_model, build_keywords, training_criterion
+from nnbench.training.stages import (
+    BatchStage,
+    Contexts,
+    LossAdapter,
+    TrainingStage,
+    apply_to_model,
+    batch_loss,
+    build_keywords,
+    training_criterion,
+)
 
 EVAL_CHUNK = 4096
 
@@ -56,22 +65,32 @@ def choose_view(task: Task, accepted: tuple[Modality, ...]) -> Modality:
     return task.view_for(accepted)
 
 
-def build_model(trial: Trial, catalogue: Catalogue, task: Task, view: Modality) -> nn.Module:
+def build_model(trial: Trial, catalogue: Catalogue, task: Task, view: Modality, contexts: Contexts | None = None,
+                hooks_by: dict[str, str] | None = None) -> nn.Module:
     """Seeded model for ``trial``: the architecture (given the ``build``-stage components, then changed
-    by the ``model``-stage ones), plus the head its loss needs."""
+    by the ``model``-stage ones), plus the head its loss needs. ``contexts``: what the stage components learn
+    of the trial (default: counted from the task's data); ``hooks_by`` learns which component hooked which
+    layer (:func:`~nnbench.training.stages.apply_to_model`)."""
     arch = catalogue.architectures.get(trial.arch)
     loss = catalogue.losses.get(trial.loss)
+    contexts = contexts or contexts_for(trial, task)
     activation = catalogue.activations.get(trial.activation).factory if arch.takes_activation else None
     sample = to_view(torch.zeros(1, *task.input_shape), task.modality, view)
     torch.manual_seed(trial.seed)
     model = arch.build(InputSpec(view, tuple(sample.shape[1:])), loss.outputs(task), activation,
-                       **dict(trial.params.get("arch", {})), **build_keywords(trial, catalogue))
-    model = apply_to_model(model, trial, catalogue)
+                       **dict(trial.params.get("arch", {})), **build_keywords(trial, catalogue, contexts))
+    model = apply_to_model(model, trial, catalogue, contexts, hooks_by)
     if loss.head == "sigmoid":
         model = nn.Sequential(model, nn.Sigmoid())
     elif loss.head == "log_softmax":
         model = nn.Sequential(model, nn.LogSoftmax(dim=-1))
     return model
+
+
+def contexts_for(trial: Trial, task: Task) -> Contexts:
+    """The stage components' contexts for ``trial`` outside training (its rows counted from the task's data when
+    a component asks)."""
+    return Contexts(trial, task, lambda: len(protocol_rows(task.load(), trial.validation)[0][0]))
 
 
 class ComponentError(Exception):
@@ -95,9 +114,12 @@ def check_components(trial: Trial, catalogue: Catalogue, model: nn.Module, x: to
         out = model(x[:2])
     expected = (min(2, len(x)), outputs)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected or not out.is_floating_point():
+        changed = [f"{kind} {name!r}" for kind, name in trial.components.items()
+                   if catalogue.domain.kind(kind).stage in ("build", "model")]
+        after = f" (with {', '.join(changed)})" if changed else ""
         raise ComponentError(
-            f"architecture {trial.arch!r} (plugin {catalogue.architectures.plugin_of(trial.arch)!r}) must return "
-            f"a floating tensor of shape {expected} (batch, outputs the loss {trial.loss!r} needs) for this "
+            f"architecture {trial.arch!r} (plugin {catalogue.architectures.plugin_of(trial.arch)!r}){after} must "
+            f"return a floating tensor of shape {expected} (batch, outputs the loss {trial.loss!r} needs) for this "
             f"batch, but returned {_describe(out)}"
         )
 
@@ -248,51 +270,80 @@ class TrialSetup:
     x: torch.Tensor
     y: torch.Tensor
     evaluate: Evaluator
-    validate: Evaluator
+    validate: Evaluator | None
+    """``None`` under ``--validation none``: nothing is selected, so nothing is validated."""
+
+    def contexts(self, trial: Trial) -> Contexts:
+        """The contexts the stage components of ``trial`` (one of the seeds sharing this set-up) receive."""
+        return Contexts(trial, self.task, len(self.x))
+
+
+def protocol_rows(data: TaskData, validation: str) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                          tuple[torch.Tensor, torch.Tensor] | None]:
+    """The rows a trial with the ``validation`` protocol trains on and is selected on: under ``split``, the
+    training split and the validation rows carved out of it; under ``task``, both of those train and the task's
+    own validation split selects; under ``none``, both train and nothing selects."""
+    if validation == "split":
+        return (data.x_train, data.y_train), (data.x_val, data.y_val)
+    whole = (torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val]))
+    if validation == "none":
+        return whole, None
+    if validation == "task":
+        if data.x_own_val is None or data.y_own_val is None:
+            raise ValueError("the task has no validation split of its own (--validation task needs a task that "
+                             "declares own_validation and loads it); use --validation split or none")
+        return whole, (data.x_own_val, data.y_own_val)
+    raise ValueError(f"validation must be split, task or none, not {validation!r}")
 
 
 def set_up(trial: Trial, catalogue: Catalogue) -> TrialSetup:
     """Load ``trial``'s data onto its device and build its criterion and evaluators."""
+    if trial.validation == "none" and trial.patience is not None:
+        raise ValueError("early stopping (patience) selects an epoch on validation data, which --validation none "
+                         "does not have")
     task = catalogue.tasks.get(trial.task)
     arch = catalogue.architectures.get(trial.arch)
     loss = catalogue.losses.get(trial.loss)
     device = torch.device(trial.device)
     view = choose_view(task, arch.modalities)
     data = _load(task, view, device)
+    (x, y), held_out = protocol_rows(data, trial.validation)
     criterion = loss.factory()
+    validate = None if held_out is None else Evaluator(task, loss, criterion, *held_out)
     return TrialSetup(task, loss, catalogue.optimizers.get(trial.optimizer), view, device, criterion,
-                      data.x_train, loss.encode_target(data.y_train, task),
-                      Evaluator(task, loss, criterion, data.x_test, data.y_test),
-                      Evaluator(task, loss, criterion, data.x_val, data.y_val))
+                      x, loss.encode_target(y, task), Evaluator(task, loss, criterion, data.x_test, data.y_test),
+                      validate)
 
 
 def _load(task: Task, view: Modality, device: torch.device) -> TaskData:
     data = task.load()
-    return TaskData(
-        to_view(data.x_train, task.modality, view).to(device),
-        data.y_train.to(device),
-        to_view(data.x_val, task.modality, view).to(device),
-        data.y_val.to(device),
-        to_view(data.x_test, task.modality, view).to(device),
-        data.y_test.to(device),
-    )
+
+    def moved(x: torch.Tensor | None, inputs: bool = True) -> torch.Tensor | None:
+        if x is None:
+            return None
+        return (to_view(x, task.modality, view) if inputs else x).to(device)
+
+    return TaskData(*(moved(getattr(data, name), name.startswith("x_"))  # type: ignore[arg-type]
+                      for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "x_own_val",
+                                   "y_own_val")))
 
 
 def add_epoch(result: TrialResult, epoch: int, train_loss: float, elapsed: float,
               test: Mapping[str, float], val: Mapping[str, float]) -> EpochRecord:
     """Append one epoch to ``result`` (``test``/``val``: scores, empty when not measured, as for an
     epoch whose training loss is not finite) and mark the result diverged when a loss is not finite:
-    the training loss, or the test loss where it was measured, else the validation loss."""
+    the training loss, or the test loss where it was measured, else the validation loss where it was (under
+    ``--validation none`` an epoch may measure neither)."""
     record = EpochRecord(epoch, train_loss, test.get("test_loss", math.nan), test.get("metric", math.nan),
                          elapsed, val.get("test_loss", math.nan), val.get("metric", math.nan),
                          test.get("accuracy"), test.get("rmse"), test.get("r2"))
     result.train_time += elapsed
     result.curve.append(record)
-    held_out = record.test_loss if test else record.val_loss
-    if not (math.isfinite(record.train_loss) and held_out is not None and math.isfinite(held_out)):
+    held_out = record.test_loss if test else record.val_loss if val else None
+    if not (math.isfinite(record.train_loss) and (held_out is None or math.isfinite(held_out))):
         result.status = "diverged"
-        shown = f"test {record.test_loss}" if test else f"validation {record.val_loss}"
-        result.error = f"non-finite loss at epoch {epoch} (train {train_loss}, {shown})"
+        shown = f", test {record.test_loss}" if test else f", validation {record.val_loss}" if val else ""
+        result.error = f"non-finite loss at epoch {epoch} (train {train_loss}{shown})"
     return record
 
 
@@ -356,13 +407,27 @@ def make_schedule(trial: Trial, catalogue: Catalogue, optimizer: torch.optim.Opt
     return spec.factory(optimizer, steps, **dict(trial.params.get("schedule", {})))
 
 
+def epoch_order(trial: Trial, rows: int, shuffle: torch.Generator) -> torch.Tensor:
+    """The order an epoch draws the training rows in: a permutation from the trial's own stream, or the
+    data's own order when the trial does not shuffle."""
+    return torch.randperm(rows, generator=shuffle) if trial.shuffle == "true" else torch.arange(rows)
+
+
+def recorded_loss(result: TrialResult, batches: BatchStage) -> None:
+    """Note in the result's ``training`` record when its training loss is not the plain criterion's."""
+    if batches.adapts_loss:
+        result.training = {**(result.training or {}), "train_loss": "adapted by the batch stage"}
+
+
 def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochRecord], None] | None,
            test_each_epoch: bool, limit: TimeLimit) -> TrialResult:
     setup = set_up(trial, catalogue)
     device, x, y = setup.device, setup.x, setup.y
-    model = build_model(trial, catalogue, setup.task, setup.view).to(device)
-    criterion = training_criterion(setup.criterion, model, trial, catalogue)
+    contexts = setup.contexts(trial)
+    model = build_model(trial, catalogue, setup.task, setup.view, contexts).to(device)
+    criterion = training_criterion(setup.criterion, model, trial, catalogue, contexts)
     check_components(trial, catalogue, model, x, setup.loss.outputs(setup.task))
+    batches, following = BatchStage(trial, catalogue, contexts), TrainingStage(trial, catalogue, contexts)
     optimizer = make_optimizer(setup.optimizer, model.parameters(), trial.lr, trial.params.get("optimizer", {}))
     n = len(x)
     schedule = make_schedule(trial, catalogue, optimizer, trial.epochs * math.ceil(n / trial.batch_size))
@@ -382,41 +447,54 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
     for epoch in range(1, trial.epochs + 1):
         synchronize(device)
         start = time.perf_counter()
-        order = torch.randperm(n, generator=shuffle).to(device)
+        order = epoch_order(trial, n, shuffle).to(device)
         total = torch.zeros((), device=device)
         for i in range(0, n, trial.batch_size):
             idx = order[i : i + trial.batch_size]
             xb, yb = x[idx], y[idx]
+            adapter: LossAdapter | None = None
+            if batches:
+                xb, yb, adapter = batches(xb, yb)
             if setup.optimizer.needs_closure:
-                def closure(xb: torch.Tensor = xb, yb: torch.Tensor = yb) -> torch.Tensor:
+                def closure(xb: torch.Tensor = xb, yb: torch.Tensor = yb,
+                            adapter: LossAdapter | None = adapter) -> torch.Tensor:
                     optimizer.zero_grad(set_to_none=True)
-                    value = criterion(model(xb), yb)
+                    value = batch_loss(model(xb), yb, criterion, adapter)
                     backward(value)
                     return value
 
                 # LBFGS returns the loss of its first evaluation, before it moved the weights.
-                batch_loss: Any = optimizer.step(closure)  # type: ignore[arg-type]
+                batch_loss_value: Any = optimizer.step(closure)  # type: ignore[arg-type]
             else:
-                value = criterion(model(xb), yb)
+                value = batch_loss(model(xb), yb, criterion, adapter)
                 optimizer.zero_grad(set_to_none=True)
                 backward(value)
-                batch_loss = value
+                batch_loss_value = value
                 optimizer.step()
+            if following:
+                following.after_step(model, optimizer)
             if schedule is not None:
                 schedule.step()
-            total += batch_loss.detach() * len(idx)
+            total += batch_loss_value.detach() * len(idx)
             limit.check()
         synchronize(device)
         elapsed = time.perf_counter() - start
+        if batches:
+            batches.check()
+        if following:
+            following.after_epoch(model, optimizer, epoch)
         train_loss = float(total) / n
-        val = setup.validate(model) if math.isfinite(train_loss) else {}
-        test = setup.evaluate(model) if val and score_test_now(epoch, trial.epochs, stopping, val,
-                                                               test_each_epoch) else {}
+        scored = following.scored(model) if following else model
+        finite = math.isfinite(train_loss)
+        val = setup.validate(scored) if finite and setup.validate is not None else {}
+        test = setup.evaluate(scored) if finite and score_test_now(epoch, trial.epochs, stopping, val,
+                                                                   test_each_epoch) else {}
         record = add_epoch(result, epoch, train_loss, elapsed, test, val)
         if on_epoch is not None:
             on_epoch(trial, record)
         if result.status == "diverged" or stopping.update(record):
             break
+    recorded_loss(result, batches)
     # With early stopping the trial's numbers are its best validation epoch's (the weights it
     # would keep); the test split was measured there, never consulted.
     return finish(result, n, device, stopping.chosen())
