@@ -18,6 +18,7 @@ duplicated.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -46,6 +47,8 @@ class MlflowWriter:
     default) or to ``tracking_uri``."""
 
     def __init__(self, tracking_uri: str | None = None) -> None:
+        # MLflow announces at INFO each table it creates in a new SQLite store: not a line for a run's output
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri)
         self.experiment_id, self.experiment_name = self._experiment()
 
