@@ -4,6 +4,7 @@ validation and shuffling protocols. Trials train for real on a small task, inlin
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -431,3 +432,30 @@ def test_the_report_says_which_trials_made_no_selection_and_which_losses_were_ad
     page = nnbench.report(store=str(tmp_path / "a.db")).html
     assert "trials with validation none made no selection" in page
     assert "the training loss of 4 trials is the loss a batch-stage component adapted" in page
+
+
+def test_a_trial_says_which_weights_gave_its_numbers_when_a_training_stage_could_choose(tmp_path: Path) -> None:
+    trials = run(tmp_path / "a.db", averaging=["swa", "ema"], epochs=8, seeds=1, patience=1)
+    scored = {row["averaging"]: json.loads(row["training"])["scored"] for _, row in trials.iterrows()}
+    assert scored["ema"] == "the training stage's"  # averaged from the first step
+    stopped_early = trials[trials["averaging"] == "swa"].iloc[0]
+    # SWA averages only from epoch 7 of 8: an epoch chosen before it scored the trained weights
+    expected = "the training stage's" if stopped_early["best_epoch"] >= 7 else "the trained weights themselves"
+    assert scored["swa"] == expected
+
+
+def test_a_target_change_after_the_loss_was_adapted_is_refused_in_one_line(tmp_path: Path, nnbench_plugin: Any) -> None:
+    class Late:
+        @nnbench.hookimpl
+        def register_kinds(self, register: Any) -> None:
+            register(Kind("relabel", "relabels", "batch", "none"))
+
+        @nnbench.hookimpl
+        def register_components(self, register: Any) -> None:
+            register(Component("relabel", "none", lambda context: lambda x, y: (x, y)))
+            register(Component("relabel", "flip", lambda context: lambda x, y: (x, 1 - y)))
+
+    nnbench_plugin(Late(), name="late")
+    trials = run(tmp_path / "a.db", augmentation="mixup", relabel="flip", seeds=1)
+    error = trials.iloc[0]["error"].strip().splitlines()[-1]
+    assert "relabel 'flip' (plugin 'late', batch stage) changed the batch's targets after another" in error

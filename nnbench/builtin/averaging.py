@@ -36,8 +36,10 @@ class Averaged:
         from torch.optim import swa_utils
 
         if self.average is None:
-            average = (None if self.decay is None else swa_utils.get_ema_multi_avg_fn(self.decay))
-            self.average = swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+            # one tensor at a time: torch's multi-tensor averages (taken on CUDA) refuse integer buffers, as
+            # batch norm's count of batches is
+            average = swa_utils.get_swa_avg_fn() if self.decay is None else swa_utils.get_ema_avg_fn(self.decay)
+            self.average = swa_utils.AveragedModel(model, avg_fn=average, use_buffers=True)
         self.average.update_parameters(model)
 
     def after_step(self, model: nn.Module, optimizer: Any) -> None:

@@ -43,7 +43,7 @@ from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 from nnbench.training.proof import PROOFS, MemberStep, clip_members, prove_stack
 from nnbench.training.stacked_networks import STACKED_FORMS
 from nnbench.training.stacking import NotStackable, StackedModel, stacked_loss
-from nnbench.training.stages import BatchStage, TrainingStage, batch_loss
+from nnbench.training.stages import BatchStage, batch_loss, staged
 from nnbench.training.trainer import (
     EVAL_CHUNK,
     EarlyStopping,
@@ -173,7 +173,9 @@ class SeedEnsemble:
         self.setup = setup = set_up(first, catalogue)
         if setup.optimizer.needs_closure:
             raise NotStackable(f"optimizer {first.optimizer!r} re-evaluates the loss of the whole model in each step")
-        if any(TrainingStage(t, catalogue, setup.contexts(t)) for t in trials):
+        if any(True for t in trials for _ in staged(t, catalogue, "loss")):
+            raise NotStackable("a loss-stage component wraps each model's own criterion, which a stack does not do")
+        if any(True for t in trials for _ in staged(t, catalogue, "training")):
             raise NotStackable("a training-stage component follows each model's own steps, which a stack does not do")
         members: list[nn.Module] = []
         hooks_by: dict[str, str] = {}

@@ -200,6 +200,10 @@ class BatchStage:
                                       "component of this trial does already")
                 adapter = _blaming(component, self.catalogue, second)
                 self.adapts_loss = True
+            elif adapter is not None and isinstance(second, torch.Tensor) and second is not y and not (
+                    second.shape == y.shape and torch.equal(second, y)):
+                raise stage_error(component, self.catalogue, "changed the batch's targets after another batch-stage "
+                                  "component adapted the loss to them; put the target change first")
             elif not isinstance(second, torch.Tensor) or second.shape != y.shape or second.dtype != y.dtype:
                 raise stage_error(component, self.catalogue, f"changed the batch's targets from {_shape_of(y)} to "
                                   f"{_shape_of(second)}; return them as they are, or (x, loss) to adapt the loss")

@@ -433,6 +433,7 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
     schedule = make_schedule(trial, catalogue, optimizer, trial.epochs * math.ceil(n / trial.batch_size))
     stopping = EarlyStopping(trial.patience, setup.task.higher_is_better)
     shuffle = torch.Generator().manual_seed(trial.seed)
+    averaged_at: dict[int, bool] = {}  # epoch -> whether a training-stage component chose the scored module
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -485,6 +486,8 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
             following.after_epoch(model, optimizer, epoch)
         train_loss = float(total) / n
         scored = following.scored(model) if following else model
+        if following:
+            averaged_at[epoch] = scored is not model
         finite = math.isfinite(train_loss)
         val = setup.validate(scored) if finite and setup.validate is not None else {}
         test = setup.evaluate(scored) if finite and score_test_now(epoch, trial.epochs, stopping, val,
@@ -497,4 +500,16 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
     recorded_loss(result, batches)
     # With early stopping the trial's numbers are its best validation epoch's (the weights it
     # would keep); the test split was measured there, never consulted.
-    return finish(result, n, device, stopping.chosen())
+    finished = finish(result, n, device, stopping.chosen())
+    return recorded_scoring(finished, averaged_at)
+
+
+def recorded_scoring(result: TrialResult, averaged_at: Mapping[int, bool]) -> TrialResult:
+    """Note in the result's ``training`` record which weights gave its numbers, where a training-stage component
+    could choose them: at the reported epoch (the best, under early stopping) it may not have chosen yet, as SWA
+    before the last quarter of the epochs does not."""
+    epoch = result.best_epoch
+    if epoch is not None and epoch in averaged_at:
+        chosen = "the training stage's" if averaged_at[epoch] else "the trained weights themselves"
+        result.training = {**(result.training or {}), "scored": chosen}
+    return result
