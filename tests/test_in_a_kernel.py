@@ -18,7 +18,7 @@ import sys
 import torch
 from torch import nn
 import nnbench
-print("plugins loaded at import:", "nnbench.session" in sys.modules)
+print("plugins loaded at import:", any(m.startswith("nnbench.builtin") for m in sys.modules))
 """,
     "help(nnbench.run)",
     """

@@ -107,8 +107,8 @@ def test_every_section_is_present_and_filled(rich_report: tuple[str, Path]) -> N
     assert s["effects"]["images"] == 2 and s["effects"]["h3"] == ["activation", "optimizer"]
     assert s["effects"]["notes"] == ["not varied, so no effect to show: loss (never changed with the other axes held "
                                      "fixed: each task used its own), arch (only fnn), lr (each optimizer at its own "
-                                     "learning rate), schedule (only constant), clip (only none), protocol (only "
-                                     "default)"]
+                                     "learning rate), schedule (only constant), clip (only none), validation (only "
+                                     "split), shuffle (only true), protocol (only default)"]
     assert s["interactions"]["images"] == 1 and s["interactions"]["h3"] == ["activation × optimizer"]
     assert s["convergence"]["images"] == 1
     stats = s["statistics"]
