@@ -28,6 +28,7 @@ from nnbench.execution.job import ItemTraining
 from nnbench.execution.launching import prestart
 from nnbench.execution.messages import pack_plugins
 from nnbench.execution.planner import LocalExecutors, WorkQueue, plan_work
+from nnbench.execution.racing import Race, check_race
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import (
     BUILTIN_PLUGINS,
@@ -156,6 +157,9 @@ class Session:
         if grid.tune:
             check_tunable(grid, self.catalogue)
             trials += tuning_trials(trials, grid, self.catalogue)
+        if options is not None and options.race:
+            validation = grid.to_dict().get("validation") or ()
+            check_race(trials, grid.seeds, [validation] if isinstance(validation, str) else validation)
         todo, reused = self._split_stored(trials, store, force)
         tasks = list(dict.fromkeys(t.task for t in trials))
         unknown = sorted(set(grid.target_metric) - set(tasks) - {"*"})
@@ -273,12 +277,14 @@ class Session:
         sink = StoringSink(store, outcome, self.catalogue, options.max_failures, observer, hooks)
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
         work = _Work(self, store, options, sink, CostModel(self.catalogue, store.epoch_times()), hooks)
-        first = work.plan(plan.todo)
+        race = Race.of(plan.trials, plan.grid.seeds, self.catalogue) if options.race else None
+        first = work.plan(_waiting(race.rung_trials(0), plan.todo) if race else plan.todo)
         workers = _workers_record(first, LocalExecutors.of(self.catalogue))
         remote = self.remote_devices(options)
         store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": first.executor,
                                          "workers": workers, "timeout": options.timeout,
-                                         "targets": plan.targets, "references": self._references(plan)},
+                                         "targets": plan.targets, "references": self._references(plan),
+                                         "race": options.race},
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
                                     options.threads, {d.name: d.description for d in remote or ()}),
                         len(plan.trials), plan.skipped)
@@ -286,7 +292,10 @@ class Session:
         try:
             with watch_interrupts():
                 hooks("before_run", run_id=outcome.run_id, trials=plan.todo)
-                work.train(first)
+                if race is None:
+                    work.train(first)
+                else:
+                    work.race(race, first, plan.todo)
                 if plan.grid.tune:
                     finals = self._final_trials(plan, store)
                     todo, reused = self._split_stored(finals, store, force=False)
@@ -327,6 +336,12 @@ class Session:
                 finals += final_trials(best, plan.grid.seeds)
         return finals
 
+
+
+def _waiting(trials: list[Trial], todo: list[Trial]) -> list[Trial]:
+    """The trials among ``trials`` still to train (in ``todo``), in the order of ``trials``."""
+    ids = {t.trial_id for t in todo}
+    return [t for t in trials if t.trial_id in ids]
 
 
 def _workers_record(plan: WorkPlan, local: LocalExecutors) -> Any:
@@ -371,6 +386,19 @@ class _Work:
             freed = self.sink.settle_elsewhere()
             if freed:
                 self.train(self.plan(freed))
+
+    def race(self, race: Race, first: WorkPlan, todo: list[Trial]) -> None:
+        """Train ``race``'s rungs (the first planned as ``first``), deciding after each from what is stored, and
+        store the trials of each configuration it prunes as ``pruned``."""
+        for rung in range(len(race.rungs)):
+            self.train(first if rung == 0 else self.plan(_waiting(race.rung_trials(rung), todo)))
+            if rung == len(race.rungs) - 1:
+                break
+            seen = [t for c in race.alive() for t in c.trials[:race.rungs[rung]]]
+            pruned = race.decide(rung, self.store.outcomes(t.trial_id for t in seen))
+            self.sink.pruned(pruned)
+            epochs = sum(len(r.curve) for r in self.sink.outcome.results)
+            self.sink.log(race.state(rung, epochs))
 
     def isolated(self, trials: list[Trial]) -> set[str]:
         """The trials to keep out of this process: stored as failed or timed out, or in training when the process

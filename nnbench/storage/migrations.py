@@ -123,6 +123,12 @@ def m003_merges_and_trial_conflicts(db: sqlite3.Connection) -> None:
     """)
 
 
+@migration
+def m006_trials_race_evidence(db: sqlite3.Connection) -> None:
+    """Why a race pruned a trial (status ``pruned``): its evidence as JSON, NULL for every other trial."""
+    db.execute("ALTER TABLE trials ADD COLUMN race TEXT")
+
+
 # -- helpers for migrations --------------------------------------------------------------------------
 
 

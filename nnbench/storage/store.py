@@ -57,10 +57,11 @@ FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
 RESULT_COLUMNS = (
     "status", "metric_name", "metric", "train_loss", "test_loss", "val_loss", "val_metric", "accuracy", "rmse",
     "r2", "n_params", "train_time", "throughput", "peak_memory", "epochs_run", "best_epoch", "error", "finished_at",
-    "training",
+    "training", "race",
 )
 """What the ``trials`` table holds besides a trial's axes: its outcome. ``training`` (JSON, NULL in rows
-stored before it was recorded) says how the trial was trained: see ``TrialResult.training``."""
+stored before it was recorded) says how the trial was trained: see ``TrialResult.training``; ``race`` (JSON,
+NULL unless a race pruned the trial) its evidence: see ``TrialResult.race``."""
 
 TRIAL_COLUMNS = ("trial_id", "run_id", *(ax.name for ax in TRIAL_AXES), "params", *RESULT_COLUMNS)
 """The columns of every store; a kind that a plugin declares adds one of its own when a store is opened with
@@ -402,6 +403,8 @@ class ResultStore:
         row["params"] = to_json(row["params"], f"the hyper-parameters of trial {trial.trial_id}", sort_keys=True)
         row["training"] = (None if result.training is None
                            else to_json(result.training, f"how trial {trial.trial_id} was trained", sort_keys=True))
+        row["race"] = None if result.race is None else to_json(result.race, f"why trial {trial.trial_id} was pruned",
+                                                                 sort_keys=True)
         columns = self._columns()
         unknown = sorted(set(trial.components) - set(columns))
         if unknown:
