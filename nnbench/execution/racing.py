@@ -117,7 +117,8 @@ class Race:
                 configuration = configurations[decision.configuration]
                 configuration.pruning, configuration.rung = decision, rung + 1
                 best = configurations[decision.best]
-                evidence = {"rung": rung + 1, "epoch": configuration.trials[0].epochs, "seeds": decision.seeds,
+                evidence = {"configuration": configuration.label, "rung": rung + 1,
+                            "epoch": configuration.trials[0].epochs, "seeds": decision.seeds,
                             "against": best.label, "against_id": decision.best, "metric": f"val_{task.metric}",
                             "mean_difference": decision.mean_difference, "rope": decision.rope,
                             "p_value": decision.p_value, "alpha": decision.alpha}
