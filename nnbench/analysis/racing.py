@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnbench.analysis.paired import ALPHA, holm, resolution, summarize, tests
-
+ALPHA = 0.05
+"""The chance, per task, that a race prunes a configuration within the ROPE of the best: the verdicts' level."""
 FIRST_RUNG = 3
 """Seeds every configuration trains before the first decision (two where the grid asks for three in all)."""
 MIN_SEEDS = 3
@@ -70,6 +70,8 @@ def decide(scores: Mapping[str, Sequence[float]], higher_is_better: bool, rope: 
     configuration; NaN: missing, such as a diverged seed). ``step`` is the metric's resolution (default: from the
     scores themselves). A configuration with fewer than two seeds paired with the best is kept.
     """
+    from nnbench.analysis.paired import holm, resolution, summarize, tests  # scipy: loaded when a race decides
+
     names = list(scores)
     if len(names) < 2:
         return []
