@@ -155,6 +155,12 @@ class ConsoleProgress(RunObserver):
             self.bar.update(1)
         self._show()
 
+    def partial(self, result: TrialResult) -> None:
+        if self.forecast is not None:
+            self.forecast.finished(result)
+        self.training.pop(result.trial.trial_id, None)
+        self._show()
+
     def _show(self) -> None:
         if self.bar is None:
             return

@@ -3,9 +3,11 @@
 Pure NumPy and scipy on arrays, so that a run (:mod:`nnbench.execution.racing`), the report and the simulation
 (``benchmarks/bench_race.py``) read the very same code. The method, with its references, is in ``docs/racing.md``:
 
-- **Rungs over seeds.** Every configuration trains its first seeds; at each rung the decision reads every seed's
-  validation score of every configuration of a task (the score the trial keeps: its last epoch's, or its best
-  epoch's under early stopping), paired by seed. Survivors go on to the next rung's seeds, up to all of them.
+- **Rungs over epochs, then seeds** (:func:`rungs`). Every configuration first trains its first seeds for a third
+  of its epochs (:func:`epoch_rung`), then, if it survives, those seeds for all its epochs, then more seeds,
+  doubling up to all of them. A rung's decision reads every seed's validation score of every configuration of a
+  task, paired by seed: the score at the epoch rung's epoch, then the score the trial keeps (its last epoch's, or
+  its best epoch's under early stopping).
 - **The test** is the one-sided paired *t* test of "the best configuration (by mean) is better than this one by
   more than the ROPE", with the variance of :mod:`nnbench.analysis.paired` (``s² + resolution² / 6``), so that it
   decides at three seeds where an exact sign or permutation test cannot (its smallest p-value is 1/8).
@@ -31,20 +33,46 @@ MIN_SEEDS = 3
 """The fewest seeds a race can run with: a decision needs two paired seeds and a seed left to save."""
 
 
+EPOCH_SHARE = 1 / 3
+"""The share of its epochs a configuration trains at the epoch rung."""
+
+
 def seed_rungs(seeds: int) -> list[int]:
     """The seed counts at which a race decides, then its last (``seeds``): the first rung, then doubling.
     ``[3, 5]`` for 5 seeds, ``[3, 6, 10]`` for 10, ``[2, 3]`` for 3."""
     if seeds < MIN_SEEDS:
         raise ValueError(f"a race needs {MIN_SEEDS} seeds or more, not {seeds}")
-    rungs = [min(FIRST_RUNG, seeds - 1)]
-    while rungs[-1] < seeds:
-        rungs.append(min(2 * rungs[-1], seeds))
-    return rungs
+    counts = [min(FIRST_RUNG, seeds - 1)]
+    while counts[-1] < seeds:
+        counts.append(min(2 * counts[-1], seeds))
+    return counts
 
 
-def look_alpha(seeds: int, alpha: float = ALPHA) -> float:
-    """The level each rung's family of tests is held at: ``alpha`` split over the rungs that decide."""
-    return alpha / (len(seed_rungs(seeds)) - 1)
+def epoch_rung(epochs: int) -> int | None:
+    """The epoch after which a configuration of ``epochs`` epochs is first judged; ``None`` for a single epoch."""
+    return max(1, int(epochs * EPOCH_SHARE)) if epochs > 1 else None
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of a race: its seeds, and whether they train only to the epoch rung (``partial``)."""
+
+    seeds: int
+    partial: bool = False
+
+
+def rungs(seeds: int, epochs: int) -> list[Rung]:
+    """A race's rungs for ``seeds`` seeds and configurations of at most ``epochs`` epochs: the first seeds to the
+    epoch rung (when there are two epochs or more), then to the end, then more seeds, doubling (the last rung
+    decides nothing)."""
+    counts = seed_rungs(seeds)
+    first = [Rung(counts[0], partial=True)] if epoch_rung(epochs) is not None else []
+    return [*first, *(Rung(count) for count in counts)]
+
+
+def look_alpha(looks: int, alpha: float = ALPHA) -> float:
+    """The level each rung's family of tests is held at: ``alpha`` split over the ``looks`` rungs that decide."""
+    return alpha / max(1, looks)
 
 
 @dataclass(frozen=True)
