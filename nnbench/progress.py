@@ -199,7 +199,8 @@ class ConsoleProgress(RunObserver):
         tried = frame[frame["protocol"] != "tuning"]  # tuning trials are the search, not the answer
         print_leaderboard(frames.leaderboard(tried), self.domain, self.echo)
         print_failures(frame, self.domain, self.echo)
-        print_race(race_frames.pruned_configurations(everything), race_frames.compute_spent(everything), self.echo)
+        spent = race_frames.compute_spent(everything, store.runs([outcome.run_id]))
+        print_race(race_frames.pruned_configurations(everything), spent, self.echo)
         # Read as the report reads the run (variants apart), so the two agree and share their evidence.
         said = verdicts.findings(frames.with_variants(frame), self.rope)
         if said:

@@ -411,17 +411,19 @@ class _Work:
                 judged = race.judged(rung)
                 evidence = {i: (status, [value]) for i, (status, value) in
                             store.outcomes(t.trial_id for t in judged).items()}
-            if rung == len(race.rungs) - 1:
-                break
-            for configuration, why in race.decide(rung, evidence):
-                results = pruned_results(configuration, why, held)
-                stored = store.outcomes(t.trial_id for t in configuration.trials)
-                sink.pruned([r for r in results if r.trial.trial_id in held or stored.get(r.trial.trial_id, ("",))[0]
-                             not in ("ok", "diverged", "pruned")])
-                store.link_trials(sink.outcome.run_id, [i for i, (status, _) in stored.items() if status == "pruned"])
-            self.sink.log(race.state(rung, sum(len(r.curve) for r in sink.outcome.results) +
-                                     sum(len(r.curve) for r in held.values() if r.trial.trial_id not in
-                                         {x.trial.trial_id for x in sink.outcome.results})))
+            if rung < len(race.rungs) - 1:
+                for configuration, why in race.decide(rung, evidence):
+                    results = pruned_results(configuration, why, held)
+                    stored = store.outcomes(t.trial_id for t in configuration.trials)
+                    sink.pruned([r for r in results if r.trial.trial_id in held
+                                 or stored.get(r.trial.trial_id, ("",))[0] not in ("ok", "diverged", "pruned")])
+                    store.link_trials(sink.outcome.run_id,
+                                      [i for i, (status, _) in stored.items() if status == "pruned"])
+            kept = {r.trial.trial_id for r in sink.outcome.results}
+            race.discarded_epochs += sum(len(r.curve) for i, r in held.items() if i not in kept)
+            store.record_race(sink.outcome.run_id, race.account(rung))
+            if rung < len(race.rungs) - 1:
+                sink.log(race.state(rung, sum(len(r.curve) for r in sink.outcome.results) + race.discarded_epochs))
 
     def isolated(self, trials: list[Trial]) -> set[str]:
         """The trials to keep out of this process: stored as failed or timed out, or in training when the process

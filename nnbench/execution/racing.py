@@ -77,6 +77,7 @@ class Race:
     configurations: dict[str, Configuration] = field(default_factory=dict)
     rope: Rope = field(default_factory=Rope)
     rungs: list[Rung] = field(default_factory=list)
+    discarded_epochs: int = 0  # trained at the epoch rung by survivors, which then train again in full
 
     @classmethod
     def of(cls, trials: Sequence[Trial], seeds: int, catalogue: Catalogue, rope: Rope | None = None) -> Race:
@@ -139,6 +140,15 @@ class Race:
                     "mean_difference": decision.mean_difference, "rope": decision.rope, "p_value": decision.p_value,
                     "alpha": decision.alpha}))
         return pruned
+
+    def account(self, rung: int) -> dict[str, Any]:
+        """What a run records of its race after rung ``rung`` (0-based): the rungs, how far it got, the
+        configurations left, the epochs the grid plans and the epoch-rung epochs no stored trial keeps."""
+        return {"rungs": [{"seeds": r.seeds, "partial": r.partial} for r in self.rungs], "done": rung + 1,
+                "seeds": self.seeds, "configurations": len(self.configurations), "alive": len(self.alive()),
+                "alpha": look_alpha(len(self.rungs) - 1) * (len(self.rungs) - 1),
+                "planned_epochs": sum(t.epochs for c in self.configurations.values() for t in c.trials),
+                "discarded_epochs": self.discarded_epochs}
 
     def state(self, rung: int, epochs_done: int) -> str:
         """The race in one line, after rung ``rung`` (0-based)."""

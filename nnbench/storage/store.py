@@ -498,6 +498,13 @@ class ResultStore:
                 found[trial_id][1].append(value)
         return found
 
+    def record_race(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Record (or bring up to date) the account of ``run_id``'s race: JSON-ready, read back as the ``race``
+        column of :meth:`runs`."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO races VALUES (?, ?)",
+                       (run_id, to_json(dict(summary), "the race's account", sort_keys=True)))
+
     def release(self, run_id: str, trial_ids: Iterable[str]) -> None:
         """End ``run_id``'s claims on ``trial_ids`` without storing them (a race's epoch rung trained them only in
         part: their results stay with the race)."""
@@ -548,10 +555,12 @@ class ResultStore:
         """The runs (all when ``None``), oldest first; a run whose process died reads as ``interrupted``
         even where the store is read-only and cannot be marked. ``conflicts`` lists, as JSON, the trials the run
         covers of which a merged store held another copy with other numbers (``trial_id``, the ``run_id`` that
-        trained the other copy and the ``differences``, kept number -> other number); ``[]`` for none."""
+        trained the other copy and the ``differences``, kept number -> other number); ``[]`` for none. ``race``
+        is the account of a raced run (JSON: see :meth:`record_race`), else NULL."""
         where, params = self._run_filter(run_ids, "r.run_id")
         frame = self._frame(
-            "SELECT r.*, (SELECT json_group_array(json_object('trial_id', c.trial_id, 'run_id', c.run_id, "
+            "SELECT r.*, (SELECT summary FROM races WHERE races.run_id = r.run_id) AS race, "
+            "(SELECT json_group_array(json_object('trial_id', c.trial_id, 'run_id', c.run_id, "
             "'differences', json(c.differences))) FROM trial_conflicts c JOIN run_trials rt ON rt.trial_id = "
             f"c.trial_id WHERE rt.run_id = r.run_id) AS conflicts FROM runs r {where} ORDER BY r.started_at", params)
         if "process" in frame:
