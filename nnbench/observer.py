@@ -32,9 +32,6 @@ class RunObserver:
     def result(self, result: TrialResult) -> None:
         """A trial's result was stored."""
 
-    def partial(self, result: TrialResult) -> None:
-        """A trial trained to a race's epoch rung: its training item ended, and the trial is not done."""
-
     def log(self, message: str) -> None:
         """Something the user should know (a fallback, the end of tuning), in one line."""
 

@@ -155,12 +155,6 @@ class ConsoleProgress(RunObserver):
             self.bar.update(1)
         self._show()
 
-    def partial(self, result: TrialResult) -> None:
-        if self.forecast is not None:
-            self.forecast.finished(result)
-        self.training.pop(result.trial.trial_id, None)
-        self._show()
-
     def _show(self) -> None:
         if self.bar is None:
             return
@@ -199,7 +193,7 @@ class ConsoleProgress(RunObserver):
         tried = frame[frame["protocol"] != "tuning"]  # tuning trials are the search, not the answer
         print_leaderboard(frames.leaderboard(tried), self.domain, self.echo)
         print_failures(frame, self.domain, self.echo)
-        spent = race_frames.compute_spent(everything, store.runs([outcome.run_id]))
+        spent = race_frames.compute_spent(everything)
         print_race(race_frames.pruned_configurations(everything), spent, self.echo)
         # Read as the report reads the run (variants apart), so the two agree and share their evidence.
         said = verdicts.findings(frames.with_variants(frame), self.rope)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from nnbench.analysis.racing import epoch_rung
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.executor import ExecutorLost, GridStopped, WorkPlan
 from nnbench.contract.run_options import RunOptions
@@ -29,7 +28,7 @@ from nnbench.execution.job import ItemTraining
 from nnbench.execution.launching import prestart
 from nnbench.execution.messages import pack_plugins
 from nnbench.execution.planner import LocalExecutors, WorkQueue, plan_work
-from nnbench.execution.racing import Race, check_race, pruned_results
+from nnbench.execution.racing import Race, check_race
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import (
     BUILTIN_PLUGINS,
@@ -279,7 +278,8 @@ class Session:
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
         work = _Work(self, store, options, sink, CostModel(self.catalogue, store.epoch_times()), hooks)
         race = Race.of(plan.trials, plan.grid.seeds, self.catalogue) if options.race else None
-        first = work.plan(plan.todo) if race is None else work.plan(race.rung_trials(0), partial=True, tell=False)
+        waiting = set(plan.todo)
+        first = work.plan(plan.todo if race is None else [t for t in race.rung_trials(0) if t in waiting])
         workers = _workers_record(first, LocalExecutors.of(self.catalogue))
         remote = self.remote_devices(options)
         store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": first.executor,
@@ -296,7 +296,7 @@ class Session:
                 if race is None:
                     work.train(first)
                 else:
-                    work.race(race, plan.todo)
+                    work.race(race, first, plan.todo)
                 if plan.grid.tune:
                     finals = self._final_trials(plan, store)
                     todo, reused = self._split_stored(finals, store, force=False)
@@ -360,17 +360,13 @@ class _Work:
     cost: CostModel
     hooks: LifecycleHooks
 
-    def plan(self, trials: list[Trial], *, partial: bool = False, tell: bool = True) -> WorkPlan:
-        """The work plan of ``trials`` (the planner runs once per batch); its notes are told (``tell``). With
-        ``partial`` the trials train only to a race's epoch rung."""
+    def plan(self, trials: list[Trial]) -> WorkPlan:
+        """The work plan of ``trials`` (the planner runs once per batch); its notes are told."""
         session = self.session
         job = ItemTraining(tuple(pack_plugins(session._extra_plugins())), self.options.threads, self.options.timeout,
-                           bool(session.pm.hook.after_epoch.get_hookimpls()), here=(self.hooks, session.catalogue),
-                           epoch_rung=partial)
+                           bool(session.pm.hook.after_epoch.get_hookimpls()), here=(self.hooks, session.catalogue))
         plan = plan_work(trials, session.catalogue, self.options, self.cost, job, isolated=self.isolated(trials))
         queue = cast(WorkQueue, plan.items)
-        if not tell:
-            return plan
         for note in plan.notes:
             self.sink.log(note)
         self.sink.said |= {item.reason for item in queue if item.reason}  # the planner's notes told those
@@ -386,44 +382,21 @@ class _Work:
             if freed:
                 self.train(self.plan(freed))
 
-    def race(self, race: Race, todo: list[Trial]) -> None:
-        """Train ``race``'s rungs, deciding after each from every seed's validation scores, and store the trials of
-        each configuration it prunes as ``pruned`` with the evidence (see :mod:`nnbench.execution.racing`)."""
+    def race(self, race: Race, first: WorkPlan, todo: list[Trial]) -> None:
+        """Train ``race``'s rungs (the first planned as ``first``), deciding after each from every seed's stored
+        validation score, and store the trials of each configuration it prunes as ``pruned`` with the evidence
+        (see :mod:`nnbench.execution.racing`)."""
         waiting = {t.trial_id for t in todo}
-        store, sink = self.store, self.sink
-        for rung, this in enumerate(race.rungs):
-            held: dict[str, TrialResult] = {}
-            if this.partial:  # what is stored (a resumed race) is read, not trained again
-                judged = race.judged(rung)
-                until = max(epoch_rung(t.epochs) or 1 for t in judged) if judged else 1
-                evidence = {k: v for k, v in store.validation_curves([t.trial_id for t in judged], until).items()
-                            if v[0] == "ok" or (v[0] == "pruned" and v[1])}
-                train = [t for t in race.rung_trials(rung) if t.trial_id not in evidence]
-                sink.holding = held
-                try:
-                    self.train(self.plan(train, partial=True))
-                finally:
-                    sink.holding = None
-                store.release(sink.outcome.run_id, held)
-                evidence.update({i: (r.status, [e.val_metric for e in r.curve]) for i, r in held.items()})
-            else:
-                self.train(self.plan([t for t in race.rung_trials(rung) if t.trial_id in waiting]))
-                judged = race.judged(rung)
-                evidence = {i: (status, [value]) for i, (status, value) in
-                            store.outcomes(t.trial_id for t in judged).items()}
+        for rung in range(len(race.rungs)):
+            self.train(first if rung == 0 else self.plan([t for t in race.rung_trials(rung) if t.trial_id in waiting]))
             if rung < len(race.rungs) - 1:
-                for configuration, why in race.decide(rung, evidence):
-                    results = pruned_results(configuration, why, held)
-                    stored = store.outcomes(t.trial_id for t in configuration.trials)
-                    sink.pruned([r for r in results if r.trial.trial_id in held
-                                 or stored.get(r.trial.trial_id, ("",))[0] not in ("ok", "diverged", "pruned")])
-                    store.link_trials(sink.outcome.run_id,
-                                      [i for i, (status, _) in stored.items() if status == "pruned"])
-            kept = {r.trial.trial_id for r in sink.outcome.results}
-            race.discarded_epochs += sum(len(r.curve) for i, r in held.items() if i not in kept)
-            store.record_race(sink.outcome.run_id, race.account(rung))
-            if rung < len(race.rungs) - 1:
-                sink.log(race.state(rung, sum(len(r.curve) for r in sink.outcome.results) + race.discarded_epochs))
+                outcomes = self.store.outcomes(t.trial_id for t in race.judged(rung))
+                pruned = race.decide(rung, outcomes)
+                stored = self.store.outcomes(r.trial.trial_id for r in pruned)  # a resumed race's, as they were
+                self.sink.pruned([r for r in pruned if r.trial.trial_id not in stored])
+                self.store.link_trials(self.sink.outcome.run_id, list(stored))
+                self.sink.log(race.state(rung, sum(len(r.curve) for r in self.sink.outcome.results)))
+            self.store.record_race(self.sink.outcome.run_id, race.account(rung))
 
     def isolated(self, trials: list[Trial]) -> set[str]:
         """The trials to keep out of this process: stored as failed or timed out, or in training when the process

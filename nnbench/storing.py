@@ -39,7 +39,6 @@ class StoringSink:
         self.listeners: list[Callable[[TrialResult], None]] = []  # the plan's queue learns from each result
         self.said: set[str] = set()  # reasons already told, so each is told once
         self.here: bool | None = None  # whether the trials in training now train in this process
-        self.holding: dict[str, TrialResult] | None = None  # a race's epoch rung: results kept here, not stored
 
     def claim(self, trials: Sequence[Trial], *, here: bool = False) -> list[Trial]:
         """The trials of an item this run may train now; those another live run trains are set aside,
@@ -86,11 +85,6 @@ class StoringSink:
     def result(self, result: TrialResult) -> None:
         if not result.metric_name:
             result.metric_name = self.catalogue.tasks.get(result.trial.task).metric
-        if self.holding is not None:  # trained to a race's epoch rung only: the race reads it, nothing stores it
-            self.holding[result.trial.trial_id] = result
-            self.observer.partial(result)
-            self._count_failure(result)
-            return
         self.store.save_result(self.outcome.run_id, result)
         self.outcome.results.append(result)
         self.hooks("after_trial", trial=result.trial, result=result)
@@ -98,9 +92,6 @@ class StoringSink:
         self._tell_reason(result)
         for listener in self.listeners:
             listener(result)
-        self._count_failure(result)
-
-    def _count_failure(self, result: TrialResult) -> None:
         self.failures += result.status in COUNTED_AS_FAILURES
         if self.max_failures is not None and self.failures > self.max_failures:
             raise GridStopped(f"{self.failures} trials failed or timed out (--max-failures {self.max_failures})")

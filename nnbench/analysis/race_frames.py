@@ -59,14 +59,11 @@ def pruned_configurations(trials: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["task", "rung"], kind="stable").reset_index(drop=True)
 
 
-def compute_spent(trials: pd.DataFrame, runs: pd.DataFrame | None = None) -> dict[str, float]:
-    """Epochs planned (what the exhaustive grid trains: every trial's epochs), epochs trained (every stored trial's,
-    a pruned one's at its epoch rung included, and the epoch-rung epochs of survivors that trained again in full,
-    from the raced ``runs``' accounts), their ratio, and the training time of the stored trials (seconds)."""
+def compute_spent(trials: pd.DataFrame) -> dict[str, float]:
+    """Epochs planned (what the exhaustive grid trains: every trial's epochs), epochs trained (a pruned trial trains
+    none), their ratio, and the training time of the stored trials (seconds)."""
     planned = float(trials["epochs"].sum()) if "epochs" in trials.columns else 0.0
     trained = float(trials["epochs_run"].fillna(0).sum()) if "epochs_run" in trials.columns else 0.0
-    if runs is not None and "race" in runs.columns:
-        trained += sum(json.loads(text).get("discarded_epochs", 0) for text in runs["race"] if isinstance(text, str))
     return {"planned_epochs": planned, "trained_epochs": trained, "share": trained / planned if planned else 0.0,
             "train_time": float(trials["train_time"].fillna(0).sum()) if "train_time" in trials.columns else 0.0}
 

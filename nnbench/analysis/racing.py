@@ -1,21 +1,25 @@
 """The decisions of a race: which configurations their paired seeds show worse than the best, beyond the ROPE.
 
-Pure NumPy and scipy on arrays, so that a run (:mod:`nnbench.execution.racing`), the report and the simulation
-(``benchmarks/bench_race.py``) read the very same code. The method, with its references, is in ``docs/racing.md``:
+Pure NumPy and scipy on arrays, so that a run (:mod:`nnbench.execution.racing`), the tests and the simulation
+(``benchmarks/bench_race.py``) read the very same code. The method, its references and its measured error rate are
+in ``docs/racing.md``:
 
-- **Rungs over epochs, then seeds** (:func:`rungs`). Every configuration first trains its first seeds for a third
-  of its epochs (:func:`epoch_rung`), then, if it survives, those seeds for all its epochs, then more seeds,
-  doubling up to all of them. A rung's decision reads every seed's validation score of every configuration of a
-  task, paired by seed: the score at the epoch rung's epoch, then the score the trial keeps (its last epoch's, or
-  its best epoch's under early stopping).
-- **The test** is the one-sided paired *t* test of "the best configuration (by mean) is better than this one by
-  more than the ROPE", with the variance of :mod:`nnbench.analysis.paired` (``s² + resolution² / 6``), so that it
-  decides at three seeds where an exact sign or permutation test cannot (its smallest p-value is 1/8).
-- **Error rate.** Holm's correction over the task's configurations at each rung, at ``alpha`` divided by the
-  number of rungs that decide (Bonferroni over the looks), so the chance that a race prunes a configuration
-  whose true score is within the ROPE of the best stays near ``alpha`` per task; the simulation measures it.
-- **Ties are never pruned**: a configuration within the ROPE of the best cannot be rejected by a test whose null
-  hypothesis is "worse by at most the ROPE".
+- **Rungs over seeds** (:func:`seed_rungs`): every configuration trains its first two seeds for all its epochs;
+  then the survivors train more seeds, doubling, up to all of them. A rung's decision reads every seed's validation
+  score of every configuration of a task (the score the trial keeps: its last epoch's, or its best epoch's under
+  early stopping), paired by seed.
+- **The test**: for each configuration, the one-sided *t* test of "the best configuration (by mean) is better than
+  this one by more than the ROPE". The spread of a paired difference comes from the two-way model score =
+  configuration + seed + noise, its residual variance pooled over the task's configurations (F-Race's post-hoc
+  test pools its error term the same way), so that the test has ``(k - 1)(n - 1)`` degrees of freedom and decides
+  at two or three seeds, where a pair's own spread (one or two degrees of freedom) or an exact sign or permutation
+  test (p >= 1/8 at three seeds) cannot; a pair whose own differences vary more keeps its own. The metric's
+  resolution adds ``resolution² / 6`` as in :mod:`nnbench.analysis.paired`.
+- **Error rate**: Holm's correction over the task's configurations, at ``alpha`` split over the rungs that decide
+  (Bonferroni over the looks): the chance that a race prunes a configuration whose true score is within the ROPE
+  of the best stays at about ``alpha`` per task (the simulation measures it).
+- **Ties are never pruned**: the null hypothesis is "worse by at most the ROPE", so a configuration within the
+  ROPE of the best is rejected only at the error rate.
 """
 
 from __future__ import annotations
@@ -27,52 +31,26 @@ import numpy as np
 
 ALPHA = 0.05
 """The chance, per task, that a race prunes a configuration within the ROPE of the best: the verdicts' level."""
-FIRST_RUNG = 3
-"""Seeds every configuration trains before the first decision (two where the grid asks for three in all)."""
-MIN_SEEDS = 3
-"""The fewest seeds a race can run with: a decision needs two paired seeds and a seed left to save."""
-
-
-EPOCH_SHARE = 1 / 3
-"""The share of its epochs a configuration trains at the epoch rung."""
+FIRST_RUNG = 2
+"""Seeds every configuration trains before the first decision."""
+MIN_SEEDS = FIRST_RUNG + 1
+"""The fewest seeds a race can run with: the first rung's, and one left to save."""
 
 
 def seed_rungs(seeds: int) -> list[int]:
-    """The seed counts at which a race decides, then its last (``seeds``): the first rung, then doubling.
-    ``[3, 5]`` for 5 seeds, ``[3, 6, 10]`` for 10, ``[2, 3]`` for 3."""
+    """The seed counts at which a race decides, then its last (``seeds``): two, then doubling.
+    ``[2, 4, 5]`` for 5 seeds, ``[2, 4, 8, 10]`` for 10, ``[2, 3]`` for 3."""
     if seeds < MIN_SEEDS:
         raise ValueError(f"a race needs {MIN_SEEDS} seeds or more, not {seeds}")
-    counts = [min(FIRST_RUNG, seeds - 1)]
+    counts = [FIRST_RUNG]
     while counts[-1] < seeds:
         counts.append(min(2 * counts[-1], seeds))
     return counts
 
 
-def epoch_rung(epochs: int) -> int | None:
-    """The epoch after which a configuration of ``epochs`` epochs is first judged; ``None`` for a single epoch."""
-    return max(1, int(epochs * EPOCH_SHARE)) if epochs > 1 else None
-
-
-@dataclass(frozen=True)
-class Rung:
-    """One rung of a race: its seeds, and whether they train only to the epoch rung (``partial``)."""
-
-    seeds: int
-    partial: bool = False
-
-
-def rungs(seeds: int, epochs: int) -> list[Rung]:
-    """A race's rungs for ``seeds`` seeds and configurations of at most ``epochs`` epochs: the first seeds to the
-    epoch rung (when there are two epochs or more), then to the end, then more seeds, doubling (the last rung
-    decides nothing)."""
-    counts = seed_rungs(seeds)
-    first = [Rung(counts[0], partial=True)] if epoch_rung(epochs) is not None else []
-    return [*first, *(Rung(count) for count in counts)]
-
-
-def look_alpha(looks: int, alpha: float = ALPHA) -> float:
-    """The level each rung's family of tests is held at: ``alpha`` split over the ``looks`` rungs that decide."""
-    return alpha / max(1, looks)
+def look_alpha(seeds: int, alpha: float = ALPHA) -> float:
+    """The level each rung's family of tests is held at: ``alpha`` split over the rungs that decide."""
+    return alpha / (len(seed_rungs(seeds)) - 1)
 
 
 @dataclass(frozen=True)
@@ -96,9 +74,12 @@ def decide(scores: Mapping[str, Sequence[float]], higher_is_better: bool, rope: 
 
     ``scores`` maps each configuration to its validation scores by seed (position ``i`` is the same seed for every
     configuration; NaN: missing, such as a diverged seed). ``step`` is the metric's resolution (default: from the
-    scores themselves). A configuration with fewer than two seeds paired with the best is kept.
+    scores themselves). A configuration with fewer than two seeds paired with the best is kept, and so is every
+    configuration when no two have every seed.
     """
-    from nnbench.analysis.paired import holm, resolution, summarize, tests  # scipy: loaded when a race decides
+    from scipy import stats  # loaded when a race decides, never when a run starts
+
+    from nnbench.analysis.paired import holm, resolution, summarize  # scipy, as above
 
     names = list(scores)
     if len(names) < 2:
@@ -114,13 +95,31 @@ def decide(scores: Mapping[str, Sequence[float]], higher_is_better: bool, rope: 
         return []
     best = int(np.nanargmax(means))
     differences = oriented[best][None, :] - oriented  # the best's advantage, seed by seed
+    differences[best] = np.nan
     summary = summarize(differences)
+    variance, df = residual_variance(oriented)
+    if not df >= 1:
+        return []
+    n = summary["n"].astype(float)
+    spread = np.maximum(2 * variance, np.nan_to_num(summary["sd"]) ** 2)  # a difference of two configurations' noise
     res = resolution(table.ravel()) if step is None else step
-    two_sided = tests(summary["n"], summary["mean"] - rope, summary["sd"], 0.0, res)["p_value"]
-    above = summary["mean"] > rope
-    one_sided = np.where(above, two_sided / 2, 1 - two_sided / 2)
-    one_sided[best] = np.nan
-    adjusted = holm(one_sided)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = np.sqrt((spread + res**2 / 6) / n)
+        t = np.where(error > 0, (summary["mean"] - rope) / error,
+                     np.where(summary["mean"] > rope, np.inf, -np.inf))
+    adjusted = holm(np.where(n >= 2, stats.t.sf(t, df), np.nan))
     return [Pruning(names[i], names[best], int(summary["n"][i]), float(summary["mean"][i]), rope,
                     float(adjusted[i]), alpha)
             for i in range(len(names)) if np.isfinite(adjusted[i]) and adjusted[i] < alpha]
+
+
+def residual_variance(table: np.ndarray) -> tuple[float, float]:
+    """The residual variance of the two-way model score = configuration + seed + noise over the rows of ``table``
+    (configurations by seeds) that have every seed, and its degrees of freedom ``(rows - 1)(seeds - 1)``."""
+    complete = table[np.isfinite(table).all(axis=1)]
+    rows, cols = complete.shape
+    if rows < 2 or cols < 2:
+        return float("nan"), 0.0
+    df = (rows - 1) * (cols - 1)
+    residuals = complete - complete.mean(axis=1, keepdims=True) - complete.mean(axis=0, keepdims=True) + complete.mean()
+    return float((residuals**2).sum() / df), float(df)

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nnbench.analysis.racing import epoch_rung
 from nnbench.contract.executor import WorkItem
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 from nnbench.execution.messages import unpack_plugins
@@ -48,7 +47,6 @@ class ItemTraining:
     :param timeout: seconds each trial may train (a stack: that many per member).
     :param test_each_epoch: score the test split after every epoch (a plugin reads each epoch's numbers).
     :param here: the hooks and catalogue of the process that made the job; never sent to another process.
-    :param epoch_rung: train only up to a race's epoch rung (:func:`~nnbench.analysis.racing.epoch_rung`).
     """
 
     plugins: tuple[bytes, ...] = ()
@@ -56,7 +54,6 @@ class ItemTraining:
     timeout: float | None = None
     test_each_epoch: bool = False
     here: Loaded | None = field(default=None, repr=False, compare=False)
-    epoch_rung: bool = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "here": None}
@@ -74,8 +71,7 @@ class ItemTraining:
 
         with placed(item.where or item.device) as device:
             results = train_item(item.trials, catalogue, stacked=item.stacked, reason=item.reason, on_epoch=on_epoch,
-                                 test_each_epoch=self.test_each_epoch, timeout=self.timeout, threads=self.threads,
-                                 stop_at=epoch_rung(item.trials[0].epochs) if self.epoch_rung else None)
+                                 test_each_epoch=self.test_each_epoch, timeout=self.timeout, threads=self.threads)
             where = trained_where(device)
         for result in results:
             result.training = {**(result.training or {}), **where}

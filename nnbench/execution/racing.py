@@ -16,12 +16,12 @@ same scores make the same decisions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nnbench.analysis.racing import MIN_SEEDS, Pruning, Rung, decide, epoch_rung, look_alpha, rungs
+from nnbench.analysis.racing import ALPHA, MIN_SEEDS, Pruning, decide, look_alpha, seed_rungs
 from nnbench.analysis.rope import Rope
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import Trial, TrialResult
@@ -64,10 +64,6 @@ class Configuration:
         return self.trials[0].epochs
 
 
-Evidence = dict[str, tuple[str, list[float | None]]]
-"""A trial's ``(status, validation curve)`` as a rung reads it: from the store or from a partial rung's results."""
-
-
 @dataclass
 class Race:
     """The state of one race (see the module docstring): its configurations, rungs and decisions."""
@@ -76,8 +72,6 @@ class Race:
     seeds: int
     configurations: dict[str, Configuration] = field(default_factory=dict)
     rope: Rope = field(default_factory=Rope)
-    rungs: list[Rung] = field(default_factory=list)
-    discarded_epochs: int = 0  # trained at the epoch rung by survivors, which then train again in full
 
     @classmethod
     def of(cls, trials: Sequence[Trial], seeds: int, catalogue: Catalogue, rope: Rope | None = None) -> Race:
@@ -86,103 +80,75 @@ class Race:
             race.configurations.setdefault(trial.configuration_key, Configuration([])).trials.append(trial)
         for configuration in race.configurations.values():
             configuration.trials.sort(key=lambda t: t.seed)
-        race.rungs = rungs(seeds, max((t.epochs for t in trials), default=1))
         return race
+
+    @property
+    def rungs(self) -> list[int]:
+        return seed_rungs(self.seeds)
 
     def alive(self) -> list[Configuration]:
         return [c for c in self.configurations.values() if c.pruning is None]
 
-    def seen(self, rung: int) -> int:
-        """How many seeds of each configuration rung ``rung`` (0-based) has read."""
-        return self.rungs[rung].seeds
-
     def rung_trials(self, rung: int) -> list[Trial]:
-        """The trials the survivors train at rung ``rung`` (0-based): at a partial rung, the first seeds of the
-        configurations with an epoch rung; then the first seeds in full; then the seeds from the previous rung's
-        count up to this one's (at the last, every trial left, such as a tuning protocol's)."""
-        this = self.rungs[rung]
-        if this.partial:
-            return [t for c in self.alive() if epoch_rung(c.epochs) is not None for t in c.trials[:this.seeds]]
-        low = 0 if rung == 0 or self.rungs[rung - 1].partial else self.rungs[rung - 1].seeds
+        """The trials the survivors train at rung ``rung`` (0-based): their seeds from the previous rung's count up
+        to this one's (at the last, every trial left, such as a tuning protocol's beyond the grid's seeds)."""
+        low = 0 if rung == 0 else self.rungs[rung - 1]
         last = rung == len(self.rungs) - 1
-        return [t for c in self.alive() for t in (c.trials[low:] if last else c.trials[low:this.seeds])]
+        return [t for c in self.alive() for t in (c.trials[low:] if last else c.trials[low:self.rungs[rung]])]
 
     def judged(self, rung: int) -> list[Trial]:
-        """The trials whose scores rung ``rung``'s decision reads."""
-        this = self.rungs[rung]
-        return [t for c in self.alive() if not this.partial or epoch_rung(c.epochs) is not None
-                for t in c.trials[:this.seeds]]
+        """The trials whose scores rung ``rung``'s decision reads: every survivor's first seeds."""
+        return [t for c in self.alive() for t in c.trials[:self.rungs[rung]]]
 
-    def decide(self, rung: int, evidence: Evidence) -> list[tuple[Configuration, dict[str, Any]]]:
-        """The configurations to prune after rung ``rung`` (0-based), each with its evidence, from ``evidence``
-        (every judged trial's status and validation curve: at a partial rung its first epochs)."""
-        this = self.rungs[rung]
+    def decide(self, rung: int, outcomes: Mapping[str, tuple[str, float | None]]) -> list[TrialResult]:
+        """Prune after rung ``rung`` (0-based) from the stored ``(status, validation score)`` of the judged trials;
+        the results to store for the trials of the configurations pruned now that had not trained (status
+        ``pruned``, with the evidence)."""
+        seen = self.rungs[rung]
         by_task: dict[str, dict[str, Configuration]] = {}
         for key, configuration in self.configurations.items():
-            if configuration.pruning is None and (not this.partial or epoch_rung(configuration.epochs) is not None):
+            if configuration.pruning is None:
                 by_task.setdefault(configuration.trials[0].task, {})[key] = configuration
-        alpha = look_alpha(len(self.rungs) - 1)
-        pruned = []
+        alpha = look_alpha(self.seeds)
+        pruned: list[TrialResult] = []
         for task_name, configurations in by_task.items():
             task = self.catalogue.tasks.get(task_name)
-            scores = {key: [_score(evidence.get(t.trial_id), epoch_rung(t.epochs) if this.partial else None)
-                            for t in c.trials[:this.seeds]] for key, c in configurations.items()}
+            scores = {key: [_score(outcomes.get(t.trial_id)) for t in c.trials[:seen]]
+                      for key, c in configurations.items()}
             values = np.array([v for row in scores.values() for v in row], dtype=float)
             width = self.rope.width(task_name, task.metric, values)
             for decision in decide(scores, task.higher_is_better, width, alpha):
                 configuration = configurations[decision.configuration]
                 configuration.pruning = decision
                 best = configurations[decision.best]
-                epoch = epoch_rung(configuration.epochs) if this.partial else configuration.epochs
-                pruned.append((configuration, {
-                    "configuration": configuration.label, "rung": rung + 1, "epoch": epoch, "seeds": decision.seeds,
-                    "against": best.label, "against_id": decision.best, "metric": f"val_{task.metric}",
-                    "mean_difference": decision.mean_difference, "rope": decision.rope, "p_value": decision.p_value,
-                    "alpha": decision.alpha}))
+                evidence = {"configuration": configuration.label, "rung": rung + 1, "epoch": configuration.epochs,
+                            "seeds": decision.seeds, "against": best.label, "against_id": decision.best,
+                            "metric": f"val_{task.metric}", "mean_difference": decision.mean_difference,
+                            "rope": decision.rope, "p_value": decision.p_value, "alpha": decision.alpha}
+                text = f"pruned: worse than {best.label} at epoch {configuration.epochs}, seeds {decision.seeds}"
+                pruned += [TrialResult(t, "pruned", metric_name=task.metric, race=evidence, error=text)
+                           for t in configuration.trials[seen:]]
         return pruned
 
     def account(self, rung: int) -> dict[str, Any]:
         """What a run records of its race after rung ``rung`` (0-based): the rungs, how far it got, the
-        configurations left, the epochs the grid plans and the epoch-rung epochs no stored trial keeps."""
-        return {"rungs": [{"seeds": r.seeds, "partial": r.partial} for r in self.rungs], "done": rung + 1,
-                "seeds": self.seeds, "configurations": len(self.configurations), "alive": len(self.alive()),
-                "alpha": look_alpha(len(self.rungs) - 1) * (len(self.rungs) - 1),
-                "planned_epochs": sum(t.epochs for c in self.configurations.values() for t in c.trials),
-                "discarded_epochs": self.discarded_epochs}
+        configurations in all and left, the level and the epochs the grid plans."""
+        return {"rungs": self.rungs, "done": rung + 1, "seeds": self.seeds,
+                "configurations": len(self.configurations), "alive": len(self.alive()), "alpha": ALPHA,
+                "planned_epochs": sum(t.epochs for c in self.configurations.values() for t in c.trials)}
 
     def state(self, rung: int, epochs_done: int) -> str:
         """The race in one line, after rung ``rung`` (0-based)."""
         total = len(self.configurations)
         left = len(self.alive())
         planned = sum(t.epochs for c in self.configurations.values() for t in c.trials)
-        this = self.rungs[rung]
-        where = f"epoch rung, {this.seeds} seeds" if this.partial else f"{this.seeds} of {self.seeds} seeds"
-        return (f"race: rung {rung + 1} of {len(self.rungs) - 1} ({where}): {left} of {total} configurations go on, "
-                f"{total - left} pruned; {epochs_done:,} of {planned:,} planned epochs trained "
-                f"({epochs_done / max(planned, 1):.0%})")
+        return (f"race: rung {rung + 1} of {len(self.rungs) - 1} ({self.rungs[rung]} of {self.seeds} seeds): "
+                f"{left} of {total} configurations go on, {total - left} pruned; {epochs_done:,} of {planned:,} "
+                f"planned epochs trained ({epochs_done / max(planned, 1):.0%})")
 
 
-def pruned_results(configuration: Configuration, evidence: dict[str, Any],
-                   partial: Mapping[str, TrialResult]) -> list[TrialResult]:
-    """The results to store for a pruned configuration: status ``pruned`` with ``evidence``, each with the curve it
-    trained at a partial rung (``partial``: by trial id), else none."""
-    text = f"pruned: worse than {evidence['against']} at epoch {evidence['epoch']}, seeds {evidence['seeds']}"
-    out = []
-    for trial in configuration.trials:
-        trained = partial.get(trial.trial_id)
-        result = TrialResult(trial, "pruned", race=evidence, error=text)
-        if trained is not None:
-            result = replace(trained, status="pruned", race=evidence, error=text, metric=None, test_loss=None,
-                             accuracy=None, rmse=None, r2=None)
-        out.append(result)
-    return out
-
-
-def _score(outcome: tuple[str, list[float | None]] | None, epoch: int | None) -> float:
-    """A trial's validation score as a rung reads it: at ``epoch`` (or its last epoch, when it stopped before), or
-    the score it keeps (``epoch`` ``None``); NaN unless it finished ``ok`` with a finite score."""
-    if outcome is None or outcome[0] not in (("ok",) if epoch is None else ("ok", "pruned")) or not outcome[1]:
+def _score(outcome: tuple[str, float | None] | None) -> float:
+    """A trial's validation score as a race reads it: NaN unless it finished ``ok`` with a finite score."""
+    if outcome is None or outcome[0] != "ok" or outcome[1] is None:
         return float("nan")
-    curve = outcome[1]
-    value = curve[-1] if epoch is None else curve[min(epoch, len(curve)) - 1]
-    return float("nan") if value is None else float(value)
+    return float(outcome[1])

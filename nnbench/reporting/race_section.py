@@ -16,14 +16,13 @@ def finished(trials: pd.DataFrame) -> pd.DataFrame:
     return race_frames.finished_configurations(trials)
 
 
-def race(trials: pd.DataFrame, runs: pd.DataFrame) -> ReportSection:
-    """The race section of ``trials`` (all of them, pruned ones included) and their ``runs``; a note alone when
-    nothing was pruned."""
+def race(trials: pd.DataFrame) -> ReportSection:
+    """The race section of ``trials`` (all of them, pruned ones included); a note alone when nothing was pruned."""
     section = new_section("race", "Race")
     if not race_frames.raced(trials):
         section.blocks.append(Note("no configuration was pruned by a race (`nnbench run --race`)"))
         return section
-    spent = race_frames.compute_spent(trials, runs)
+    spent = race_frames.compute_spent(trials)
     pruned = race_frames.pruned_configurations(trials)
     finished = race_frames.finished_configurations(trials)
     n_finished = race_frames.configuration_ids(finished).nunique()

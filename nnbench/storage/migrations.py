@@ -126,8 +126,8 @@ def m003_merges_and_trial_conflicts(db: sqlite3.Connection) -> None:
 @migration
 def m006_races(db: sqlite3.Connection) -> None:
     """Racing (``nnbench run --race``): why a race pruned a trial (status ``pruned``), its evidence as JSON in
-    ``trials.race`` (NULL for every other trial); and each raced run's account of its rungs and the epochs it
-    trained, those of its epoch rung that no trial keeps included (``races``)."""
+    ``trials.race`` (NULL for every other trial); and each raced run's account of its rungs, the configurations
+    left and the epochs the grid plans (``races``)."""
     db.execute("ALTER TABLE trials ADD COLUMN race TEXT")
     db.execute("CREATE TABLE IF NOT EXISTS races (run_id TEXT PRIMARY KEY REFERENCES runs(run_id), "
                "summary TEXT NOT NULL)")

@@ -483,36 +483,12 @@ class ResultStore:
                 found[trial_id] = (status, val_metric)
         return found
 
-    def validation_curves(self, trial_ids: Iterable[str], until: int) -> dict[str, tuple[str, list[float | None]]]:
-        """``(status, validation metric of epochs 1 .. until)`` of each stored trial among ``trial_ids`` (a race's
-        evidence at an epoch rung: the curve of a trial stops early where it stopped); no test metric."""
-        found: dict[str, tuple[str, list[float | None]]] = {}
-        for chunk in _chunks(list(trial_ids)):
-            marks = ", ".join("?" * len(chunk))
-            for trial_id, status in self._db.execute(
-                    f"SELECT trial_id, status FROM trials WHERE trial_id IN ({marks})", chunk):
-                found[trial_id] = (status, [])
-            for trial_id, value in self._db.execute(
-                    f"SELECT trial_id, val_metric FROM epochs WHERE epoch <= ? AND trial_id IN ({marks}) "
-                    "ORDER BY trial_id, epoch", [until, *chunk]):
-                found[trial_id][1].append(value)
-        return found
-
     def record_race(self, run_id: str, summary: Mapping[str, Any]) -> None:
         """Record (or bring up to date) the account of ``run_id``'s race: JSON-ready, read back as the ``race``
         column of :meth:`runs`."""
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO races VALUES (?, ?)",
                        (run_id, to_json(dict(summary), "the race's account", sort_keys=True)))
-
-    def release(self, run_id: str, trial_ids: Iterable[str]) -> None:
-        """End ``run_id``'s claims on ``trial_ids`` without storing them (a race's epoch rung trained them only in
-        part: their results stay with the race)."""
-        ids = list(trial_ids)
-        with self._transaction() as db:
-            for chunk in _chunks(ids):
-                db.execute(f"DELETE FROM claims WHERE run_id = ? AND trial_id IN ({', '.join('?' * len(chunk))})",
-                           [run_id, *chunk])
 
     def run_ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT run_id FROM runs ORDER BY started_at, rowid")]

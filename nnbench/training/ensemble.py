@@ -69,7 +69,7 @@ OnEpoch = Callable[[Trial, EpochRecord], None]
 
 def train_item(trials: Sequence[Trial], catalogue: Catalogue, *, stacked: bool, reason: str | None = None,
                on_epoch: OnEpoch | None = None, test_each_epoch: bool = False, timeout: float | None = None,
-               threads: int | None = None, stop_at: int | None = None) -> list[TrialResult]:
+               threads: int | None = None) -> list[TrialResult]:
     """Train the trials of one work item and return one result per trial, in order; never raises for a problem
     inside a trial.
 
@@ -77,47 +77,45 @@ def train_item(trials: Sequence[Trial], catalogue: Catalogue, *, stacked: bool, 
     :class:`SeedEnsemble`, once it proves on their first batches that it computes what each member computes
     alone; otherwise, or when the proof fails, one by one (``reason`` says why, in their ``training`` record).
     ``timeout`` limits each trial's training to that many seconds (a stack: that many per member). ``threads``:
-    train on that many torch threads, giving the process its own setting back afterwards (a notebook's). ``stop_at``:
-    stop after that epoch (a race's epoch rung; see :func:`~nnbench.training.trainer.train_trial`)."""
+    train on that many torch threads, giving the process its own setting back afterwards (a notebook's)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)
     try:
-        return _train_item(list(trials), catalogue, stacked, reason, on_epoch, test_each_epoch, timeout, stop_at)
+        return _train_item(list(trials), catalogue, stacked, reason, on_epoch, test_each_epoch, timeout)
     finally:
         torch.set_num_threads(previous)
 
 
 def _train_item(trials: list[Trial], catalogue: Catalogue, stacked: bool, reason: str | None,
-                on_epoch: OnEpoch | None, test_each_epoch: bool, timeout: float | None,
-                stop_at: int | None = None) -> list[TrialResult]:
+                on_epoch: OnEpoch | None, test_each_epoch: bool, timeout: float | None) -> list[TrialResult]:
     if not stacked or len(trials) < 2:
-        return _one_by_one(trials, catalogue, reason, on_epoch, test_each_epoch, timeout, stop_at)
+        return _one_by_one(trials, catalogue, reason, on_epoch, test_each_epoch, timeout)
     _check_stack(trials, catalogue)
     try:
         ensemble = SeedEnsemble(trials, catalogue)
     except NotStackable as exc:
-        return _one_by_one(trials, catalogue, str(exc), on_epoch, test_each_epoch, timeout, stop_at)
+        return _one_by_one(trials, catalogue, str(exc), on_epoch, test_each_epoch, timeout)
     except Exception as exc:
         return _one_by_one(trials, catalogue, f"setting up the stacked ensemble failed ({type(exc).__name__}: {exc})",
-                           on_epoch, test_each_epoch, timeout, stop_at)
+                           on_epoch, test_each_epoch, timeout)
     limit = TimeLimit(timeout * len(trials) if timeout else None)
     try:
-        results = ensemble.train(on_epoch, test_each_epoch, limit, stop_at)
+        results = ensemble.train(on_epoch, test_each_epoch, limit)
     except TrialTimeout:
         return [timed_out(t, timeout, len(trials)) for t in trials]
     except Exception as exc:  # e.g. out of memory with many seeds on a GPU
         return _one_by_one(trials, catalogue, f"stacked training failed ({type(exc).__name__}: {exc}); every seed "
-                           "was trained again", on_epoch, test_each_epoch, timeout, stop_at)
+                           "was trained again", on_epoch, test_each_epoch, timeout)
     for result in results:
         result.training = {"mode": "stacked", "members": len(trials)}
     return results
 
 
 def _one_by_one(trials: list[Trial], catalogue: Catalogue, reason: str | None, on_epoch: OnEpoch | None,
-                test_each_epoch: bool, timeout: float | None, stop_at: int | None = None) -> list[TrialResult]:
+                test_each_epoch: bool, timeout: float | None) -> list[TrialResult]:
     results = []
     for trial in trials:
-        result = train_trial(trial, catalogue, on_epoch, test_each_epoch, timeout, stop_at)
+        result = train_trial(trial, catalogue, on_epoch, test_each_epoch, timeout)
         result.training = {"mode": "one_by_one", "members": 1, **({"reason": reason} if reason else {})}
         results.append(result)
     return results
@@ -233,10 +231,9 @@ class SeedEnsemble:
             g.mul_(scale.reshape(-1, *([1] * (g.dim() - 1))))
 
     def train(self, on_epoch: OnEpoch | None, test_each_epoch: bool = False,
-              limit: TimeLimit | None = None, stop_at: int | None = None) -> list[TrialResult]:
-        """Train every member for the trials' epochs (or until it diverges or its patience runs out, or until the
-        epoch ``stop_at``); one result per trial. ``limit`` stops the whole stack (:class:`TrialTimeout`) once it
-        has passed."""
+              limit: TimeLimit | None = None) -> list[TrialResult]:
+        """Train every member for the trials' epochs (or until it diverges or its patience runs out);
+        one result per trial. ``limit`` stops the whole stack (:class:`TrialTimeout`) once it has passed."""
         limit = limit or TimeLimit(None)
         setup, trials = self.setup, self.trials
         device, n = setup.device, len(setup.x)
@@ -248,7 +245,7 @@ class SeedEnsemble:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         self.model.train()
-        for epoch in range(1, min(epochs, stop_at or epochs) + 1):
+        for epoch in range(1, epochs + 1):
             synchronize(device)
             start = time.perf_counter()
             orders = torch.stack([torch.randperm(n, generator=shuffles[i]) for i in active]).to(device)

@@ -217,19 +217,17 @@ def train_trial(
     on_epoch: Callable[[Trial, EpochRecord], None] | None = None,
     test_each_epoch: bool = False,
     timeout: float | None = None,
-    stop_at: int | None = None,
 ) -> TrialResult:
     """Train ``trial`` and return its result; never raises for a problem inside the trial.
 
     The validation split is scored after every epoch; the test split only where the trial's final
     numbers may come from (see :func:`score_test_now`), or after every epoch with ``test_each_epoch``
     (for whoever reads each epoch's test numbers, such as an ``after_epoch`` hook). ``timeout`` stops the
-    trial (status ``timeout``) once it has trained that many seconds. ``stop_at`` ends training after that
-    epoch (a race's epoch rung): the epochs trained are exactly the full trial's first ones.
+    trial (status ``timeout``) once it has trained that many seconds.
     """
     task = catalogue.tasks.get(trial.task)
     try:
-        return _train(trial, catalogue, on_epoch, test_each_epoch, TimeLimit(timeout), stop_at)
+        return _train(trial, catalogue, on_epoch, test_each_epoch, TimeLimit(timeout))
     except TrialTimeout:
         return timed_out(trial, timeout)
     except Exception:
@@ -359,7 +357,7 @@ def make_schedule(trial: Trial, catalogue: Catalogue, optimizer: torch.optim.Opt
 
 
 def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochRecord], None] | None,
-           test_each_epoch: bool, limit: TimeLimit, stop_at: int | None = None) -> TrialResult:
+           test_each_epoch: bool, limit: TimeLimit) -> TrialResult:
     setup = set_up(trial, catalogue)
     device, x, y = setup.device, setup.x, setup.y
     model = build_model(trial, catalogue, setup.task, setup.view).to(device)
@@ -381,7 +379,7 @@ def _train(trial: Trial, catalogue: Catalogue, on_epoch: Callable[[Trial, EpochR
     result = TrialResult(trial, "ok", metric_name=setup.task.metric,
                          n_params=sum(p.numel() for p in model.parameters()))
     model.train()
-    for epoch in range(1, min(trial.epochs, stop_at or trial.epochs) + 1):
+    for epoch in range(1, trial.epochs + 1):
         synchronize(device)
         start = time.perf_counter()
         order = torch.randperm(n, generator=shuffle).to(device)
