@@ -13,7 +13,8 @@ in ``docs/racing.md``:
   configuration + seed + noise, its residual variance pooled over the task's configurations (F-Race's post-hoc
   test pools its error term the same way), so that the test has ``(k - 1)(n - 1)`` degrees of freedom and decides
   at two or three seeds, where a pair's own spread (one or two degrees of freedom) or an exact sign or permutation
-  test (p >= 1/8 at three seeds) cannot; a pair whose own differences vary more keeps its own. The metric's
+  test (p >= 1/8 at three seeds) cannot; where the two configurations' own residuals, or the pair's own
+  differences, vary more, the larger spread is used (configurations need not be equally noisy). The metric's
   resolution adds ``resolution² / 6`` as in :mod:`nnbench.analysis.paired`.
 - **Error rate**: Holm's correction over the task's configurations, at ``alpha`` split over the rungs that decide
   (Bonferroni over the looks): the chance that a race prunes a configuration whose true score is within the ROPE
@@ -97,11 +98,14 @@ def decide(scores: Mapping[str, Sequence[float]], higher_is_better: bool, rope: 
     differences = oriented[best][None, :] - oriented  # the best's advantage, seed by seed
     differences[best] = np.nan
     summary = summarize(differences)
-    variance, df = residual_variance(oriented)
+    variance, rows, df = residual_variance(oriented)
     if not df >= 1:
         return []
     n = summary["n"].astype(float)
-    spread = np.maximum(2 * variance, np.nan_to_num(summary["sd"]) ** 2)  # a difference of two configurations' noise
+    # The variance of a difference of two configurations' noise: twice the pooled variance, or the two
+    # configurations' own (their rows' residuals) or the pair's own differences' spread where larger.
+    spread = np.maximum.reduce([np.full(len(names), 2 * variance), np.nan_to_num(rows[best] + rows),
+                                np.nan_to_num(summary["sd"]) ** 2])
     res = resolution(table.ravel()) if step is None else step
     with np.errstate(divide="ignore", invalid="ignore"):
         error = np.sqrt((spread + res**2 / 6) / n)
@@ -113,13 +117,18 @@ def decide(scores: Mapping[str, Sequence[float]], higher_is_better: bool, rope: 
             for i in range(len(names)) if np.isfinite(adjusted[i]) and adjusted[i] < alpha]
 
 
-def residual_variance(table: np.ndarray) -> tuple[float, float]:
+def residual_variance(table: np.ndarray) -> tuple[float, np.ndarray, float]:
     """The residual variance of the two-way model score = configuration + seed + noise over the rows of ``table``
-    (configurations by seeds) that have every seed, and its degrees of freedom ``(rows - 1)(seeds - 1)``."""
-    complete = table[np.isfinite(table).all(axis=1)]
-    rows, cols = complete.shape
+    (configurations by seeds) that have every seed: pooled, per row (NaN for a row with a missing seed), and the
+    pooled variance's degrees of freedom ``(rows - 1)(seeds - 1)``."""
+    complete = np.isfinite(table).all(axis=1)
+    full = table[complete]
+    rows, cols = full.shape
+    per_row = np.full(len(table), np.nan)
     if rows < 2 or cols < 2:
-        return float("nan"), 0.0
+        return float("nan"), per_row, 0.0
     df = (rows - 1) * (cols - 1)
-    residuals = complete - complete.mean(axis=1, keepdims=True) - complete.mean(axis=0, keepdims=True) + complete.mean()
-    return float((residuals**2).sum() / df), float(df)
+    residuals = full - full.mean(axis=1, keepdims=True) - full.mean(axis=0, keepdims=True) + full.mean()
+    squares = (residuals**2).sum(axis=1)
+    per_row[complete] = squares / (df / rows)  # each row's share of the degrees of freedom
+    return float(squares.sum() / df), per_row, float(df)
