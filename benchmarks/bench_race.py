@@ -41,6 +41,7 @@ import numpy as np
 from scipy import stats
 
 from nnbench.analysis.racing import ALPHA, decide, look_alpha, seed_rungs
+from nnbench.contract.metrics import metric
 
 ROPE = 0.005
 STEP = 1 / 400
@@ -170,9 +171,9 @@ def real_grids(scale: float) -> dict[str, list[str]]:
         "large": ["--task", "moons", "--arch", "fnn", "--activation", ",".join(activations[:keep_a]),
                   "--optimizer", ",".join(optimizers[:keep_o]), "--lr", "0.001,0.01,0.1,0.3", "--seeds", "5",
                   "--epochs", "3"],
-        "architectures_and_tasks": ["--task", "moons,circles,sine", "--arch", "fnn,resnet_mlp", "--activation",
+        "architectures_and_tasks": ["--task", "moons,iris,sine", "--arch", "fnn,gru", "--activation",
                                     "relu,tanh,gelu", "--optimizer", "adam,sgd", "--lr", "0.001,0.01",
-                                    "--seeds", "5", "--epochs", "6"],
+                                    "--seeds", "5", "--epochs", "5"],
     }
 
 
@@ -191,6 +192,13 @@ def store_epochs(store: Path) -> tuple[float, float]:
         trained = db.execute("SELECT COALESCE(SUM(epochs_run), 0), SUM(epochs) FROM trials").fetchone()
         extra = sum(json.loads(s).get("discarded_epochs", 0) for (s,) in db.execute("SELECT summary FROM races"))
     return float(trained[0]) + extra, float(trained[1])
+
+
+def metric_directions(store: Path) -> dict[str, bool]:
+    """Whether each task's metric is higher-is-better, from the metric names the store holds."""
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT DISTINCT task, metric_name FROM trials WHERE metric_name IS NOT NULL").fetchall()
+    return {task: metric(name).higher_is_better for task, name in rows}
 
 
 def best_configurations(store: Path) -> dict[str, dict[str, list[float]]]:
@@ -235,8 +243,9 @@ def real(scale: float) -> list[dict[str, object]]:
             trained_race, _ = store_epochs(fast)
             exhaustive, raced_scores = best_configurations(full), best_configurations(fast)
             agree = {}
+            directions = metric_directions(full)
             for task, configurations in raced_scores.items():
-                higher = task != "sine"  # the regression task's validation score is an RMSE
+                higher = directions[task]
                 means = {k: np.nanmean(v) * (1 if higher else -1) for k, v in configurations.items()}
                 chosen = max(means, key=lambda k: means[k])
                 agree[task] = same_as_best(exhaustive[task], chosen, higher)
