@@ -9,13 +9,13 @@ in ``docs/racing.md``:
   score of every configuration of a task (the score the trial keeps: its last epoch's, or its best epoch's under
   early stopping), paired by seed.
 - **The test**: for each configuration, the one-sided *t* test of "the best configuration (by mean) is better than
-  this one by more than the ROPE". The spread of a paired difference comes from the two-way model score =
-  configuration + seed + noise, its residual variance pooled over the task's configurations (F-Race's post-hoc
-  test pools its error term the same way), so that the test has ``(k - 1)(n - 1)`` degrees of freedom and decides
-  at two or three seeds, where a pair's own spread (one or two degrees of freedom) or an exact sign or permutation
-  test (p >= 1/8 at three seeds) cannot; where the two configurations' own residuals, or the pair's own
-  differences, vary more, the larger spread is used (configurations need not be equally noisy). The metric's
-  resolution adds ``resolution² / 6`` as in :mod:`nnbench.analysis.paired`.
+  this one by more than the ROPE", on their paired seeds. The spread comes from the two-way model score =
+  configuration + seed + noise (pairing by seed removes the seed's effect): each configuration's residual
+  variance, moderated towards the variance pooled over the task's configurations as limma's moderated *t* does
+  (Smyth 2004; F-Race's post-hoc test pools its error term too), with :data:`PRIOR_DF` degrees of freedom added.
+  So it decides at two seeds, where a pair's own spread (one degree of freedom) or an exact sign or permutation
+  test (p >= 1/8 at three seeds) cannot, and a configuration much noisier than the rest keeps much of its own
+  spread. The metric's resolution adds ``resolution² / 6`` as in :mod:`nnbench.analysis.paired`.
 - **Error rate**: Holm's correction over the task's configurations, at ``alpha`` split over the rungs that decide
   (Bonferroni over the looks): the chance that a race prunes a configuration whose true score is within the ROPE
   of the best stays at about ``alpha`` per task (the simulation measures it).
@@ -36,6 +36,10 @@ FIRST_RUNG = 2
 """Seeds every configuration trains before the first decision."""
 MIN_SEEDS = FIRST_RUNG + 1
 """The fewest seeds a race can run with: the first rung's, and one left to save."""
+PRIOR_DF = 6.0
+"""How many degrees of freedom the pooled variance weighs in a configuration's moderated variance: chosen by the
+simulation (``benchmarks/bench_race.py``) as the most that keeps the error rate under ``alpha`` when some
+configurations are five times noisier than the rest."""
 
 
 def seed_rungs(seeds: int) -> list[int]:
@@ -102,10 +106,14 @@ def decide(scores: Mapping[str, Sequence[float]], higher_is_better: bool, rope: 
     if not df >= 1:
         return []
     n = summary["n"].astype(float)
-    # The variance of a difference of two configurations' noise: twice the pooled variance, or the two
-    # configurations' own (their rows' residuals) or the pair's own differences' spread where larger.
-    spread = np.maximum.reduce([np.full(len(names), 2 * variance), np.nan_to_num(rows[best] + rows),
-                                np.nan_to_num(summary["sd"]) ** 2])
+    # Each configuration's own variance, moderated towards the pooled one (as limma's moderated t): a row's few
+    # degrees of freedom weigh against PRIOR_DF of the pooled variance, so that a configuration far noisier than the
+    # rest keeps much of its own spread, and one seed pair's chance agreement cannot make a spread of zero.
+    own_df = df / max(1, int(np.isfinite(rows).sum()))
+    moderated = np.where(np.isfinite(rows), (PRIOR_DF * variance + own_df * np.nan_to_num(rows)) / (PRIOR_DF + own_df),
+                         variance)
+    spread = moderated[best] + moderated  # the variance of a difference of two configurations' noise
+    df = PRIOR_DF + own_df
     res = resolution(table.ravel()) if step is None else step
     with np.errstate(divide="ignore", invalid="ignore"):
         error = np.sqrt((spread + res**2 / 6) / n)
