@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from nnbench.analysis.rope import Rope
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.executor import ExecutorLost, GridStopped, WorkPlan
 from nnbench.contract.run_options import RunOptions
@@ -234,9 +235,11 @@ class Session:
         return plan
 
     def run(self, grid: GridSpec, store_path: str | Path, options: RunOptions | None = None, *,
-            force: bool = False, observer: RunObserver | None = None) -> RunOutcome:
+            force: bool = False, observer: RunObserver | None = None,
+            rope: Mapping[str, float] | None = None) -> RunOutcome:
         """The run sequence: check the options, plan the grid (all before the store is opened or
-        created), resume from the store, train what is left and store each result.
+        created), resume from the store, train what is left and store each result. ``rope``: the half-widths
+        of practical equivalence a race decides with (``--rope``; default: each metric's).
 
         Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
         trial stays stored.
@@ -255,13 +258,14 @@ class Session:
             plan = self.resume(plan, results, force)
             observer.planned(plan)
             try:
-                outcome = self.execute(plan, results, options, observer)
+                outcome = self.execute(plan, results, options, observer, rope)
             finally:
                 observer.close()
             observer.finished(outcome, results)
             return outcome
 
-    def execute(self, plan: Plan, store: ResultStore, options: RunOptions, observer: RunObserver) -> RunOutcome:
+    def execute(self, plan: Plan, store: ResultStore, options: RunOptions, observer: RunObserver,
+                rope: Mapping[str, float] | None = None) -> RunOutcome:
         """Train ``plan.todo`` as the planner plans it, storing each result as soon as it arrives.
 
         Each item is claimed in the store just before it trains, so a trial that another live run
@@ -277,7 +281,7 @@ class Session:
         sink = StoringSink(store, outcome, self.catalogue, options.max_failures, observer, hooks)
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
         work = _Work(self, store, options, sink, CostModel(self.catalogue, store.epoch_times()), hooks)
-        race = Race.of(plan.trials, plan.grid.seeds, self.catalogue) if options.race else None
+        race = Race.of(plan.trials, plan.grid.seeds, self.catalogue, Rope(rope or {})) if options.race else None
         waiting = set(plan.todo)
         first = work.plan(plan.todo if race is None else [t for t in race.rung_trials(0) if t in waiting])
         workers = _workers_record(first, LocalExecutors.of(self.catalogue))
