@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from report_outline import outline
 
 import nnbench
 from nnbench.analysis import paired, race_frames
@@ -26,6 +27,8 @@ from nnbench.contract.errors import NNBenchError
 from nnbench.contract.section import Paragraph, Table
 from nnbench.contract.trial import Trial
 from nnbench.execution.racing import Race, check_race
+from nnbench.loading.plugins import make_plugin_manager
+from nnbench.reporting import build_report
 from nnbench.reporting.race_section import race as race_section
 from nnbench.storage.store import ResultStore
 
@@ -157,7 +160,20 @@ def test_the_report_and_the_summary_list_the_pruned_configurations_and_compare_o
     assert race_frames.compute_spent(trials)["share"] == pytest.approx(42 / 60)
 
 
-def test_a_race_without_pruned_configurations_leaves_the_report_alone() -> None:
+def test_the_report_has_a_race_section_through_its_hook_and_leaderboards_of_the_finished(
+        raced: tuple[Path, Path]) -> None:
+    race_db, full_db = raced
+    with ResultStore(race_db, readonly=True) as store:
+        page = outline(build_report(store, store.run_ids(), make_plugin_manager(load_entry_points=False)).html)
+    assert page.sections["race"]["h2"] == "Race" and page.sections["race"]["tables"] == 1
+    assert "identity" not in page.sections["leaderboard"]["text"]  # only the configurations that finished
+    with ResultStore(full_db, readonly=True) as store:  # a run without a race: no race section, not even a note
+        page = outline(build_report(store, store.run_ids(), make_plugin_manager(load_entry_points=False)).html)
+    assert "race" not in page.sections and "Race" not in page.left_out
+    assert "identity" in page.sections["leaderboard"]["text"]
+
+
+def test_a_race_without_pruned_configurations_has_only_a_note() -> None:
     section = race_section(pd.DataFrame({"status": ["ok"], "epochs": [2], "epochs_run": [2]}))
     assert [type(b).__name__ for b in section.blocks] == ["Note"]
 

@@ -37,7 +37,7 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
         partial(fairness_sections.tuned_against_default, data),
         partial(fairness_sections.time_to_target, data),
         partial(fairness_sections.performance_profile, data),
-        partial(race_section.race, trials),
+        *([partial(race_section.race, trials)] if race_section.raced(trials) else []),  # a raced run's only
         partial(micro_section.micro_benchmarks, micro),
         partial(sections.overview, data),
     ]

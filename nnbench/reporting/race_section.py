@@ -11,6 +11,11 @@ from nnbench.contract.section import Note, Paragraph, ReportSection
 from nnbench.reporting.html import new_section, table
 
 
+def raced(trials: pd.DataFrame) -> bool:
+    """Whether a race pruned any of ``trials`` (a run without one has no race section, not even a note)."""
+    return race_frames.raced(trials)
+
+
 def finished(trials: pd.DataFrame) -> pd.DataFrame:
     """``trials`` without the configurations a race pruned: what the report's verdicts compare."""
     return race_frames.finished_configurations(trials)
