@@ -103,6 +103,14 @@ def test_survivors_store_exactly_the_numbers_of_a_run_without_a_race(raced: tupl
     assert raced_curves == full_curves
 
 
+def test_a_race_on_worker_processes_decides_and_stores_the_same(raced: tuple[Path, Path], tmp_path: Path) -> None:
+    race_db, _ = raced
+    nnbench.run(**{**GRID, "workers": 2}, vectorize=False, race=True, store=tmp_path / "workers.db")
+    here, there = rows(race_db), rows(tmp_path / "workers.db")
+    pd.testing.assert_frame_equal(here[["status", "metric", "val_metric", "race"]],
+                                  there.loc[here.index, ["status", "metric", "val_metric", "race"]], check_exact=True)
+
+
 def test_a_run_without_a_race_trains_what_the_race_pruned_and_reuses_the_rest(raced: tuple[Path, Path],
                                                                                tmp_path: Path) -> None:
     race_db, full_db = raced
