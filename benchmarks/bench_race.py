@@ -161,20 +161,25 @@ def markdown(rows: list[dict[str, float | str | int]]) -> str:
 # -- (b) real grids ---------------------------------------------------------------------------------
 
 
+ACTIVATIONS = ["relu", "tanh", "sigmoid", "gelu", "elu", "selu", "silu", "leaky_relu", "softplus", "mish"]
+OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+REAL_GRIDS = {
+    "large": ["--task", "moons", "--arch", "fnn", "--activation", ",".join(ACTIVATIONS), "--optimizer",
+              ",".join(OPTIMIZERS), "--lr", "0.001,0.01,0.1,0.3", "--seeds", "5", "--epochs", "3"],
+    "architectures_and_tasks": ["--task", "moons,iris,sine", "--arch", "fnn,gru", "--activation", "relu,tanh,gelu",
+                                "--optimizer", "adam,sgd", "--lr", "0.001,0.01", "--seeds", "5", "--epochs", "5"],
+}
+"""The real grids' command-line arguments."""
+
+
 def real_grids(scale: float) -> dict[str, list[str]]:
-    """The real grids' command-line arguments (``scale`` < 1 keeps fewer activations and optimizers)."""
-    activations = ["relu", "tanh", "sigmoid", "gelu", "elu", "selu", "silu", "leaky_relu", "softplus", "mish"]
-    optimizers = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
-    keep_a = max(2, round(len(activations) * scale))
-    keep_o = max(2, round(len(optimizers) * scale))
-    return {
-        "large": ["--task", "moons", "--arch", "fnn", "--activation", ",".join(activations[:keep_a]),
-                  "--optimizer", ",".join(optimizers[:keep_o]), "--lr", "0.001,0.01,0.1,0.3", "--seeds", "5",
-                  "--epochs", "3"],
-        "architectures_and_tasks": ["--task", "moons,iris,sine", "--arch", "fnn,gru", "--activation",
-                                    "relu,tanh,gelu", "--optimizer", "adam,sgd", "--lr", "0.001,0.01",
-                                    "--seeds", "5", "--epochs", "5"],
-    }
+    """The real grids, the large one with a share ``scale`` of its activations and optimizers (a reduced grid)."""
+    grids = {name: list(arguments) for name, arguments in REAL_GRIDS.items()}
+    if scale < 1 and "large" in grids:
+        large = grids["large"]
+        for option, names in (("--activation", ACTIVATIONS), ("--optimizer", OPTIMIZERS)):
+            large[large.index(option) + 1] = ",".join(names[:max(2, round(len(names) * scale))])
+    return grids
 
 
 def run_grid(arguments: list[str], store: Path, raced: bool) -> float:
