@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,19 +186,24 @@ class ConsoleProgress(RunObserver):
         if self.imports is not None:
             self.imports.join()  # at full speed now: nothing trains any more
         # pandas and scipy: imported in the background while workers trained, or now (SUMMARY_MODULES)
-        from nnbench.analysis import frames, verdicts
+        from nnbench.analysis import frames, race_frames, verdicts
 
-        frame = store.trials([outcome.run_id])
+        everything = store.trials([outcome.run_id])
+        frame = race_frames.finished_configurations(everything)  # a race's verdicts: over what finished
         tried = frame[frame["protocol"] != "tuning"]  # tuning trials are the search, not the answer
         print_leaderboard(frames.leaderboard(tried), self.domain, self.echo)
         print_failures(frame, self.domain, self.echo)
+        spent = race_frames.compute_spent(everything)
+        print_race(race_frames.pruned_configurations(everything), spent, self.echo)
         # Read as the report reads the run (variants apart), so the two agree and share their evidence.
         said = verdicts.findings(frames.with_variants(frame), self.rope)
         if said:
             self.echo("\nfindings:")
             for verdict in said:
                 self.echo(f"  - {verdict}")
-        self.echo(f"run {outcome.run_id}: {len(outcome.results)} trained, {len(outcome.plan.reused)} reused, "
+        trained = sum(r.status != "pruned" for r in outcome.results)
+        pruned = f"{len(outcome.results) - trained} pruned, " if len(outcome.results) > trained else ""
+        self.echo(f"run {outcome.run_id}: {trained} trained, {pruned}{len(outcome.plan.reused)} reused, "
                   f"stored in {store.path}")
         if self.report_dir is not None:
             from nnbench.reporting import write_run_report  # as above
@@ -284,6 +289,19 @@ def print_leaderboard(board: pd.DataFrame, domain: Domain, echo: Echo, top: int 
             echo(f"  {row.rank:>3}. {config:<45} {score}  n={row.seeds}{extra}")
         if len(part) > top:
             echo(f"  ... {len(part) - top} more configurations")
+
+
+def print_race(pruned: pd.DataFrame, spent: Mapping[str, float], echo: Echo, top: int = 10) -> None:
+    """The configurations a race pruned (:func:`~nnbench.analysis.race_frames.pruned_configurations`), each with
+    its evidence, and the compute it spent."""
+    if pruned.empty:
+        return
+    echo(f"\nrace: {len(pruned)} configurations pruned, {spent['trained_epochs']:,.0f} of "
+         f"{spent['planned_epochs']:,.0f} planned epochs trained ({spent['share']:.0%}):")
+    for line in pruned["text"].head(top):
+        echo(f"  {line}")
+    if len(pruned) > top:
+        echo(f"  ... {len(pruned) - top} more (the report's race section lists them all)")
 
 
 def print_failures(frame: pd.DataFrame, domain: Domain, echo: Echo) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from nnbench.analysis.rope import Rope
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.executor import ExecutorLost, GridStopped, WorkPlan
 from nnbench.contract.run_options import RunOptions
@@ -28,6 +29,7 @@ from nnbench.execution.job import ItemTraining
 from nnbench.execution.launching import prestart
 from nnbench.execution.messages import pack_plugins
 from nnbench.execution.planner import LocalExecutors, WorkQueue, plan_work
+from nnbench.execution.racing import Race, check_race
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import (
     BUILTIN_PLUGINS,
@@ -156,6 +158,9 @@ class Session:
         if grid.tune:
             check_tunable(grid, self.catalogue)
             trials += tuning_trials(trials, grid, self.catalogue)
+        if options is not None and options.race:
+            validation = grid.to_dict().get("validation") or ()
+            check_race(trials, grid.seeds, [validation] if isinstance(validation, str) else validation)
         todo, reused = self._split_stored(trials, store, force)
         tasks = list(dict.fromkeys(t.task for t in trials))
         unknown = sorted(set(grid.target_metric) - set(tasks) - {"*"})
@@ -230,9 +235,11 @@ class Session:
         return plan
 
     def run(self, grid: GridSpec, store_path: str | Path, options: RunOptions | None = None, *,
-            force: bool = False, observer: RunObserver | None = None) -> RunOutcome:
+            force: bool = False, observer: RunObserver | None = None,
+            rope: Mapping[str, float] | None = None) -> RunOutcome:
         """The run sequence: check the options, plan the grid (all before the store is opened or
-        created), resume from the store, train what is left and store each result.
+        created), resume from the store, train what is left and store each result. ``rope``: the half-widths
+        of practical equivalence a race decides with (``--rope``; default: each metric's).
 
         Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
         trial stays stored.
@@ -251,13 +258,14 @@ class Session:
             plan = self.resume(plan, results, force)
             observer.planned(plan)
             try:
-                outcome = self.execute(plan, results, options, observer)
+                outcome = self.execute(plan, results, options, observer, rope)
             finally:
                 observer.close()
             observer.finished(outcome, results)
             return outcome
 
-    def execute(self, plan: Plan, store: ResultStore, options: RunOptions, observer: RunObserver) -> RunOutcome:
+    def execute(self, plan: Plan, store: ResultStore, options: RunOptions, observer: RunObserver,
+                rope: Mapping[str, float] | None = None) -> RunOutcome:
         """Train ``plan.todo`` as the planner plans it, storing each result as soon as it arrives.
 
         Each item is claimed in the store just before it trains, so a trial that another live run
@@ -273,12 +281,15 @@ class Session:
         sink = StoringSink(store, outcome, self.catalogue, options.max_failures, observer, hooks)
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
         work = _Work(self, store, options, sink, CostModel(self.catalogue, store.epoch_times()), hooks)
-        first = work.plan(plan.todo)
+        race = Race.of(plan.trials, plan.grid.seeds, self.catalogue, Rope(rope or {})) if options.race else None
+        waiting = set(plan.todo)
+        first = work.plan(plan.todo if race is None else [t for t in race.rung_trials(0) if t in waiting])
         workers = _workers_record(first, LocalExecutors.of(self.catalogue))
         remote = self.remote_devices(options)
         store.start_run(outcome.run_id, {**plan.grid.to_dict(), "executor": first.executor,
                                          "workers": workers, "timeout": options.timeout,
-                                         "targets": plan.targets, "references": self._references(plan)},
+                                         "targets": plan.targets, "references": self._references(plan),
+                                         "race": options.race},
                         environment({e.spec.name: e.spec.description for e in self.catalogue.devices.entries()},
                                     options.threads, {d.name: d.description for d in remote or ()}),
                         len(plan.trials), plan.skipped)
@@ -286,7 +297,10 @@ class Session:
         try:
             with watch_interrupts():
                 hooks("before_run", run_id=outcome.run_id, trials=plan.todo)
-                work.train(first)
+                if race is None:
+                    work.train(first)
+                else:
+                    work.race(race, first, plan.todo)
                 if plan.grid.tune:
                     finals = self._final_trials(plan, store)
                     todo, reused = self._split_stored(finals, store, force=False)
@@ -371,6 +385,22 @@ class _Work:
             freed = self.sink.settle_elsewhere()
             if freed:
                 self.train(self.plan(freed))
+
+    def race(self, race: Race, first: WorkPlan, todo: list[Trial]) -> None:
+        """Train ``race``'s rungs (the first planned as ``first``), deciding after each from every seed's stored
+        validation score, and store the trials of each configuration it prunes as ``pruned`` with the evidence
+        (see :mod:`nnbench.execution.racing`)."""
+        waiting = {t.trial_id for t in todo}
+        for rung in range(len(race.rungs)):
+            self.train(first if rung == 0 else self.plan([t for t in race.rung_trials(rung) if t.trial_id in waiting]))
+            if rung < len(race.rungs) - 1:
+                outcomes = self.store.outcomes(t.trial_id for t in race.judged(rung))
+                pruned = race.decide(rung, outcomes)
+                stored = self.store.outcomes(r.trial.trial_id for r in pruned)  # a resumed race's, as they were
+                self.sink.pruned([r for r in pruned if r.trial.trial_id not in stored])
+                self.store.link_trials(self.sink.outcome.run_id, list(stored))
+                self.sink.log(race.state(rung, sum(len(r.curve) for r in self.sink.outcome.results)))
+            self.store.record_race(self.sink.outcome.run_id, race.account(rung))
 
     def isolated(self, trials: list[Trial]) -> set[str]:
         """The trials to keep out of this process: stored as failed or timed out, or in training when the process

@@ -96,6 +96,14 @@ class StoringSink:
         if self.max_failures is not None and self.failures > self.max_failures:
             raise GridStopped(f"{self.failures} trials failed or timed out (--max-failures {self.max_failures})")
 
+    def pruned(self, results: Sequence[TrialResult]) -> None:
+        """Store the trials a race pruned (status ``pruned``, never trained): neither failed nor finished, so they
+        count against no failure budget and a run without a race trains them."""
+        for result in results:
+            self.store.save_result(self.outcome.run_id, result)
+            self.outcome.results.append(result)
+            self.observer.result(result)
+
     def _tell_reason(self, result: TrialResult) -> None:
         """Say once why seeds planned as one stack trained one by one (found as the stack was proven)."""
         reason = (result.training or {}).get("reason")

@@ -46,6 +46,8 @@ TOX_INI = (ROOT / "tox.ini").read_text()
 
 SMALL_EPOCHS, SMALL_SEEDS = 1, 1
 """A ``nnbench run`` that trains trains at most this many epochs of at most this many seeds."""
+RACE_SEEDS = 3
+"""The fewest seeds ``nnbench run --race`` takes."""
 
 PLACEHOLDERS = {"RUN": -1, "CANDIDATE": -1, "RUN2": -1, "BASELINE": -2, "RUN1": -2}
 """Words that stand for run ids -> which run of the page's store, in the order the runs started."""
@@ -90,6 +92,10 @@ SMALL_SETTINGS = {
     "benchmarks/gpu_check.py": Small(("--repeats", "1"), r"trials at once"),
     "benchmarks/bench_verdicts.py": Small(("--reps", "10", "--real", "--twins", "2", "--real-seeds", "2",
                                            "--epochs", "1", "--markdown"), r"all 2 twins as one axis: \d+ false"),
+    "benchmarks/bench_race.py": Small(("--grids", "20"), r"\| null \| 20 \|",
+                                      {"REAL_GRIDS": {"tiny": ["--task", "circles", "--arch", "fnn", "--activation",
+                                                               "relu,identity", "--optimizer", "adam", "--seeds", "3",
+                                                               "--epochs", "1"]}}),
     "benchmarks/bench_phases.py": Small(("--repeats", "1"), r"training steps \(the trials' stored train_time\)"),
 }
 """Small settings for each benchmark script the docs name. A script's exit status says whether a speed
@@ -258,7 +264,8 @@ def small_run(words: list[str]) -> list[str]:
     """``nnbench run`` arguments that train at most SMALL_EPOCHS epochs of at most SMALL_SEEDS seeds, in this
     process unless the command asks for workers, and write no report unless it says where."""
     added = []
-    for option, bound in (("--epochs", SMALL_EPOCHS), ("--seeds", SMALL_SEEDS)):
+    seeds = RACE_SEEDS if "--race" in words else SMALL_SEEDS  # a race needs a first rung and a seed after it
+    for option, bound in (("--epochs", SMALL_EPOCHS), ("--seeds", seeds)):
         values = [int(v) for value in option_values(words, option) for v in value.split(",")]
         if not values or max(values) > bound:
             added += [option, str(bound)]

@@ -66,7 +66,7 @@ def effect_axes(frame: pd.DataFrame) -> list[str]:
     the protocol (tuned against default)."""
     return [*CORE_EFFECT_AXES, *kind_axes(frame), "protocol"]
 NONE_LEVEL = "none"
-STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2, "timeout": 3}
+STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2, "timeout": 3, "pruned": 4}
 
 
 def higher_is_better(metric_name: object) -> bool:

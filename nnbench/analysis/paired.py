@@ -97,6 +97,11 @@ def improvement(wins: np.ndarray, ties: np.ndarray, n: np.ndarray,
     return np.where(empty, np.nan, point), np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
+def t_upper_tail(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
+    """``P(T > t)`` for Student's *t* with ``df`` degrees of freedom, element-wise (a one-sided p-value)."""
+    return np.asarray(stats.t.sf(t, df))
+
+
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values along the last axis (each row one family); NaN entries are not
     tested and take no part in the family. Adjusted ``p < alpha`` rejects with family-wise error at most

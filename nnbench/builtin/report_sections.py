@@ -19,9 +19,10 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
                     micro: pd.DataFrame, rope: Mapping[str, float], alpha: float,
                     version_names: Mapping[str, str]) -> list[ReportSection]:
     # pandas and seaborn load with the first report, not with the plugins
-    from nnbench.reporting import answer, fairness_sections, forked, micro_section, sections
+    from nnbench.reporting import answer, fairness_sections, forked, micro_section, race_section, sections
 
-    data = sections.ReportData(runs, trials, epochs, skipped, rope, alpha, version_names)
+    # A race's verdicts are drawn over the configurations that finished; its own section lists the pruned ones.
+    data = sections.ReportData(runs, race_section.finished(trials), epochs, skipped, rope, alpha, version_names)
     # The answer first (findings, the leaderboard, the warnings that qualify both), the evidence after.
     # Each entry is built at once with the others, in forked children that inherit the frames.
     builders: list[partial[Any]] = [
@@ -35,6 +36,7 @@ def report_sections(trials: pd.DataFrame, epochs: pd.DataFrame, runs: pd.DataFra
         partial(fairness_sections.tuned_against_default, data),
         partial(fairness_sections.time_to_target, data),
         partial(fairness_sections.performance_profile, data),
+        *([partial(race_section.race, trials)] if race_section.raced(trials) else []),  # a raced run's only
         partial(micro_section.micro_benchmarks, micro),
         partial(sections.overview, data),
     ]

@@ -108,7 +108,7 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
     progress = ConsoleProgress(session.domain, session.pm, click.echo, bar=not quiet, messages=True,
                                report_dir=None if no_report else report_dir, rope=given)
     try:
-        outcome = session.run(grid, store, options, force=force, observer=progress)
+        outcome = session.run(grid, store, options, force=force, observer=progress, rope=given)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished trials are stored in {store}; run the same command to resume", err=True)
         sys.exit(130)

@@ -121,6 +121,9 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               cli="flag"),
     RunOption("vectorize", "Train the seeds of a configuration as one stacked ensemble where that is exact "
                            "(--no-vectorize: one by one).", True, _switch("--no-vectorize"), cli="negated"),
+    RunOption("race", "Race the configurations: each starts with a few seeds, and one that its paired seeds show "
+                      "worse than the best on validation data, beyond the ROPE, stops (status pruned); the rest go "
+                      "on to every seed (docs/racing.md).", False, _switch("--race"), cli="flag"),
     RunOption("download", "Download data sets that tasks need and are missing.", False, _switch("--download"),
               cli="flag"),
 )
@@ -143,6 +146,7 @@ class RunOptions:
     max_failures: int | None = None
     fail_fast: bool = False
     vectorize: bool = True
+    race: bool = False
     download: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -168,7 +168,8 @@ class EpochRecord:
 
 @dataclass
 class TrialResult:
-    """What training a trial produced. ``status`` is ``ok``, ``diverged`` or ``failed``."""
+    """What training a trial produced. ``status`` is ``ok``, ``diverged``, ``failed``, ``timeout``, or ``pruned``
+    (a race stopped its configuration before this trial trained: neither failed nor finished)."""
 
     trial: Trial
     status: str
@@ -195,6 +196,11 @@ class TrialResult:
     the executor ``concurrent`` (work items training on the same device at once, itself included) and
     ``slots`` (how many could without sharing it: one per accelerator, the cores a CPU gives its
     workers)."""
+    race: dict[str, Any] | None = None
+    """Why a race pruned the trial (status ``pruned``; JSON-ready): the ``rung``, the ``epoch`` and the ``seeds``
+    its configuration's evidence was read at, the configuration it was shown worse than (``against``), the
+    ``mean_difference`` of their validation scores over those seeds, the ``rope``, the Holm-adjusted ``p_value``
+    and the ``alpha`` it was compared with. ``None`` for every trial a race did not prune."""
 
     def summary(self) -> dict[str, Any]:
         """Flat, JSON-ready fields (no curve, no trial; ``training`` is a dict)."""

@@ -91,8 +91,7 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     """
     # pandas, scipy and seaborn load with the first report, not with the package
     from nnbench.analysis import frames as analysis
-    from nnbench.reporting import contributed, plots  # as above
-    from nnbench.reporting import html as page  # as above
+    from nnbench.reporting import contributed, html, plots  # as above
     from nnbench.reporting.figures import write_figures  # as above
 
     if not 0 < alpha < 1:
@@ -106,15 +105,15 @@ def build_report(store: ResultStore, run_ids: Sequence[str], plugin_manager: Plu
     pm = plugin_manager or make_plugin_manager()
     with plots.paper_copies(figures is not None):
         sections = contributed.report_sections(pm, arguments)
-    shown, left_out = page.leave_out_empty(sections)
+    shown, left_out = html.leave_out_empty(sections)
     written: list[Path] = []
     if figures is not None:
         written = write_figures(shown, Path(figures))
     title = "nnbench report: " + (", ".join(run_ids) if len(run_ids) <= 3 else f"{len(run_ids)} runs")
     tasks = ", ".join(dict.fromkeys(trials["task"])) or "no tasks"
     subtitle = f"{len(trials):,} trials on {tasks}; stored in {store.path}"
-    return Report(page.render(title, subtitle, shown, left_out),
-                  lambda: page.render_fragment(title, subtitle, shown, left_out), tuple(written))
+    return Report(html.render(title, subtitle, shown, left_out),
+                  lambda: html.render_fragment(title, subtitle, shown, left_out), tuple(written))
 
 
 def write_run_report(store: ResultStore, run_ids: Sequence[str], out_dir: Path,

@@ -131,6 +131,16 @@ def m004_trials_validation_and_shuffle(db: sqlite3.Connection) -> None:
     add_axis_column(db, "shuffle")
 
 
+@migration
+def m005_races(db: sqlite3.Connection) -> None:
+    """Racing (``nnbench run --race``): why a race pruned a trial (status ``pruned``), its evidence as JSON in
+    ``trials.race`` (NULL for every other trial); and each raced run's account of its rungs, the configurations
+    left and the epochs the grid plans (``races``)."""
+    db.execute("ALTER TABLE trials ADD COLUMN race TEXT")
+    db.execute("CREATE TABLE IF NOT EXISTS races (run_id TEXT PRIMARY KEY REFERENCES runs(run_id), "
+               "summary TEXT NOT NULL)")
+
+
 # -- helpers for migrations --------------------------------------------------------------------------
 
 

@@ -57,10 +57,11 @@ FINISHED = ("ok", "diverged")  # statuses a resumed run does not train again
 RESULT_COLUMNS = (
     "status", "metric_name", "metric", "train_loss", "test_loss", "val_loss", "val_metric", "accuracy", "rmse",
     "r2", "n_params", "train_time", "throughput", "peak_memory", "epochs_run", "best_epoch", "error", "finished_at",
-    "training",
+    "training", "race",
 )
 """What the ``trials`` table holds besides a trial's axes: its outcome. ``training`` (JSON, NULL in rows
-stored before it was recorded) says how the trial was trained: see ``TrialResult.training``."""
+stored before it was recorded) says how the trial was trained: see ``TrialResult.training``; ``race`` (JSON,
+NULL unless a race pruned the trial) its evidence: see ``TrialResult.race``."""
 
 TRIAL_COLUMNS = ("trial_id", "run_id", *(ax.name for ax in TRIAL_AXES), "params", *RESULT_COLUMNS)
 """The columns of every store; a kind that a plugin declares adds one of its own when a store is opened with
@@ -402,6 +403,8 @@ class ResultStore:
         row["params"] = to_json(row["params"], f"the hyper-parameters of trial {trial.trial_id}", sort_keys=True)
         row["training"] = (None if result.training is None
                            else to_json(result.training, f"how trial {trial.trial_id} was trained", sort_keys=True))
+        row["race"] = None if result.race is None else to_json(result.race, f"why trial {trial.trial_id} was pruned",
+                                                                 sort_keys=True)
         columns = self._columns()
         unknown = sorted(set(trial.components) - set(columns))
         if unknown:
@@ -480,6 +483,13 @@ class ResultStore:
                 found[trial_id] = (status, val_metric)
         return found
 
+    def record_race(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Record (or bring up to date) the account of ``run_id``'s race: JSON-ready, read back as the ``race``
+        column of :meth:`runs`."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO races VALUES (?, ?)",
+                       (run_id, to_json(dict(summary), "the race's account", sort_keys=True)))
+
     def run_ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT run_id FROM runs ORDER BY started_at, rowid")]
 
@@ -521,10 +531,12 @@ class ResultStore:
         """The runs (all when ``None``), oldest first; a run whose process died reads as ``interrupted``
         even where the store is read-only and cannot be marked. ``conflicts`` lists, as JSON, the trials the run
         covers of which a merged store held another copy with other numbers (``trial_id``, the ``run_id`` that
-        trained the other copy and the ``differences``, kept number -> other number); ``[]`` for none."""
+        trained the other copy and the ``differences``, kept number -> other number); ``[]`` for none. ``race``
+        is the account of a raced run (JSON: see :meth:`record_race`), else NULL."""
         where, params = self._run_filter(run_ids, "r.run_id")
         frame = self._frame(
-            "SELECT r.*, (SELECT json_group_array(json_object('trial_id', c.trial_id, 'run_id', c.run_id, "
+            "SELECT r.*, (SELECT summary FROM races WHERE races.run_id = r.run_id) AS race, "
+            "(SELECT json_group_array(json_object('trial_id', c.trial_id, 'run_id', c.run_id, "
             "'differences', json(c.differences))) FROM trial_conflicts c JOIN run_trials rt ON rt.trial_id = "
             f"c.trial_id WHERE rt.run_id = r.run_id) AS conflicts FROM runs r {where} ORDER BY r.started_at", params)
         if "process" in frame:
