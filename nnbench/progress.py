@@ -296,7 +296,8 @@ def print_race(pruned: pd.DataFrame, spent: Mapping[str, float], echo: Echo, top
     its evidence, and the compute it spent."""
     if pruned.empty:
         return
-    echo(f"\nrace: {len(pruned)} configurations pruned, {spent['trained_epochs']:,.0f} of "
+    plural = "s" if len(pruned) != 1 else ""
+    echo(f"\nrace: {len(pruned)} configuration{plural} pruned, {spent['trained_epochs']:,.0f} of "
          f"{spent['planned_epochs']:,.0f} planned epochs trained ({spent['share']:.0%}):")
     for line in pruned["text"].head(top):
         echo(f"  {line}")
