@@ -72,7 +72,7 @@ task() {
 pids=()
 stop() {
   for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2> /dev/null; done
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
+  for _ in 1 2 3 4; do
     kill -0 "${pids[@]}" 2> /dev/null || exit 143
     sleep 0.5
   done
