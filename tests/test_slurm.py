@@ -122,7 +122,7 @@ def test_the_recipe_trains_on_the_allocation_and_brings_its_results_back_whole(t
     (submit / "grid.toml").write_text('[grid]\ntask = "moons"\narch = "fnn"\nactivation = ["relu", "tanh"]\n'
                                       'optimizer = "adam"\nseeds = 2\nepochs = 2\n')
     env = {**cluster_env(), "PATH": f"{stand_ins(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
-           "STUB_STATE": str(state), "STUB_NODES": "2", "STUB_JOIN_DELAY": "4", "STUB_PYTHON": sys.executable,
+           "STUB_STATE": str(state), "STUB_NODES": "2", "STUB_JOIN_DELAY": "2", "STUB_PYTHON": sys.executable,
            "STUB_LOCAL_DISK": str(local),
            "RAY_PORT": str(free_port())}
 
