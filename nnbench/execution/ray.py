@@ -28,6 +28,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +45,18 @@ from nnbench.contract.executor import (
     device_kind,
     failed_result,
 )
+from nnbench.contract.specs import Device
 from nnbench.contract.trial import Trial, TrialResult
 from nnbench.execution.local import with_company
-from nnbench.execution.ray_cluster import Cluster, alive_nodes, connect, first_line
+from nnbench.execution.ray_cluster import (
+    Cluster,
+    address_of,
+    alive_nodes,
+    cluster_devices,
+    connect,
+    describe,
+    first_line,
+)
 
 POLL_SECONDS = 0.2
 RESOURCES_SECONDS = 2.0  # how often the cluster is asked how many slots it has
@@ -308,6 +318,17 @@ class _Pool:
                 self.sink.result(slot.lost(
                     trial, "timeout", f"ran past --timeout {self.plan.timeout:g} s per trial inside a component "
                                       "that did not return, and its Ray worker was stopped"))
+
+
+def cluster_devices_of(options: Mapping[str, Any], log: Callable[[str], None]) -> Sequence[Device] | None:
+    """The kinds of device the nodes of the Ray cluster of ``options`` have, asked of it (and said in ``log``);
+    ``None`` for a local Ray, which runs on this machine."""
+    if address_of(options) is None:
+        return None
+    cluster = connect(options, log)
+    nodes = alive_nodes()
+    log(f"trials train on {cluster.name}: {describe(nodes)}")
+    return cluster_devices(nodes)
 
 
 class _Nodes(threading.Thread):
