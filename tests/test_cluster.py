@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ import pytest
 from click.testing import CliRunner
 from faulty_plugin import FaultyArchitectures
 from local_cluster import cluster_env
+from packaging.requirements import Requirement
 
 import nnbench
 from nnbench.cli import cli
+from nnbench.execution import ray_cluster
 from nnbench.testing.executors import check_executor
 
 SMALL = ["--task", "moons", "--arch", "fnn", "--optimizer", "adam", "--seeds", "1"]
@@ -82,21 +85,68 @@ def test_a_worker_that_dies_or_raises_fails_its_trial_with_the_cause_and_nothing
     assert "ValueError: this architecture always raises" in errors["raise"]
     assert errors["exit"].startswith("its Ray worker (pid ") and "died while training it: The actor is dead" in \
         errors["exit"]
+    places = {row["arch"]: json.loads(row["training"]) for row in stored(tmp_path / "faults.db")}
+    assert all(place["node"] and place["ray_node"] and place["device"] == "cpu" for place in places.values()), places
 
 
-def test_without_ray_the_ray_executor_is_one_line_and_nothing_is_stored(monkeypatch: pytest.MonkeyPatch,
-                                                                       tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    done = CliRunner().invoke(cli, ["run", *SMALL, "--executor", "ray", "--store", str(tmp_path / "r.db")])
-    assert done.exit_code == 1
-    assert done.output == "Error: --executor ray needs Ray, which is not installed: pip install 'nnbench-arena[ray]'\n"
-    monkeypatch.delitem(sys.modules, "ray")
-    monkeypatch.setitem(sys.modules, "grpc", None)  # Ray without its client
-    done = CliRunner().invoke(cli, ["run", *SMALL, "--executor", "ray", "--address", "ray://head:10001",
-                                    "--store", str(tmp_path / "r.db")])
-    assert done.output == ("Error: --address ray://head:10001 needs the Ray Client, which is not installed: pip "
-                           "install 'nnbench-arena[ray]' (it installs ray[client])\n")
-    assert not (tmp_path / "r.db").exists()
+def test_a_ray_the_user_started_again_is_used_and_not_the_one_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Context:
+        def __init__(self, gcs: str) -> None:
+            self.gcs_address = gcs
+
+        def get_job_id(self) -> str:
+            return "01000000"  # every fresh Ray numbers its first driver's job the same
+
+    monkeypatch.setattr(ray_cluster, "_CONNECTED", None)
+    monkeypatch.setattr(ray_cluster.ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray_cluster.ray, "get_runtime_context", lambda: Context("127.0.0.1:41000"))
+    first = ray_cluster.connect({}, print)
+    assert first.endpoint == ("127.0.0.1", 41000) and ray_cluster.connect({}, print) is first
+    # ray.shutdown(), ray.init(): another Ray, whose head the run must probe
+    monkeypatch.setattr(ray_cluster.ray, "get_runtime_context", lambda: Context("127.0.0.1:42000"))
+    assert ray_cluster.connect({}, print).endpoint == ("127.0.0.1", 42000)
+
+
+HIDDEN = """\
+import sys
+from importlib.abc import MetaPathFinder
+
+class Hidden(MetaPathFinder):
+    \"\"\"Packages as if they were not installed.\"\"\"
+
+    def __init__(self, names):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Hidden(sys.argv[1].split(",")))
+from nnbench.cli import main
+sys.argv = ["nnbench", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(("hidden", "address", "line"), [
+    ("ray", None, "Error: --executor ray needs Ray, which is not installed: pip install 'nnbench-arena[ray]'"),
+    ("grpc", "ray://127.0.0.1:10001", "Error: --address ray://127.0.0.1:10001 needs the Ray Client, which is not "
+                                      "installed: pip install 'nnbench-arena[ray]' (it installs ray[client])"),
+], ids=["ray", "ray-client"])
+def test_without_ray_or_its_client_the_ray_executor_is_one_line_and_nothing_is_stored(
+        hidden: str, address: str | None, line: str, tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    where = ["--address", address] if address else []
+    done = subprocess.run([sys.executable, "-c", HIDDEN, hidden, "run", *SMALL, "--executor", "ray", *where,
+                           "--store", str(store)], capture_output=True, text=True, env=cluster_env(), timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", line + "\n")
+    assert not store.exists()
+
+
+def test_the_ray_extra_installs_what_the_error_lines_promise() -> None:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    ray_extra = [Requirement(line) for line in project["project"]["optional-dependencies"]["ray"]]
+    assert [(r.name, r.extras) for r in ray_extra] == [("ray", {"client", "default"})]  # ray://, and `ray start`
 
 
 def test_losing_the_head_ends_the_run_within_seconds_and_the_next_run_trains_only_the_rest(

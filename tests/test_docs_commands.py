@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 import torch
 from click.testing import CliRunner
+from local_cluster import LocalRayCluster, cluster_env
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -52,16 +54,10 @@ RACE_SEEDS = 3
 PLACEHOLDERS = {"RUN": -1, "CANDIDATE": -1, "RUN2": -1, "BASELINE": -2, "RUN1": -2}
 """Words that stand for run ids -> which run of the page's store, in the order the runs started."""
 
-SCRIPT_VARIABLES = {"head": "head-node", "port": "6379"}
-"""What the shell variables of a documented batch script hold where its nnbench line runs (and
-``$SLURM_SUBMIT_DIR``: the page's folder)."""
-
 NOT_RUN = {
     "mutmut": "mutation testing takes minutes to hours a module (docs/testing.md runs it through tox)",
     "grep": "reads the output of a mutation-testing run",
-    "set": "a line of a SLURM batch script, which needs the allocation it runs in",
-    "srun": "a line of a SLURM batch script, which needs the allocation it runs in",
-    "sleep": "a line of a SLURM batch script, which needs the allocation it runs in",
+    "sbatch": "submits a SLURM job; tests/test_slurm.py runs examples/slurm.sbatch with stand-ins for SLURM's commands",
 }
 """Programs other than nnbench and python that the docs may name, and why the test does not run them."""
 
@@ -97,6 +93,8 @@ SMALL_SETTINGS = {
                                                                "relu,identity", "--optimizer", "adam", "--seeds", "3",
                                                                "--epochs", "1"]}}),
     "benchmarks/bench_phases.py": Small(("--repeats", "1"), r"training steps \(the trials' stored train_time\)"),
+    "benchmarks/bench_dispatch.py": Small(("--trials", "20,100", "--slots", "1"),
+                                          r"dispatch: at most [\d.]+ ms of driver CPU a trial"),
 }
 """Small settings for each benchmark script the docs name. A script's exit status says whether a speed
 target was met, which a small run on a busy machine need not; what is asserted is that it ran to its figures."""
@@ -161,10 +159,6 @@ class Command:
     line: str
     expected: tuple[str, ...] = ()
 
-    @property
-    def in_script(self) -> bool:
-        return self.block.body.startswith("#!")
-
 
 @dataclass(frozen=True)
 class Program:
@@ -179,7 +173,7 @@ def steps(page: Path) -> list[Command | Program]:
     """What the page asks a reader to do, in its order."""
     found: list[Command | Program] = []
     for block in blocks(page):
-        if block.language == "bash":
+        if block.language == "bash" and not (block.file_name and (ROOT / block.file_name).is_file()):
             found += [Command(block, line) for line in command_lines(block.body)]
         elif block.language == "console":
             found += console_commands(block)
@@ -301,6 +295,7 @@ class Page:
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(self.site), str(ROOT),
                                                                 os.environ.get("PYTHONPATH")]))}
         monkeypatch.setenv("NNBENCH_PLUGINS", "none")
+        self.cluster: LocalRayCluster | None = None
 
     @property
     def cwd(self) -> Path:
@@ -336,11 +331,10 @@ class Page:
             assignments.append(words.pop(0))
         program = words[0] if words else ""
         runs = program == "nnbench" or program in ("python", "python3") and words[1:3] != ["-m", "pip"]
-        if step.in_script and assignments and not runs:
-            return  # one of the batch script's own variables, set from what the allocation holds
         if runs:
-            words = [self.expand(word, where) for word in words]
-            env = dict(self.expand(a, where).split("=", 1) for a in assignments)
+            unknown = re.search(r"\$(?:\{(\w+)\}|(\w+))", " ".join(words + assignments))
+            assert not unknown, f"{where}: the test does not know what {unknown.group(0)} holds"
+            env = dict(a.split("=", 1) for a in assignments)
         if program == "nnbench":
             output = self.nnbench(words[1:], env, where, step)
         elif program in ("python", "python3") and words[1:3] == ["-m", "nnbench"]:
@@ -367,15 +361,31 @@ class Page:
         if step.expected:
             check_printed(step.expected, output, where)
 
-    def expand(self, word: str, where: str) -> str:
-        variables = {**SCRIPT_VARIABLES, "SLURM_SUBMIT_DIR": str(self.cwd)}
+    def on_page_cluster(self, args: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        """A Ray command's addresses (``--address``, ``$RAY_ADDRESS``) made the page's own cluster of one node on
+        this machine, started at the page's first such command: ``ray://`` its Ray Client, any other its head."""
+        named = [*option_values(args, "--address"), env.get("RAY_ADDRESS", "")]
+        if not any(named):
+            return args, env  # a Ray of the run's own: a dry run starts none
+        if self.cluster is None:
+            self.cluster = LocalRayCluster(self.home / ".ray", cpus=(1,), gpus=(0,)).start()
 
-        def value(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(2)
-            assert name in variables, f"{where}: the test does not know what ${name} holds"
-            return variables[name]
+        def there(address: str) -> str:
+            assert self.cluster is not None
+            return self.cluster.client_address if address.startswith("ray://") else self.cluster.address
 
-        return re.sub(r"\$(?:\{(\w+)\}|(\w+))", value, word)
+        args = [there(value) if option == "--address" else value
+                for option, value in zip(["", *args], args, strict=False)]
+        ray_settings = {name: value for name, value in cluster_env().items() if name.startswith("RAY_")}
+        return args, {**env, **ray_settings, **({"RAY_ADDRESS": there(env["RAY_ADDRESS"])} if env.get("RAY_ADDRESS")
+                                                else {})}
+
+    def close(self) -> None:
+        """Stop the page's Ray cluster, if it started one, after letting go of it."""
+        if self.cluster is not None:
+            if ray.is_initialized():
+                ray.shutdown()
+            self.cluster.stop()
 
     def run_ids(self, words: list[str], env: dict[str, str]) -> list[str]:
         stores = option_values(words, "--store")
@@ -396,6 +406,8 @@ class Page:
         stand_ins: list[str] = []
         if args[:1] == ["run"]:
             stand_ins = missing_accelerators(args)
+            if "--executor" in args and option_values(args, "--executor")[-1] == "ray":
+                args, env = self.on_page_cluster(args, env)
             if stand_ins or "--executor" in args and option_values(args, "--executor")[-1] == "ray":
                 args = [*args, "--dry-run"]
             elif "--dry-run" not in args and not step.expected:  # shown output comes from the command as written
@@ -545,8 +557,11 @@ def check_printed(expected: tuple[str, ...], output: str, where: str) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_command_of_the_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reader = Page(page, tmp_path, monkeypatch)
-    for step in steps(page):
-        reader.do(step)
+    try:
+        for step in steps(page):
+            reader.do(step)
+    finally:
+        reader.close()
 
 
 def test_the_pages_commands_are_found() -> None:
@@ -554,10 +569,11 @@ def test_the_pages_commands_are_found() -> None:
              for page in PAGES}
     assert "nnbench compare BASELINE CANDIDATE --fail-if-worse" in found["README.md"]
     assert "nnbench run examples/grid.toml --seeds 5" in found["README.md"]
-    assert "nnbench run examples/grid.toml --executor ray --address \"$head:$port\" --device all --store " \
-           "\"$SLURM_SUBMIT_DIR/nnbench.db\"" in found["cluster.md"]
-    assert "srun --nodes=$((SLURM_JOB_NUM_NODES - 1)) --ntasks=$((SLURM_JOB_NUM_NODES - 1)) " \
-           "--exclude=\"$head\" ray start --address=\"$head:$port\" --block &" in found["cluster.md"]
+    assert "nnbench run examples/grid.toml --executor ray --address ray://head-node:10001 --device all" \
+        in found["cluster.md"]
+    assert "sbatch examples/slurm.sbatch examples/grid.toml --device all" in found["cluster.md"]
+    recipe = [s for s in steps(ROOT / "docs" / "cluster.md") if isinstance(s, Program)]
+    assert [s.file_name for s in recipe] == ["examples/slurm.sbatch"]  # a file shown, not commands run
     walkthrough = steps(ROOT / "docs" / "plugins.md")
     assert [s.file_name for s in walkthrough if isinstance(s, Program)] == \
         ["nnbench_squareplus.py", "pyproject.toml", "tests/test_squareplus.py"]
@@ -620,6 +636,11 @@ def test_shown_output_is_matched_line_by_line_whatever_its_numbers() -> None:
 def test_the_grid_file_the_docs_show_is_the_example_in_the_repository() -> None:
     shown = re.search(r"```toml\n(.*?)```", (ROOT / "docs" / "cli.md").read_text(), flags=re.DOTALL)
     assert shown and shown.group(1) == (ROOT / "examples" / "grid.toml").read_text()
+
+
+def test_the_slurm_recipe_the_docs_show_is_the_example_in_the_repository() -> None:
+    shown = re.search(r"```bash\n(#!.*?)```", (ROOT / "docs" / "cluster.md").read_text(), flags=re.DOTALL)
+    assert shown and shown.group(1) == (ROOT / "examples" / "slurm.sbatch").read_text()
 
 
 def slug(heading: str) -> str:

@@ -19,10 +19,14 @@ def _local() -> Any:
     return LocalExecutor()
 
 
-def _ray() -> Any:
-    from nnbench.execution.ray import RayExecutor  # imports Ray, an optional dependency, only when asked for
+def _ray_module() -> Any:
+    from nnbench.execution import ray  # imports Ray, an optional dependency, only when asked for
 
-    return RayExecutor()
+    return ray
+
+
+def _ray() -> Any:
+    return _ray_module().RayExecutor()
 
 
 def _check_ray(options: Mapping[str, Any]) -> None:
@@ -48,14 +52,8 @@ def _check_ray(options: Mapping[str, Any]) -> None:
 
 def _ray_devices(options: Mapping[str, Any], log: Callable[[str], None]) -> Sequence[Device] | None:
     """The kinds of device the Ray cluster's nodes have, asked of it; a local Ray runs on this machine."""
-    from nnbench.execution.ray_cluster import address_of, alive_nodes, cluster_devices, connect, describe  # Ray
-
-    if address_of(options) is None:
-        return None
-    cluster = connect(options, log)
-    nodes = alive_nodes()
-    log(f"trials train on {cluster.name}: {describe(nodes)}")
-    return cluster_devices(nodes)
+    devices: Sequence[Device] | None = _ray_module().cluster_devices_of(options, log)
+    return devices
 
 
 EXECUTORS = (

@@ -65,16 +65,11 @@ class ItemTraining:
         def on_epoch(trial: Trial, record: EpochRecord) -> None:
             hooks("after_epoch", trial=trial, record=record)
 
-        from nnbench.training.ensemble import train_item  # torch: a job is made, and sent, where none is needed
-        from nnbench.training.placement import placed, trained_where  # as above
+        from nnbench.training.ensemble import train_placed  # torch: a job is made, and sent, where none is needed
 
-        with placed(item.where or item.device) as device:
-            results = train_item(item.trials, catalogue, stacked=item.stacked, reason=item.reason, on_epoch=on_epoch,
-                                 test_each_epoch=self.test_each_epoch, timeout=self.timeout, threads=self.threads)
-            where = trained_where(device)
-        for result in results:
-            result.training = {**(result.training or {}), **where}
-        return results
+        return train_placed(item.where or item.device, item.trials, catalogue, stacked=item.stacked,
+                            reason=item.reason, on_epoch=on_epoch, test_each_epoch=self.test_each_epoch,
+                            timeout=self.timeout, threads=self.threads)
 
     def prepare(self) -> None:
         """Load what training needs in this process (the run's plugins), so that an item can start at once."""

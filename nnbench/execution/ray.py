@@ -28,6 +28,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +45,18 @@ from nnbench.contract.executor import (
     device_kind,
     failed_result,
 )
-from nnbench.contract.trial import TrialResult
+from nnbench.contract.specs import Device
+from nnbench.contract.trial import Trial, TrialResult
 from nnbench.execution.local import with_company
-from nnbench.execution.ray_cluster import Cluster, alive_nodes, connect, first_line
+from nnbench.execution.ray_cluster import (
+    Cluster,
+    address_of,
+    alive_nodes,
+    cluster_devices,
+    connect,
+    describe,
+    first_line,
+)
 
 POLL_SECONDS = 0.2
 RESOURCES_SECONDS = 2.0  # how often the cluster is asked how many slots it has
@@ -99,6 +109,14 @@ class _Slot:
 
     def describe(self) -> str:
         return f"pid {self.where.get('pid', '?')} on {self.where.get('node', 'its node')}"
+
+    def lost(self, trial: Trial, status: str, cause: str) -> TrialResult:
+        """The result of a trial this actor held and did not answer for (it died, or was stopped), with where it
+        was training, as a trial that finished records it."""
+        result = failed_result(trial, status, cause)
+        node_id, device = self.device
+        result.training = {"node": self.where.get("node"), "ray_node": node_id, "device": device}
+        return result
 
 
 class RayExecutor:
@@ -285,7 +303,7 @@ class _Pool:
         else:
             cause = f"its Ray worker ({slot.describe()}) died while training it: {_cause(exc)}"
         for trial in slot.item.trials:
-            self.sink.result(failed_result(trial, "failed", cause))
+            self.sink.result(slot.lost(trial, "failed", cause))
 
     def _expire(self) -> None:
         """Kill the actors still busy past their item's deadline; their trials are stored ``timeout``."""
@@ -294,12 +312,23 @@ class _Pool:
             slot = self.slots.get(slot_id)
             if slot is None or slot.serial != serial or slot.item is None:
                 continue
-            item = self._end(slot_id, kill=True).item
-            assert item is not None
-            for trial in item.trials:
-                self.sink.result(failed_result(
+            slot = self._end(slot_id, kill=True)
+            assert slot.item is not None
+            for trial in slot.item.trials:
+                self.sink.result(slot.lost(
                     trial, "timeout", f"ran past --timeout {self.plan.timeout:g} s per trial inside a component "
                                       "that did not return, and its Ray worker was stopped"))
+
+
+def cluster_devices_of(options: Mapping[str, Any], log: Callable[[str], None]) -> Sequence[Device] | None:
+    """The kinds of device the nodes of the Ray cluster of ``options`` have, asked of it (and said in ``log``);
+    ``None`` for a local Ray, which runs on this machine."""
+    if address_of(options) is None:
+        return None
+    cluster = connect(options, log)
+    nodes = alive_nodes()
+    log(f"trials train on {cluster.name}: {describe(nodes)}")
+    return cluster_devices(nodes)
 
 
 class _Nodes(threading.Thread):

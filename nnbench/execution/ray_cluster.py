@@ -60,6 +60,7 @@ class Cluster:
 
     address: str | None
     endpoint: tuple[str, int] | None
+    connection: str | None = None  # another after a ray.shutdown() and ray.init() of the user's
     lost: bool = False
     probed: float = field(default_factory=time.monotonic)
 
@@ -97,10 +98,11 @@ def connect(options: Mapping[str, Any], log: Callable[[str], None]) -> Cluster:
     process; raises :class:`NNBenchError` in one line where it cannot be reached."""
     global _CONNECTED
     address = address_of(options)
-    if _CONNECTED is not None and ray.is_initialized() and not _CONNECTED.lost and _CONNECTED.address == address:
+    ours = _CONNECTED is not None and ray.is_initialized() and _CONNECTED.connection == _connection()
+    if ours and _CONNECTED is not None and not _CONNECTED.lost and _CONNECTED.address == address:
         return _CONNECTED
-    if ray.is_initialized() and _CONNECTED is None and address is None:  # the user's own connection: use it
-        _CONNECTED = Cluster(None, _gcs_endpoint())
+    if ray.is_initialized() and not ours and address is None:  # the user's own connection: use it
+        _CONNECTED = Cluster(None, _gcs_endpoint(), _connection())
         return _CONNECTED
     if ray.is_initialized():
         ray.shutdown()
@@ -127,12 +129,27 @@ def connect(options: Mapping[str, Any], log: Callable[[str], None]) -> Cluster:
             raise NNBenchError(f"cannot connect to {cluster.name}: {first_line(exc)}") from None
     if cluster.endpoint is None and not (address or "").startswith("ray://"):
         cluster.endpoint = _gcs_endpoint()
+    cluster.connection = _connection()
     _CONNECTED = cluster
     if nodes:
         _wait(lambda: len(alive_nodes()) >= nodes, deadline, log, f"{nodes} nodes of {cluster.name} to join",
               lambda: f"{cluster.name} has {len(alive_nodes())} of the {nodes} nodes asked for (--nodes) after "
                       f"{WAIT_SECONDS:g} s; nothing was trained")
     return cluster
+
+
+def _connection() -> str | None:
+    """What tells this process's Ray connection from another: its job on its cluster's GCS (``None`` when not
+    connected)."""
+    try:
+        context = ray.get_runtime_context()
+        job = context.get_job_id()
+    except Exception:  # not connected
+        return None
+    try:
+        return f"{job}@{context.gcs_address}"
+    except Exception:  # a Ray Client connection knows no GCS address
+        return job
 
 
 def _gcs_endpoint() -> tuple[str, int] | None:

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
+from nnbench.training.placement import placed, trained_where
 from nnbench.training.proof import PROOFS, MemberStep, clip_members, prove_stack
 from nnbench.training.stacked_networks import STACKED_FORMS
 from nnbench.training.stacking import NotStackable, StackedModel, stacked_loss
@@ -69,6 +70,17 @@ if TYPE_CHECKING:
     from nnbench.loading.catalogue import Catalogue
 
 OnEpoch = Callable[[Trial, EpochRecord], None]
+
+
+def train_placed(device: str, trials: Sequence[Trial], catalogue: Catalogue, **options: Any) -> list[TrialResult]:
+    """:func:`train_item` (``options`` are its own) with ``device`` current (one device, or a kind: this process's
+    current device of it); each result records the node and the device that trained it."""
+    with placed(device) as name:
+        results = train_item(trials, catalogue, **options)
+        where = trained_where(name)
+    for result in results:
+        result.training = {**(result.training or {}), **where}
+    return results
 
 
 def train_item(trials: Sequence[Trial], catalogue: Catalogue, *, stacked: bool, reason: str | None = None,
