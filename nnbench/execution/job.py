@@ -4,7 +4,12 @@
 process that made it, it trains with that process's plugins and lifecycle hooks; sent to another process (a local
 worker, a pool, a Ray task) it arrives without them and loads the run's plugins there once per process, from what it
 carries: the built-ins, the entry points ``NNBENCH_PLUGINS`` allows, and the plugins registered in the run's own
-process, packed by value (:func:`~nnbench.execution.messages.pack_plugins`). It trains on the device the item was
+process, packed by value (:func:`~nnbench.execution.messages.pack_plugins`).
+
+A component that ends its training with ``sys.exit`` or a ``KeyboardInterrupt`` of its own is the component's
+fault, not a stop the user asked for (:func:`~nnbench.loading.plugins.user_interrupted` tells them apart): its trial
+is stored as ``failed`` with that cause and the run goes on. In a stack, each seed is trained again alone, so that
+only the trials that raised are failed. It trains on the device the item was
 placed on, or on its process's current device of the kind the trials ask for, and records in each result's
 ``training`` record the node and device that trained it (:mod:`nnbench.training.placement`).
 """
@@ -12,30 +17,61 @@ placed on, or on its process's current device of the kind the trials ask for, an
 from __future__ import annotations
 
 import hashlib
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nnbench.contract.executor import WorkItem
+from nnbench.contract.errors import echoed
+from nnbench.contract.executor import WorkItem, failed_result
 from nnbench.contract.trial import EpochRecord, Trial, TrialResult
 from nnbench.execution.messages import unpack_plugins
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
-from nnbench.loading.plugins import LifecycleHooks, make_plugin_manager
+from nnbench.loading.plugins import (
+    LifecycleHooks,
+    PluginLoadWarning,
+    describe_fault,
+    make_plugin_manager,
+    user_interrupted,
+)
 from nnbench.planning.csvtask import ensure_csv_tasks
 
 Loaded = tuple[LifecycleHooks, Catalogue]
+_UNLOADED: dict[str, list[str]] = {}  # per plugin set: why plugins failed to load in this process (each one line)
+COMPONENT_EXITS: tuple[type[BaseException], ...] = (SystemExit, KeyboardInterrupt)
+"""What a component may raise to end its own training, which fails its trial and nothing else."""
 _LOADED: dict[str, Loaded] = {}  # per process: plugins load once per plugin set, not once per item
+
+
+def _key(plugins: Sequence[bytes]) -> str:
+    return hashlib.sha256(b"".join(hashlib.sha256(blob).digest() for blob in plugins)).hexdigest()
 
 
 def load_plugins(plugins: Sequence[bytes], warn: Callable[[str], None] | None = None) -> Loaded:
     """The lifecycle hooks and catalogue of a run's plugins in this process, loaded once per plugin set: the
     built-ins, the entry points (the same ``NNBENCH_PLUGINS``) and the run's own plugins, unpacked. A lifecycle
     hook that raises is named through ``warn`` and disabled."""
-    key = hashlib.sha256(b"".join(hashlib.sha256(blob).digest() for blob in plugins)).hexdigest()
+    key = _key(plugins)
     if key not in _LOADED:
-        pm = make_plugin_manager(extra=unpack_plugins(plugins))
-        _LOADED[key] = (LifecycleHooks(pm, warn), collect_catalogue(pm))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PluginLoadWarning)
+            pm = make_plugin_manager(extra=unpack_plugins(plugins))
+            catalogue = collect_catalogue(pm)
+            catalogue.registries()  # every kind filled now: a plugin that fails while registering is known now
+        for warning in caught:  # told as ever, and kept to explain a component missing here
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        _UNLOADED[key] = [str(w.message) for w in caught if issubclass(w.category, PluginLoadWarning)]
+        _LOADED[key] = (LifecycleHooks(pm, warn), catalogue)
     return _LOADED[key]
+
+
+def _missing_here(trial: Trial, catalogue: Catalogue) -> list[str]:
+    """The components of ``trial`` that this process's catalogue does not know (``activation 'x'``)."""
+    values = trial.config()
+    return [f"{ax.kind} {echoed(values[ax.name])}" for ax in catalogue.domain.axes
+            if ax.kind and isinstance(values.get(ax.name), str) and values[ax.name]
+            and values[ax.name] not in catalogue.registry(ax.kind)]
 
 
 @dataclass
@@ -61,6 +97,14 @@ class ItemTraining:
     def __call__(self, item: WorkItem) -> list[TrialResult]:
         hooks, catalogue = self.here or load_plugins(self.plugins)
         ensure_csv_tasks(catalogue, list(item.trials))
+        unloaded = [] if self.here else _UNLOADED.get(_key(self.plugins), [])
+        lost = {t.trial_id: missing for t in item.trials if unloaded and (missing := _missing_here(t, catalogue))}
+        if lost:  # a plugin loaded where the run started but not in this process: its own error says why
+            rest = [t for t in item.trials if t.trial_id not in lost]
+            results = [failed_result(t, "failed", f"{' and '.join(lost[t.trial_id])} cannot be trained in this "
+                                                  f"worker process, where {'; '.join(unloaded)}")
+                       for t in item.trials if t.trial_id in lost]
+            return results + (self(item.only(rest)) if rest else [])
 
         def on_epoch(trial: Trial, record: EpochRecord) -> None:
             hooks("after_epoch", trial=trial, record=record)
@@ -69,9 +113,18 @@ class ItemTraining:
         from nnbench.training.ensemble import train_item
         from nnbench.training.placement import placed, trained_where
 
+        def train(trials: Sequence[Trial], stacked: bool) -> list[TrialResult]:
+            return train_item(trials, catalogue, stacked=stacked, reason=item.reason, on_epoch=on_epoch,
+                              test_each_epoch=self.test_each_epoch, timeout=self.timeout, threads=self.threads)
+
         with placed(item.where or item.device) as device:
-            results = train_item(item.trials, catalogue, stacked=item.stacked, reason=item.reason, on_epoch=on_epoch,
-                                 test_each_epoch=self.test_each_epoch, timeout=self.timeout, threads=self.threads)
+            try:
+                results = train(item.trials, item.stacked)
+            except COMPONENT_EXITS as exc:
+                if user_interrupted(exc):
+                    raise
+                results = [_alone(trial, train) for trial in item.trials] if len(item.trials) > 1 else [
+                    _exited(item.trials[0], exc)]
             where = trained_where(device)
         for result in results:
             result.training = {**(result.training or {}), **where}
@@ -81,3 +134,21 @@ class ItemTraining:
         """Load what training needs in this process (the run's plugins), so that an item can start at once."""
         if self.here is None:
             load_plugins(self.plugins)
+
+
+def _alone(trial: Trial, train: Callable[[Sequence[Trial], bool], list[TrialResult]]) -> TrialResult:
+    """``trial`` trained by itself, after a component ended the training of its item; failed if it ends this one."""
+    try:
+        return train([trial], False)[0]
+    except COMPONENT_EXITS as exc:
+        if user_interrupted(exc):
+            raise
+        return _exited(trial, exc)
+
+
+def _exited(trial: Trial, exc: BaseException) -> TrialResult:
+    """The failed result of ``trial``, whose training a component ended with ``exc`` (``sys.exit``, a
+    ``KeyboardInterrupt`` of its own): the traceback, then a last line that says what happened."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return failed_result(trial, "failed", f"{trace}a component of this trial ended its training: "
+                                          f"{describe_fault(exc)}; the trial is stored as failed and the run went on")
