@@ -66,6 +66,17 @@ def load_plugins(plugins: Sequence[bytes], warn: Callable[[str], None] | None = 
     return _LOADED[key]
 
 
+def _first_the_cause(unloaded: list[str]) -> str:
+    """``ImportError: ... (in this worker process, plugin 'x' (...) failed to load and was skipped)``: each plugin's
+    own error first, where a line that shows the start of a message shows it."""
+    parts = []
+    for message in unloaded:
+        who, found, why = message.partition(" skipped: ")
+        parts.append(f"{why} (in this worker process, {who} skipped)" if found
+                     else f"in this worker process, {message}")
+    return "; ".join(parts)
+
+
 def _missing_here(trial: Trial, catalogue: Catalogue) -> list[str]:
     """The components of ``trial`` that this process's catalogue does not know (``activation 'x'``)."""
     values = trial.config()
@@ -101,9 +112,8 @@ class ItemTraining:
         lost = {t.trial_id: missing for t in item.trials if unloaded and (missing := _missing_here(t, catalogue))}
         if lost:  # a plugin loaded where the run started but not in this process: its own error says why
             rest = [t for t in item.trials if t.trial_id not in lost]
-            results = [failed_result(t, "failed", f"{' and '.join(lost[t.trial_id])} cannot be trained in this "
-                                                  f"worker process, where {'; '.join(unloaded)}")
-                       for t in item.trials if t.trial_id in lost]
+            results = [failed_result(t, "failed", f"{_first_the_cause(unloaded)}, so {' and '.join(lost[t.trial_id])} "
+                                                  "cannot be trained there") for t in item.trials if t.trial_id in lost]
             return results + (self(item.only(rest)) if rest else [])
 
         def on_epoch(trial: Trial, record: EpochRecord) -> None:
