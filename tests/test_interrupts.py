@@ -115,7 +115,7 @@ def test_an_object_that_calls_sys_exit_when_probed_is_one_error_before_anything_
 # -- SIGTERM, SIGHUP and Ctrl-C ---------------------------------------------------------------------------
 
 GRID = [sys.executable, "-m", "nnbench", "run", "--task", "moons", "--arch", "fnn", "--activation", "relu,tanh",
-        "--optimizer", "adam", "--seeds", "2", "--epochs", "100", "--batch-size", "16", "--no-vectorize", "-q",
+        "--optimizer", "adam", "--seeds", "2", "--epochs", "60", "--batch-size", "16", "--no-vectorize", "-q",
         "--no-report"]
 TOTAL = 4
 
@@ -180,7 +180,7 @@ SCRIPT = """
 import nnbench
 
 if __name__ == "__main__":
-    nnbench.run(task="moons", arch="fnn", activation="relu,tanh", optimizer="adam", seeds=2, epochs=100,
+    nnbench.run(task="moons", arch="fnn", activation="relu,tanh", optimizer="adam", seeds=2, epochs=60,
                 batch_size=16, vectorize=False, quiet=True, executor="inline")
 """
 
