@@ -4,14 +4,15 @@
 process that made it, it trains with that process's plugins and lifecycle hooks; sent to another process (a local
 worker, a pool, a Ray task) it arrives without them and loads the run's plugins there once per process, from what it
 carries: the built-ins, the entry points ``NNBENCH_PLUGINS`` allows, and the plugins registered in the run's own
-process, packed by value (:func:`~nnbench.execution.messages.pack_plugins`).
+process, packed by value (:func:`~nnbench.execution.messages.pack_plugins`). It trains on the device the item was
+placed on, or on its process's current device of the kind the trials ask for, and records in each result's
+``training`` record the node and device that trained it (:mod:`nnbench.training.placement`).
 
 A component that ends its training with ``sys.exit`` or a ``KeyboardInterrupt`` of its own is the component's
 fault, not a stop the user asked for (:func:`~nnbench.loading.plugins.user_interrupted` tells them apart): its trial
-is stored as ``failed`` with that cause and the run goes on. In a stack, each seed is trained again alone, so that
-only the trials that raised are failed. It trains on the device the item was
-placed on, or on its process's current device of the kind the trials ask for, and records in each result's
-``training`` record the node and device that trained it (:mod:`nnbench.training.placement`).
+is stored as ``failed`` with that cause and the run goes on. In a stack, each seed is trained again alone first, so
+that only the trials that raise are failed. A trial whose component comes from a plugin that loaded where the run
+started but not in this process is stored as ``failed`` with the plugin's own error.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ from nnbench.loading.plugins import (
 from nnbench.planning.csvtask import ensure_csv_tasks
 
 Loaded = tuple[LifecycleHooks, Catalogue]
+_LOADED: dict[str, Loaded] = {}  # per process: plugins load once per plugin set, not once per item
 _UNLOADED: dict[str, list[str]] = {}  # per plugin set: why plugins failed to load in this process (each one line)
+
 COMPONENT_EXITS: tuple[type[BaseException], ...] = (SystemExit, KeyboardInterrupt)
 """What a component may raise to end its own training, which fails its trial and nothing else."""
-_LOADED: dict[str, Loaded] = {}  # per process: plugins load once per plugin set, not once per item
 
 
 def _key(plugins: Sequence[bytes]) -> str:

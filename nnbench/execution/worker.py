@@ -98,5 +98,5 @@ def _serve(conn: Connection, job: ItemTraining) -> None:
 def _capacity(trial: Trial, catalogue: Any) -> tuple[int, str]:
     try:
         return device_capacity(trial, catalogue)
-    except Exception as exc:  # the trial itself will say what is wrong with it
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the trial itself will say what is wrong with it
         return 1, f"could not be measured: {type(exc).__name__}: {exc}"
