@@ -357,10 +357,10 @@ class _Work:
         unsendable: list[str] = []
         job = ItemTraining(tuple(pack_plugins(session._extra_plugins(), unsendable)), self.options.threads,
                            self.options.timeout, bool(session.pm.hook.after_epoch.get_hookimpls()),
-                           here=(self.hooks, session.catalogue))
-        # what cannot reach a worker process trains in this one, a trial that failed before included
-        isolated = set() if unsendable else self.isolated(trials)
-        plan = plan_work(trials, session.catalogue, self.options, self.cost, job, isolated=isolated)
+                           here=(self.hooks, session.catalogue), unsent=tuple(unsendable))
+        plan = plan_work(trials, session.catalogue, self.options, self.cost, job, isolated=self.isolated(trials))
+        # a run that trains here sends only the trials that failed before to a worker, where such a trial fails
+        # saying why; one that trains everything in workers stops here
         if unsendable and plan.executor != LocalExecutors.of(session.catalogue).here:
             raise NNBenchError(f"{unsendable[0]}, and this run trains in worker processes: make it picklable "
                                "(define it at module level, hold no locks, open files or connections), or train in "

@@ -292,3 +292,29 @@ def test_an_object_that_cannot_reach_the_workers_is_named_before_anything_trains
     frame = nb.run(task="moons", arch="fnn", activation=[LockAct, "relu"], optimizer="adam", seeds=1, epochs=1,
                    workers=1, store=tmp_path / "x.db", quiet=True)
     assert list(frame["status"]) == ["ok", "ok"]  # in this process it trains
+
+
+def test_a_failed_trial_of_an_object_that_cannot_reach_a_worker_is_retried_there_and_fails_saying_why(
+        tmp_path: Path) -> None:
+    class LockedQuits(nn.Module):  # defined here, so that it travels by value, lock and all
+        lock = threading.Lock()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.requires_grad:
+                sys.exit(3)
+            return torch.tanh(x)
+
+    def run() -> Any:
+        return nb.run(task="moons", arch="fnn", activation=[LockedQuits, "relu"], optimizer="adam", seeds=1,
+                      epochs=1, store=tmp_path / "x.db", quiet=True)
+
+    first = run()  # trains here, where its exit fails the trial
+    assert sorted(zip(first["activation"], first["status"], strict=True)) == [("LockedQuits", "failed"),
+                                                                              ("relu", "ok")]
+    second = run()  # retries it in a worker process, which it cannot reach
+    assert sorted(zip(second["activation"], second["status"], strict=True)) == [("LockedQuits", "failed"),
+                                                                               ("relu", "ok")]
+    (error,) = table(tmp_path / "x.db", "SELECT error FROM trials WHERE activation = 'LockedQuits'")[0]
+    assert error == ("the activation 'LockedQuits' given as an object cannot be sent to worker processes (TypeError: "
+                     "cannot pickle '_thread.lock' object), so activation 'LockedQuits' cannot be trained there")
+    assert table(tmp_path / "x.db", "SELECT status FROM runs") == [("finished",)] * 2

@@ -70,12 +70,11 @@ def load_plugins(plugins: Sequence[bytes], warn: Callable[[str], None] | None = 
 
 def _first_the_cause(unloaded: list[str]) -> str:
     """``ImportError: ... (in this worker process, plugin 'x' (...) failed to load and was skipped)``: each plugin's
-    own error first, where a line that shows the start of a message shows it."""
+    own error first, where a line that shows the start of a message shows it; one that was never sent, as is."""
     parts = []
     for message in unloaded:
         who, found, why = message.partition(" skipped: ")
-        parts.append(f"{why} (in this worker process, {who} skipped)" if found
-                     else f"in this worker process, {message}")
+        parts.append(f"{why} (in this worker process, {who} skipped)" if found else message)
     return "; ".join(parts)
 
 
@@ -96,6 +95,8 @@ class ItemTraining:
     :param timeout: seconds each trial may train (a stack: that many per member).
     :param test_each_epoch: score the test split after every epoch (a plugin reads each epoch's numbers).
     :param here: the hooks and catalogue of the process that made the job; never sent to another process.
+    :param unsent: why plugins of the run's own process could not be packed (one line each): a trial that needs
+        one of their components fails with that cause in another process.
     """
 
     plugins: tuple[bytes, ...] = ()
@@ -103,6 +104,7 @@ class ItemTraining:
     timeout: float | None = None
     test_each_epoch: bool = False
     here: Loaded | None = field(default=None, repr=False, compare=False)
+    unsent: tuple[str, ...] = ()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "here": None}
@@ -110,7 +112,7 @@ class ItemTraining:
     def __call__(self, item: WorkItem) -> list[TrialResult]:
         hooks, catalogue = self.here or load_plugins(self.plugins)
         ensure_csv_tasks(catalogue, list(item.trials))
-        unloaded = [] if self.here else _UNLOADED.get(_key(self.plugins), [])
+        unloaded = [] if self.here else [*_UNLOADED.get(_key(self.plugins), []), *self.unsent]
         lost = {t.trial_id: missing for t in item.trials if unloaded and (missing := _missing_here(t, catalogue))}
         if lost:  # a plugin loaded where the run started but not in this process: its own error says why
             rest = [t for t in item.trials if t.trial_id not in lost]

@@ -6,7 +6,7 @@ import importlib
 import pickle
 import signal
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from types import ModuleType
 from typing import Any
@@ -66,7 +66,7 @@ def pack_plugins(plugins: Sequence[Any], problems: list[str] | None = None) -> l
                       else ("object", name, cloudpickle.dumps(plugin), name or _named(plugin)))
             blobs.append(pickle.dumps(packed))
         except Exception as exc:
-            for problem in _unsendable(plugin, exc):
+            for problem in _unsendable(plugin, exc, cloudpickle.dumps):
                 if problems is None:
                     warnings.warn(f"{problem}; it is not loaded there", stacklevel=2)
                 else:
@@ -74,17 +74,15 @@ def pack_plugins(plugins: Sequence[Any], problems: list[str] | None = None) -> l
     return blobs
 
 
-def _unsendable(plugin: Any, exc: Exception) -> list[str]:
-    """What cannot be sent to a worker process in ``plugin``, which failed to pickle with ``exc``: each
-    component it holds that fails alone (components given as objects), or else the plugin."""
-    import cloudpickle
-
+def _unsendable(plugin: Any, exc: Exception, dumps: Callable[[Any], bytes]) -> list[str]:
+    """What cannot be sent to a worker process in ``plugin``, which failed to pickle (with ``dumps``) with ``exc``:
+    each component it holds that fails alone (components given as objects), or else the plugin."""
     found = []
     specs = getattr(plugin, "specs", None)
     for kind, given in (specs.items() if isinstance(specs, dict) else ()):
         for spec in given:
             try:
-                cloudpickle.dumps(spec)
+                dumps(spec)
             except Exception as own:
                 found.append(f"the {kind} {echoed(getattr(spec, 'name', spec))} given as an object cannot be sent "
                              f"to worker processes ({type(own).__name__}: {own})")
