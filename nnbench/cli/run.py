@@ -3,7 +3,6 @@ a plugin adds included) and from the executors' own options (Ray's ``--address``
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,7 +114,9 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
         by = f" by {exc.name}" if isinstance(exc, SignalStop) else ""
         click.echo(f"\ninterrupted{by}: finished trials are stored in {store}; run the same command to resume",
                    err=True)
-        sys.exit(128 + (exc.signum if isinstance(exc, SignalStop) else signal.SIGINT))
+        if isinstance(exc, SignalStop):
+            exc.end_process()  # the process was asked to end: it does, by that signal, now that the run is stored
+        sys.exit(130)
     except PluginExit as exc:  # never a silent success: the plugin is named, the run's status stored true
         raise click.ClickException(f"{exc.where} called os._exit({exc.code}): the run stopped there"
                                    f"{_stored_as(store)}; its finished trials are stored in {store}, and the same "

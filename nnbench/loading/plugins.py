@@ -12,6 +12,7 @@ plugin's own ``KeyboardInterrupt``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -87,7 +88,11 @@ class SignalStop(KeyboardInterrupt):
         super().__init__(self.name)
 
     def end_process(self) -> None:
-        """End this process by the signal, as it would have ended had nnbench not handled it."""
+        """End this process by the signal, as it would have ended had nnbench not handled it (a shell reads
+        128 + its number), once what was printed is out."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a stream closed or replaced: nothing left to show
+                stream.flush()
         signal.signal(self.signum, signal.SIG_DFL)
         signal.raise_signal(self.signum)
 

@@ -319,6 +319,9 @@ class ResultStore:
         self._give_back(run_id)
 
     def _finish_run(self, run_id: str, status: str) -> None:
+        if self._db.in_transaction:  # a write that a signal cut short between BEGIN and its block: nothing of it
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
         with self._transaction() as db:
             # the trial count grows when a tuning protocol adds its final reruns
             db.execute("UPDATE runs SET finished_at = ?, status = ?, n_trials = (SELECT COUNT(*) FROM run_trials "
