@@ -19,6 +19,7 @@ from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_STORE
 from nnbench.contract.run_options import RUN_OPTIONS, RunOptions
 from nnbench.loading.exits import exits_guarded
+from nnbench.loading.plugins import SignalStop
 from nnbench.notebook import in_notebook, short_errors
 from nnbench.progress import ConsoleProgress, print_plan
 from nnbench.run_doc import signature_and_doc
@@ -84,8 +85,11 @@ def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STO
     try:
         with exits_guarded():  # a plugin hook's os._exit raises PluginExit here, not ending the kernel
             session.run(grid, store, options, force=force, observer=observer)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished trials are stored in {store}; run the same call to resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        by = f" by {exc.name}" if isinstance(exc, SignalStop) else ""
+        print(f"interrupted{by}: finished trials are stored in {store}; run the same call to resume", file=sys.stderr)
+        if isinstance(exc, SignalStop):
+            exc.end_process()  # the process was asked to end: it does, now that the run is stored as interrupted
         raise
     return observer.frame
 

@@ -241,8 +241,8 @@ class Session:
         created), resume from the store, train what is left and store each result. ``rope``: the half-widths
         of practical equivalence a race decides with (``--rope``; default: each metric's).
 
-        Ctrl-C (``KeyboardInterrupt``) marks the run interrupted and propagates; every finished
-        trial stays stored.
+        Ctrl-C (``KeyboardInterrupt``), SIGTERM or SIGHUP (:class:`~nnbench.loading.plugins.SignalStop`) marks the
+        run interrupted and propagates; every finished trial stays stored.
         """
         options = options or RunOptions()
         observer = observer or RunObserver()
@@ -251,7 +251,8 @@ class Session:
         if LocalExecutors.of(self.catalogue).may_start_workers(options):
             prestart()  # the workers' server imports torch while the grid is planned
         plan = self.plan(grid, None, force, options)
-        with ResultStore(store_path, axes=self.domain.axes) as results:
+        # a stop signal (SIGTERM, SIGHUP) ends the run as Ctrl-C does, from the moment it may be stored
+        with watch_interrupts(), ResultStore(store_path, axes=self.domain.axes) as results:
             for run_id in results.ended_runs:
                 observer.log(f"run {run_id} in {results.path} ended without finishing (its process is gone): "
                              "marked interrupted; its finished trials stay stored")
@@ -367,9 +368,17 @@ class _Work:
     def plan(self, trials: list[Trial]) -> WorkPlan:
         """The work plan of ``trials`` (the planner runs once per batch); its notes are told."""
         session = self.session
-        job = ItemTraining(tuple(pack_plugins(session._extra_plugins())), self.options.threads, self.options.timeout,
-                           bool(session.pm.hook.after_epoch.get_hookimpls()), here=(self.hooks, session.catalogue))
+        unsendable: list[str] = []
+        job = ItemTraining(tuple(pack_plugins(session._extra_plugins(), unsendable)), self.options.threads,
+                           self.options.timeout, bool(session.pm.hook.after_epoch.get_hookimpls()),
+                           here=(self.hooks, session.catalogue), unsent=tuple(unsendable))
         plan = plan_work(trials, session.catalogue, self.options, self.cost, job, isolated=self.isolated(trials))
+        # a run that trains here sends only the trials that failed before to a worker, where such a trial fails
+        # saying why; one that trains everything in workers stops here
+        if unsendable and plan.executor != LocalExecutors.of(session.catalogue).here:
+            raise NNBenchError(f"{unsendable[0]}, and this run trains in worker processes: make it picklable "
+                               "(define it at module level, hold no locks, open files or connections), or train in "
+                               "this process (workers=1); nothing was trained")
         queue = cast(WorkQueue, plan.items)
         for note in plan.notes:
             self.sink.log(note)

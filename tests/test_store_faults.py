@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,46 @@ def test_a_read_only_store_is_one_clear_line_and_stays_as_it_was(runner: CliRunn
     export = runner.invoke(cli, ["export", "--store", str(read_only_store), "-o", "rows.csv"], catch_exceptions=False)
     assert export.exit_code == 0 and "wrote 2 rows" in export.output
     assert read_only_store.read_bytes() == before
+
+
+DISK_SCRIPT = """
+set -u
+mount -t tmpfs -o size=1300k nnbench-test "$DISK" || exit 97
+cd "$DISK"
+status=0
+"$PYTHON" -m nnbench run "$@" > "$OUT/stdout" 2> "$OUT/stderr" || status=$?
+cp -a "$DISK"/. "$OUT/disk/"
+exit $status
+"""
+
+
+def test_a_disk_that_fills_up_for_real_ends_the_run_failed_with_its_claims_released(tmp_path: Path) -> None:
+    """A small file system of its own (in a mount namespace of the test's own): when SQLite cannot write a page
+    more, the space the run set aside lets it store that it failed."""
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    (out / "disk").mkdir(parents=True)
+    env = {**os.environ, "DISK": str(disk), "OUT": str(out), "PYTHON": sys.executable, "NNBENCH_PLUGINS": "none"}
+    try:
+        done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", DISK_SCRIPT, "sh",
+                               *MORE], env=env, capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        pytest.skip("no unshare here to make a small file system of the test's own")
+    if done.returncode == 97 or "unshare failed" in done.stderr:
+        pytest.skip(f"this system lets no test mount a small file system of its own: {done.stderr.strip()}")
+    stderr = (out / "stderr").read_text()
+    assert done.returncode == 1, stderr
+    line = one_line_error(stderr)
+    assert line == ("Error: cannot write to store nnbench.db: database or disk is full; nothing stored before was "
+                    "changed; free some space (or give another --store), then run the same command to resume")
+    # the store closed whole: no log, and no space set aside left behind
+    assert sorted(p.name for p in (out / "disk").iterdir() if p.name.startswith("nnbench.db")) == ["nnbench.db"]
+    kept, statuses = rows(out / "disk" / "nnbench.db")
+    assert statuses == ["failed"] and len(kept) >= 1
+    with sqlite3.connect(out / "disk" / "nnbench.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)
+    # On a disk with room, the same command goes on from there.
+    resumed = subprocess.run([sys.executable, "-m", "nnbench", "run", *MORE, "--dry-run"], cwd=out / "disk",
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"48 trials: {48 - len(kept)} to train, {len(kept)} already stored" in resumed.stdout

@@ -17,6 +17,7 @@ from nnbench.contract.paths import DEFAULT_REPORT_DIR
 from nnbench.contract.run_options import RUN_OPTIONS, RunOption, RunOptions
 from nnbench.files import unwritable_folder
 from nnbench.loading.exits import PluginExit
+from nnbench.loading.plugins import SignalStop
 from nnbench.progress import ConsoleProgress, print_plan
 from nnbench.storage.store import ResultStore
 
@@ -109,8 +110,12 @@ def _run(grid_file: Path | None, set_params: tuple[str, ...], store: Path, force
                                report_dir=None if no_report else report_dir, rope=given)
     try:
         outcome = session.run(grid, store, options, force=force, observer=progress, rope=given)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: finished trials are stored in {store}; run the same command to resume", err=True)
+    except KeyboardInterrupt as exc:
+        by = f" by {exc.name}" if isinstance(exc, SignalStop) else ""
+        click.echo(f"\ninterrupted{by}: finished trials are stored in {store}; run the same command to resume",
+                   err=True)
+        if isinstance(exc, SignalStop):
+            exc.end_process()  # the process was asked to end: it does, by that signal, now that the run is stored
         sys.exit(130)
     except PluginExit as exc:  # never a silent success: the plugin is named, the run's status stored true
         raise click.ClickException(f"{exc.where} called os._exit({exc.code}): the run stopped there"

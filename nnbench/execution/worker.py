@@ -29,6 +29,7 @@ from nnbench.contract.trial import Trial
 from nnbench.execution.job import ItemTraining, load_plugins
 from nnbench.execution.launching import adopt
 from nnbench.execution.messages import result_to_dict
+from nnbench.loading.plugins import STOP_SIGNALS
 from nnbench.training.capacity import device_capacity
 from nnbench.training.placement import placed
 
@@ -62,13 +63,22 @@ def worker_main(conn: Connection, job: ItemTraining, settings: dict[str, Any] | 
     ``settings`` (see :func:`nnbench.execution.launching.worker_settings`) are the parent's
     environment, folder and import path, taken over before the plugins load.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and stop signals sent to the whole process group are the parent's to handle: it stops its workers
+    for signum in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)
     if settings is not None:
         adopt(settings)
     threading.Thread(target=_exit_with_parent, args=((settings or {}).get("parent", os.getppid()),),
                      daemon=True).start()
     _forward_warnings(conn)
     torch.set_num_threads(job.threads)
+    try:
+        _serve(conn, job)
+    except (BrokenPipeError, ConnectionResetError):  # the parent is gone: nobody to train for, nothing to say
+        os._exit(1)
+
+
+def _serve(conn: Connection, job: ItemTraining) -> None:
     _, catalogue = load_plugins(job.plugins, lambda message: conn.send(("warning", message)))
     conn.send(("ready",))
     while True:
@@ -88,5 +98,5 @@ def worker_main(conn: Connection, job: ItemTraining, settings: dict[str, Any] | 
 def _capacity(trial: Trial, catalogue: Any) -> tuple[int, str]:
     try:
         return device_capacity(trial, catalogue)
-    except Exception as exc:  # the trial itself will say what is wrong with it
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # the trial itself will say what is wrong with it
         return 1, f"could not be measured: {type(exc).__name__}: {exc}"

@@ -6,12 +6,13 @@ empty value) loads none; a comma-separated list loads only the entry points or d
 A plugin's faults stay the plugin's: one that fails to load (raising anything, ``SystemExit`` and a
 ``KeyboardInterrupt`` of its own included) is named and skipped, and a lifecycle hook that raises is
 named once and not called again for the rest of the run (:class:`LifecycleHooks`). Ctrl-C typed by
-the user still stops nnbench: :func:`watch_interrupts` tells it from a plugin's own
-``KeyboardInterrupt``.
+the user (and a stop signal, SIGTERM or SIGHUP) still stops nnbench: :func:`watch_interrupts` tells it from a
+plugin's own ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -73,9 +74,34 @@ IMPORT_FAULTS: tuple[type[BaseException], ...] = (*PLUGIN_FAULTS, PluginExit)
 """What a plugin may do while it is imported without stopping nnbench (``os._exit`` included)."""
 
 
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal.Signals, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal.Signals, name))
+"""Signals that ask a process to end (``timeout``, ``docker stop``, a CI job cancelled, a batch scheduler, a closed
+terminal): while :func:`watch_interrupts` is in force they stop nnbench as Ctrl-C does."""
+
+
+class SignalStop(KeyboardInterrupt):
+    """A stop signal other than SIGINT (see :data:`STOP_SIGNALS`) arrived: handled as Ctrl-C is, after which the
+    process should end as the signal asked (:meth:`end_process`)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+    def end_process(self) -> None:
+        """End this process by the signal, as it would have ended had nnbench not handled it (a shell reads
+        128 + its number), once what was printed is out."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a stream closed or replaced: nothing left to show
+                stream.flush()
+        signal.signal(self.signum, signal.SIG_DFL)
+        signal.raise_signal(self.signum)
+
+
 class _InterruptWatch(threading.local):
     depth = 0
-    typed = False  # a SIGINT arrived while watching
+    typed = False  # a SIGINT (or a stop signal) arrived while watching
     certain = True  # SIGINT is delivered through our handler (or ignored), so a typed Ctrl-C is seen
 
 
@@ -86,7 +112,9 @@ _watch = _InterruptWatch()
 def watch_interrupts() -> Iterator[None]:
     """Within this block, :func:`user_interrupted` says whether a ``KeyboardInterrupt`` came from
     Ctrl-C (SIGINT) or from code that raised it itself. Where SIGINT has a handler of someone
-    else's (a notebook's), every ``KeyboardInterrupt`` counts as the user's."""
+    else's (a notebook's), every ``KeyboardInterrupt`` counts as the user's. A stop signal
+    (:data:`STOP_SIGNALS`) whose default action would end the process raises :class:`SignalStop`
+    instead, which unwinds as Ctrl-C does."""
     if _watch.depth:
         _watch.depth += 1
         try:
@@ -94,7 +122,7 @@ def watch_interrupts() -> Iterator[None]:
         finally:
             _watch.depth -= 1
         return
-    installed = None
+    installed: dict[int, Any] = {}  # signal -> the handler it had
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main else None
     _watch.typed, _watch.certain = False, previous in (signal.default_int_handler, signal.SIG_IGN)
@@ -103,22 +131,35 @@ def watch_interrupts() -> Iterator[None]:
             _watch.typed = True
             raise KeyboardInterrupt
 
-        installed = typed
-        signal.signal(signal.SIGINT, installed)
+        installed[signal.SIGINT] = previous
+        signal.signal(signal.SIGINT, typed)
     elif not main:
         _watch.certain = True  # SIGINT reaches the main thread only: here every KeyboardInterrupt is code's
+    if main:
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                installed[signum] = signal.SIG_DFL
+                signal.signal(signum, _stop_signalled)
+    mine = {signum: signal.getsignal(signum) for signum in installed}
     _watch.depth = 1
     try:
         yield
     finally:
         _watch.depth = 0
-        if installed is not None and signal.getsignal(signal.SIGINT) is installed:
-            signal.signal(signal.SIGINT, previous)
+        for number, handler in installed.items():
+            if signal.getsignal(number) is mine[number]:
+                signal.signal(number, handler)
+
+
+def _stop_signalled(signum: int, frame: object) -> None:
+    _watch.typed = True
+    raise SignalStop(signum)
 
 
 def user_interrupted(exc: BaseException) -> bool:
-    """Whether ``exc`` must stop nnbench: a Ctrl-C the user typed (or one that cannot be told apart)."""
-    return isinstance(exc, KeyboardInterrupt) and (_watch.typed or not _watch.certain)
+    """Whether ``exc`` must stop nnbench: a Ctrl-C the user typed, a stop signal (or one that cannot be told
+    apart)."""
+    return isinstance(exc, SignalStop) or (isinstance(exc, KeyboardInterrupt) and (_watch.typed or not _watch.certain))
 
 
 def plugin_name(pm: pluggy.PluginManager, plugin: Any) -> str:

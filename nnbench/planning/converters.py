@@ -329,7 +329,7 @@ def _activation(record: KindRecord, item: Any, name: str, conversion: Conversion
         out = factory()(torch.randn(4, 6))
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"it returned {type(out).__name__}, not a tensor")
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit in the user's code is its fault, not a reason to end
         raise ObjectError(f"activation {name!r} ({describe(item)}) cannot be applied to a tensor of hidden "
                           f"features: {type(exc).__name__}: {exc}; an activation maps a tensor to a tensor") from None
     configured = cls is not None and not isinstance(item, type) and not isinstance(item, functools.partial)
@@ -385,7 +385,7 @@ def _loss(record: KindRecord, item: Any, name: str, conversion: Conversion) -> L
         value = factory()(torch.rand(4, 3), torch.rand(4, 3))
         if not (isinstance(value, torch.Tensor) and value.numel() == 1):
             raise TypeError(f"it returned {value!r}, not a scalar tensor")
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit in the user's code is its fault, not a reason to end
         raise ObjectError(f"loss {name!r} ({describe(item)}) cannot be called as criterion(outputs, targets) with "
                           f"float targets: {type(exc).__name__}: {exc}; pass an nnbench.Loss to say how it takes "
                           "its targets") from None

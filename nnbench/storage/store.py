@@ -36,6 +36,7 @@ from nnbench.contract.axes import Axis
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.paths import DEFAULT_STORE
 from nnbench.contract.trial import TRIAL_AXES
+from nnbench.storage import reserve
 from nnbench.storage.liveness import is_alive, this_process
 from nnbench.storage.migrations import (
     LEGACY_VERSIONS,
@@ -108,6 +109,7 @@ class ResultStore:
         self._column_defaults: dict[str, Any] | None = None
         self.migrated: list[str] = []  # the migrations this opening applied (in memory, for a read-only store)
         self.ended_runs: list[str] = []  # runs found running whose process had died: marked interrupted
+        self._reserves: set[str] = set()  # runs started here whose space set aside is still held
         try:
             is_dir, is_file, has_folder = self.path.is_dir(), self.path.is_file(), self.path.parent.exists()
         except OSError as exc:  # a name too long for the file system, a loop of links
@@ -258,6 +260,8 @@ class ResultStore:
                              "to nnbench/storage/migrations.py")
 
     def close(self) -> None:
+        for run_id in list(self._reserves):  # a run that could not be marked ended: its space is not kept
+            self._give_back(run_id)
         self._db.close()
 
     def __enter__(self) -> ResultStore:
@@ -280,13 +284,19 @@ class ResultStore:
                    "NOT (in_process = 1 AND run_id IN (SELECT run_id FROM runs WHERE status = 'interrupted' AND "
                    "finished_at IS NULL))")
         self.ended_runs += dead
+        for run_id in dead:  # the space a killed run set aside
+            reserve.give_back(self.path, run_id)
         return dead
 
     # -- writing ---------------------------------------------------------------------------------
 
     def start_run(self, run_id: str, grid: dict[str, Any], environment: dict[str, Any],
                   n_trials: int, skipped: Sequence[Skipped]) -> None:
-        """Record a new run, written by this process, and the combinations it skips."""
+        """Record a new run, written by this process, and the combinations it skips, with space set aside for
+        storing how it ends (:mod:`nnbench.storage.reserve`)."""
+        if not reserve.set_aside(self.path, run_id):
+            raise write_error(self.path, sqlite3.OperationalError("database or disk is full"))
+        self._reserves.add(run_id)
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?)",
@@ -299,12 +309,29 @@ class ResultStore:
             )
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
-        """Mark the run ended with ``status`` and release the trials it still claimed."""
+        """Mark the run ended with ``status`` and release the trials it still claimed. On a full disk, the space set
+        aside when the run started is given back first, so that this is stored all the same."""
+        try:
+            self._finish_run(run_id, status)
+        except StoreError:
+            if not self._give_back(run_id):
+                raise
+            self._finish_run(run_id, status)
+        self._give_back(run_id)
+
+    def _finish_run(self, run_id: str, status: str) -> None:
+        if self._db.in_transaction:  # a write that a signal cut short between BEGIN and its block: nothing of it
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
         with self._transaction() as db:
             # the trial count grows when a tuning protocol adds its final reruns
             db.execute("UPDATE runs SET finished_at = ?, status = ?, n_trials = (SELECT COUNT(*) FROM run_trials "
                        "WHERE run_id = ?) WHERE run_id = ?", (now(), status, run_id, run_id))
             db.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
+
+    def _give_back(self, run_id: str) -> bool:
+        self._reserves.discard(run_id)
+        return reserve.give_back(self.path, run_id)
 
     def claim(self, run_id: str, trials: Sequence[Trial], replacing: Mapping[str, str] | None = None, *,
               in_process: bool = False) -> list[Trial]:
