@@ -138,6 +138,39 @@ def test_aggregates_and_score_profiles_across_tasks() -> None:
     assert good_curve["low"].isna().all() and good_curve["high"].isna().all()
 
 
+def test_score_profiles_of_no_runs_have_the_profiles_columns() -> None:
+    scored = pd.DataFrame({"configuration": ["c"], "task": ["a"], "seed": [0], "score": [0.5]})
+    columns = ["configuration", "tau", "fraction", "low", "high"]
+    assert list(intervals.score_profiles(scored, ["not run"]).columns) == columns
+    assert list(intervals.score_profiles(scored.iloc[:0], ["c"]).columns) == columns
+
+
+def test_a_configuration_spans_tasks_of_every_kind_unless_a_task_tried_several_losses(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    def configurations(results: list[Any], name: str) -> pd.DataFrame:
+        with store_writer(tmp_path / f"{name}.db", results) as store:
+            scored, _ = intervals.normalized_scores(store.trials(), store.runs())
+        return scored.assign(configuration=intervals.across_task_configurations(scored))
+
+    # Cross-entropy on spirals and MSE on sine: each task's own loss, so a configuration is its activation.
+    own = [trial_result(task, activation, seed=seed, metric=0.8 if task == "spirals" else 0.2)
+           for task in ("spirals", "sine") for activation in ("relu", "tanh") for seed in range(2)]
+    assert configurations(own, "alike").empty  # every configuration scored the same: no task is scaled
+    own = [trial_result(task, activation, seed=seed, metric=(0.8 if task == "spirals" else 0.2) + 0.01 * number)
+           for task in ("spirals", "sine") for number, activation in enumerate(("relu", "tanh")) for seed in range(2)]
+    scored = configurations(own, "own")
+    assert scored.groupby("activation")["configuration"].unique().map(list).to_dict() == {"relu": ["relu"],
+                                                                                          "tanh": ["tanh"]}
+    # spirals also trained with MSE: the loss is then part of what a configuration is.
+    several = own + [trial_result("spirals", activation, seed=seed, loss="mse", metric=0.7)
+                     for activation in ("relu", "tanh") for seed in range(2)]
+    scored = configurations(several, "several")
+    assert scored["configuration"].nunique() == 4
+    assert scored.groupby(["activation", "loss"])["configuration"].nunique().eq(1).all()
+    with_mse = set(scored[scored["loss"].eq("mse")]["configuration"])
+    assert set(scored[scored["task"].eq("sine")]["configuration"]) <= with_mse
+
+
 def test_the_iqm_interval_and_profile_bands_come_with_ten_seeds_a_task() -> None:
     rng = np.random.default_rng(2)
     scored = pd.DataFrame([{"configuration": "c", "task": t, "seed": s, "score": rng.normal(0.6, 0.1)}
@@ -243,6 +276,16 @@ def test_an_equivalence_needs_both_one_sided_tests_and_a_rope() -> None:
     assert row["p_equivalence"] == pytest.approx(tost) and row["decision"] == "equivalent"
     without = rows_of(blocks(near.tolist(), close.tolist()), {"t": "accuracy"}, Rope({"*": 0.0})).iloc[0]
     assert without["decision"] != "equivalent"  # no ROPE, no equivalence
+
+
+def test_the_array_verdicts_name_the_level_ahead_over_tasks_either_way_round() -> None:
+    rng = np.random.default_rng(3)
+    low = rng.normal(0.7, 0.01, (8, 4))  # eight tasks, four seeds
+    high = low + 0.05 + rng.normal(0, 0.002, (8, 4))
+    second_ahead = pairwise.decide_scores(np.stack([low, high], axis=-1), 0.005)
+    assert list(second_ahead["across"]) == ["second"] and (second_ahead["decisions"] == "second").all()
+    first_ahead = pairwise.decide_scores(np.stack([high, low], axis=-1), 0.005)
+    assert list(first_ahead["across"]) == ["first"] and (first_ahead["decisions"] == "first").all()
 
 
 def test_the_signed_rank_test_over_tasks_is_exact_with_ties_and_zeros() -> None:
