@@ -288,6 +288,16 @@ def test_the_array_verdicts_name_the_level_ahead_over_tasks_either_way_round() -
     assert list(first_ahead["across"]) == ["first"] and (first_ahead["decisions"] == "first").all()
 
 
+def test_an_adjusted_p_value_equal_to_alpha_rejects_nothing() -> None:
+    # Six tasks, the second level ahead on each: the exact signed-rank p is 2 / 2^6 = 1/32, the largest
+    # of its family, so Holm leaves it as it is. Rejection needs p below alpha, not equal to it.
+    rng = np.random.default_rng(5)
+    low = rng.normal(0.7, 0.01, (6, 4))
+    scores = np.stack([low, low + 0.05 + rng.normal(0, 0.002, (6, 4))], axis=-1)
+    assert list(pairwise.decide_scores(scores, 0.005, alpha=1 / 32)["across"]) == ["undecided"]
+    assert list(pairwise.decide_scores(scores, 0.005, alpha=1 / 32 + 1e-9)["across"]) == ["second"]
+
+
 def test_the_signed_rank_test_over_tasks_is_exact_with_ties_and_zeros() -> None:
     rng = np.random.default_rng(6)
     for x in (rng.normal(0.4, 1, 8), np.round(rng.normal(0.4, 1, 9)), np.array([0, 0.2, 0.1, 0.3, 0.2, 0.5, -0.1])):
