@@ -136,6 +136,7 @@ def test_aggregates_and_score_profiles_across_tasks() -> None:
     # At tau = 0.8: task a has 1 of its 3 seeds above (0.875; 0.75 and 0.8 are not above), task b all 3.
     assert good_curve["fraction"].iloc[8] == pytest.approx(2 / 3) and good_curve.index[8] == pytest.approx(0.8)
     assert good_curve["low"].isna().all() and good_curve["high"].isna().all()
+    assert profile.index.equals(pd.RangeIndex(len(profile)))  # one table, its rows numbered in order
 
 
 def test_score_profiles_of_no_runs_have_the_profiles_columns() -> None:
@@ -179,6 +180,13 @@ def test_the_iqm_interval_and_profile_bands_come_with_ten_seeds_a_task() -> None
     assert row["iqm_low"] < row["iqm"] < row["iqm_high"]
     profile = intervals.score_profiles(scored, ["c"], points=11)
     assert profile["low"].notna().all() and (profile["low"] <= profile["fraction"] + 1e-12).all()
+    # The IQM's interval is the stratified bootstrap's, with as many resamples as asked for.
+    strata = [part["score"].to_numpy(float) for _, part in scored.groupby("task", sort=False)]
+    _, low, high = intervals.stratified_bootstrap(
+        strata, lambda s: intervals.iqm(np.concatenate(s, axis=-1))[None, ...], resamples=50)
+    few = intervals.aggregates(scored, resamples=50).iloc[0]
+    assert (few["iqm_low"], few["iqm_high"]) == pytest.approx((low[0], high[0]))
+    assert (few["iqm_low"], few["iqm_high"]) != pytest.approx((row["iqm_low"], row["iqm_high"]))
     short = scored[scored["seed"] > 0]  # a seed fewer than the bootstrap needs
     assert np.isnan(intervals.aggregates(short).iloc[0]["iqm_low"])
 
@@ -260,6 +268,7 @@ def test_the_probability_of_improvement_over_tasks_pools_their_seeds() -> None:
     pair = pairwise.PairEvidence("a", "b", rows)
     assert rows.set_index("task")[["wins", "seeds"]].to_dict("index") == {"x": {"wins": 2, "seeds": 3},
                                                                           "y": {"wins": 2, "seeds": 4}}
+    assert pair.seeds(["y", "x"]) == [4, 3]
     point, low, high = pair.poi_over(["x", "y"])
     assert point == pytest.approx(4 / 7)
     assert (low, high) == pytest.approx(tuple(stats.binomtest(4, 7).proportion_ci(0.95)))
@@ -512,6 +521,15 @@ def test_time_profile_bands_bracket_the_profile_and_collapse_without_spread() ->
     # A bootstrap over fewer seeds than it needs draws no band at all.
     assert intervals.time_profile_bands(noisy.groupby(["configuration", "task"]).head(seeds_ - 1),
                                         np.array([1.0, 2.0])).empty
+    columns = ["configuration", "tau", "low", "high"]
+    assert list(intervals.time_profile_bands(times.iloc[:0], np.array([1.0])).columns) == columns
+    # A configuration that never ran on a task has bands all the same: it never reaches that task's time.
+    missing = intervals.time_profile_bands(times[~(times["configuration"].eq("slow") & times["task"].eq("b"))],
+                                           np.array([1.0, 2.0, 3.0]))
+    assert list(missing.columns) == columns
+    assert missing.set_index(["configuration", "tau"])["low"].to_dict() == {
+        ("fast", 1.0): 1.0, ("fast", 2.0): 1.0, ("fast", 3.0): 1.0,
+        ("slow", 1.0): 0.0, ("slow", 2.0): 0.5, ("slow", 3.0): 0.5}
 
 
 def test_the_analysis_imports_no_torch_and_no_plotting() -> None:
