@@ -459,3 +459,16 @@ def test_a_target_change_after_the_loss_was_adapted_is_refused_in_one_line(tmp_p
     trials = run(tmp_path / "a.db", augmentation="mixup", relabel="flip", seeds=1)
     error = trials.iloc[0]["error"].strip().splitlines()[-1]
     assert "relabel 'flip' (plugin 'late', batch stage) changed the batch's targets after another" in error
+
+
+def test_stacked_prelu_is_each_members_prelu_on_features_and_on_channels() -> None:
+    from nnbench.training.stacking import prelu
+
+    torch.manual_seed(0)
+    members = 2
+    for shape, slopes in (((members, 3, 5), 1), ((members, 3, 5), 5), ((members, 3, 4, 6), 4),
+                          ((members, 3, 4, 5, 5), 4), ((members, 3, 4, 5, 5), 1)):
+        x = torch.randn(shape)
+        weight = torch.rand(members, slopes)
+        alone = torch.stack([nn.functional.prelu(x[m], weight[m]) for m in range(members)])
+        torch.testing.assert_close(prelu(x, weight), alone)
