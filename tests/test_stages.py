@@ -93,6 +93,10 @@ def test_the_proof_refuses_members_whose_learning_rates_differ() -> None:
     with pytest.raises(NotStackable, match="after one optimizer step the stacked weights '0.weight' differ"):
         prove_stack(members(), STACKED_FORMS, x, y, nn.MSELoss(), steps)
     prove_stack(members(), STACKED_FORMS, x, y, nn.MSELoss(), [MemberStep(sgd, 0.1, {}, None)] * 3)
+    # The refusal names the components that may be the cause, as it is told them.
+    with pytest.raises(NotStackable, match=r"settings\?\); activation 'odd' declares vectorizable=True"):
+        prove_stack(members(), STACKED_FORMS, x, y, nn.MSELoss(), steps,
+                    culprits="activation 'odd' declares vectorizable=True but does not compute alike stacked")
 
 
 def test_the_proof_refuses_members_whose_clipping_differs() -> None:
