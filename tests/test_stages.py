@@ -99,6 +99,19 @@ def test_the_proof_refuses_members_whose_learning_rates_differ() -> None:
                     culprits="activation 'odd' declares vectorizable=True but does not compute alike stacked")
 
 
+def test_the_proof_names_the_mode_in_which_a_wrong_stacked_form_differs() -> None:
+    def normed() -> list[nn.Module]:
+        torch.manual_seed(0)
+        return [nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2)) for _ in range(3)]
+
+    skips_the_norm = {**STACKED_FORMS, nn.LayerNorm: lambda stack, module, prefix: lambda x: x}
+    with pytest.raises(NotStackable, match="^in evaluation mode the stacked outputs differ from each seed's own$"):
+        prove_stack(normed(), skips_the_norm, torch.randn(16, 4), torch.randn(16, 2), nn.MSELoss(),
+                    [MemberStep(sgd, 0.1, {}, None)] * 3)
+    prove_stack(normed(), STACKED_FORMS, torch.randn(16, 4), torch.randn(16, 2), nn.MSELoss(),
+                [MemberStep(sgd, 0.1, {}, None)] * 3)
+
+
 def test_the_proof_refuses_members_whose_clipping_differs() -> None:
     x, y = torch.randn(16, 4) * 50, torch.randn(16, 2)
     steps = [MemberStep(sgd, 0.1, {}, clip) for clip in (None, None, 0.01)]
