@@ -93,6 +93,23 @@ def test_the_proof_refuses_members_whose_learning_rates_differ() -> None:
     with pytest.raises(NotStackable, match="after one optimizer step the stacked weights '0.weight' differ"):
         prove_stack(members(), STACKED_FORMS, x, y, nn.MSELoss(), steps)
     prove_stack(members(), STACKED_FORMS, x, y, nn.MSELoss(), [MemberStep(sgd, 0.1, {}, None)] * 3)
+    # The refusal names the components that may be the cause, as it is told them.
+    with pytest.raises(NotStackable, match=r"settings\?\); activation 'odd' declares vectorizable=True"):
+        prove_stack(members(), STACKED_FORMS, x, y, nn.MSELoss(), steps,
+                    culprits="activation 'odd' declares vectorizable=True but does not compute alike stacked")
+
+
+def test_the_proof_names_the_mode_in_which_a_wrong_stacked_form_differs() -> None:
+    def normed() -> list[nn.Module]:
+        torch.manual_seed(0)
+        return [nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2)) for _ in range(3)]
+
+    skips_the_norm = {**STACKED_FORMS, nn.LayerNorm: lambda stack, module, prefix: lambda x: x}
+    with pytest.raises(NotStackable, match="^in evaluation mode the stacked outputs differ from each seed's own$"):
+        prove_stack(normed(), skips_the_norm, torch.randn(16, 4), torch.randn(16, 2), nn.MSELoss(),
+                    [MemberStep(sgd, 0.1, {}, None)] * 3)
+    prove_stack(normed(), STACKED_FORMS, torch.randn(16, 4), torch.randn(16, 2), nn.MSELoss(),
+                [MemberStep(sgd, 0.1, {}, None)] * 3)
 
 
 def test_the_proof_refuses_members_whose_clipping_differs() -> None:
@@ -104,7 +121,8 @@ def test_the_proof_refuses_members_whose_clipping_differs() -> None:
 
 def test_the_proof_sees_dropout_that_only_training_mode_draws() -> None:
     dropped = [nn.Sequential(m, nn.Dropout(0.5)) for m in members()]
-    with pytest.raises(NotStackable, match="draws random numbers in training mode"):
+    with pytest.raises(NotStackable, match="draws random numbers in training mode .*, which a stack cannot draw as "
+                                           "each seed draws them alone"):
         prove_stack(dropped, STACKED_FORMS, torch.randn(16, 4), torch.randn(16, 2), nn.MSELoss(),
                     [MemberStep(sgd, 0.1, {}, None)] * 3)
 
@@ -459,3 +477,16 @@ def test_a_target_change_after_the_loss_was_adapted_is_refused_in_one_line(tmp_p
     trials = run(tmp_path / "a.db", augmentation="mixup", relabel="flip", seeds=1)
     error = trials.iloc[0]["error"].strip().splitlines()[-1]
     assert "relabel 'flip' (plugin 'late', batch stage) changed the batch's targets after another" in error
+
+
+def test_stacked_prelu_is_each_members_prelu_on_features_and_on_channels() -> None:
+    from nnbench.training.stacking import prelu
+
+    torch.manual_seed(0)
+    members = 2
+    for shape, slopes in (((members, 3, 5), 1), ((members, 3, 5), 5), ((members, 3, 4, 6), 4),
+                          ((members, 3, 4, 5, 5), 4), ((members, 3, 4, 5, 5), 1)):
+        x = torch.randn(shape)
+        weight = torch.rand(members, slopes)
+        alone = torch.stack([nn.functional.prelu(x[m], weight[m]) for m in range(members)])
+        torch.testing.assert_close(prelu(x, weight), alone)

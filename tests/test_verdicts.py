@@ -136,6 +136,40 @@ def test_aggregates_and_score_profiles_across_tasks() -> None:
     # At tau = 0.8: task a has 1 of its 3 seeds above (0.875; 0.75 and 0.8 are not above), task b all 3.
     assert good_curve["fraction"].iloc[8] == pytest.approx(2 / 3) and good_curve.index[8] == pytest.approx(0.8)
     assert good_curve["low"].isna().all() and good_curve["high"].isna().all()
+    assert profile.index.equals(pd.RangeIndex(len(profile)))  # one table, its rows numbered in order
+
+
+def test_score_profiles_of_no_runs_have_the_profiles_columns() -> None:
+    scored = pd.DataFrame({"configuration": ["c"], "task": ["a"], "seed": [0], "score": [0.5]})
+    columns = ["configuration", "tau", "fraction", "low", "high"]
+    assert list(intervals.score_profiles(scored, ["not run"]).columns) == columns
+    assert list(intervals.score_profiles(scored.iloc[:0], ["c"]).columns) == columns
+
+
+def test_a_configuration_spans_tasks_of_every_kind_unless_a_task_tried_several_losses(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    def configurations(results: list[Any], name: str) -> pd.DataFrame:
+        with store_writer(tmp_path / f"{name}.db", results) as store:
+            scored, _ = intervals.normalized_scores(store.trials(), store.runs())
+        return scored.assign(configuration=intervals.across_task_configurations(scored))
+
+    # Cross-entropy on spirals and MSE on sine: each task's own loss, so a configuration is its activation.
+    own = [trial_result(task, activation, seed=seed, metric=0.8 if task == "spirals" else 0.2)
+           for task in ("spirals", "sine") for activation in ("relu", "tanh") for seed in range(2)]
+    assert configurations(own, "alike").empty  # every configuration scored the same: no task is scaled
+    own = [trial_result(task, activation, seed=seed, metric=(0.8 if task == "spirals" else 0.2) + 0.01 * number)
+           for task in ("spirals", "sine") for number, activation in enumerate(("relu", "tanh")) for seed in range(2)]
+    scored = configurations(own, "own")
+    assert scored.groupby("activation")["configuration"].unique().map(list).to_dict() == {"relu": ["relu"],
+                                                                                          "tanh": ["tanh"]}
+    # spirals also trained with MSE: the loss is then part of what a configuration is.
+    several = own + [trial_result("spirals", activation, seed=seed, loss="mse", metric=0.7)
+                     for activation in ("relu", "tanh") for seed in range(2)]
+    scored = configurations(several, "several")
+    assert scored["configuration"].nunique() == 4
+    assert scored.groupby(["activation", "loss"])["configuration"].nunique().eq(1).all()
+    with_mse = set(scored[scored["loss"].eq("mse")]["configuration"])
+    assert set(scored[scored["task"].eq("sine")]["configuration"]) <= with_mse
 
 
 def test_the_iqm_interval_and_profile_bands_come_with_ten_seeds_a_task() -> None:
@@ -146,6 +180,13 @@ def test_the_iqm_interval_and_profile_bands_come_with_ten_seeds_a_task() -> None
     assert row["iqm_low"] < row["iqm"] < row["iqm_high"]
     profile = intervals.score_profiles(scored, ["c"], points=11)
     assert profile["low"].notna().all() and (profile["low"] <= profile["fraction"] + 1e-12).all()
+    # The IQM's interval is the stratified bootstrap's, with as many resamples as asked for.
+    strata = [part["score"].to_numpy(float) for _, part in scored.groupby("task", sort=False)]
+    _, low, high = intervals.stratified_bootstrap(
+        strata, lambda s: intervals.iqm(np.concatenate(s, axis=-1))[None, ...], resamples=50)
+    few = intervals.aggregates(scored, resamples=50).iloc[0]
+    assert (few["iqm_low"], few["iqm_high"]) == pytest.approx((low[0], high[0]))
+    assert (few["iqm_low"], few["iqm_high"]) != pytest.approx((row["iqm_low"], row["iqm_high"]))
     short = scored[scored["seed"] > 0]  # a seed fewer than the bootstrap needs
     assert np.isnan(intervals.aggregates(short).iloc[0]["iqm_low"])
 
@@ -227,6 +268,7 @@ def test_the_probability_of_improvement_over_tasks_pools_their_seeds() -> None:
     pair = pairwise.PairEvidence("a", "b", rows)
     assert rows.set_index("task")[["wins", "seeds"]].to_dict("index") == {"x": {"wins": 2, "seeds": 3},
                                                                           "y": {"wins": 2, "seeds": 4}}
+    assert pair.seeds(["y", "x"]) == [4, 3]
     point, low, high = pair.poi_over(["x", "y"])
     assert point == pytest.approx(4 / 7)
     assert (low, high) == pytest.approx(tuple(stats.binomtest(4, 7).proportion_ci(0.95)))
@@ -243,6 +285,26 @@ def test_an_equivalence_needs_both_one_sided_tests_and_a_rope() -> None:
     assert row["p_equivalence"] == pytest.approx(tost) and row["decision"] == "equivalent"
     without = rows_of(blocks(near.tolist(), close.tolist()), {"t": "accuracy"}, Rope({"*": 0.0})).iloc[0]
     assert without["decision"] != "equivalent"  # no ROPE, no equivalence
+
+
+def test_the_array_verdicts_name_the_level_ahead_over_tasks_either_way_round() -> None:
+    rng = np.random.default_rng(3)
+    low = rng.normal(0.7, 0.01, (8, 4))  # eight tasks, four seeds
+    high = low + 0.05 + rng.normal(0, 0.002, (8, 4))
+    second_ahead = pairwise.decide_scores(np.stack([low, high], axis=-1), 0.005)
+    assert list(second_ahead["across"]) == ["second"] and (second_ahead["decisions"] == "second").all()
+    first_ahead = pairwise.decide_scores(np.stack([high, low], axis=-1), 0.005)
+    assert list(first_ahead["across"]) == ["first"] and (first_ahead["decisions"] == "first").all()
+
+
+def test_an_adjusted_p_value_equal_to_alpha_rejects_nothing() -> None:
+    # Six tasks, the second level ahead on each: the exact signed-rank p is 2 / 2^6 = 1/32, the largest
+    # of its family, so Holm leaves it as it is. Rejection needs p below alpha, not equal to it.
+    rng = np.random.default_rng(5)
+    low = rng.normal(0.7, 0.01, (6, 4))
+    scores = np.stack([low, low + 0.05 + rng.normal(0, 0.002, (6, 4))], axis=-1)
+    assert list(pairwise.decide_scores(scores, 0.005, alpha=1 / 32)["across"]) == ["undecided"]
+    assert list(pairwise.decide_scores(scores, 0.005, alpha=1 / 32 + 1e-9)["across"]) == ["second"]
 
 
 def test_the_signed_rank_test_over_tasks_is_exact_with_ties_and_zeros() -> None:
@@ -459,6 +521,15 @@ def test_time_profile_bands_bracket_the_profile_and_collapse_without_spread() ->
     # A bootstrap over fewer seeds than it needs draws no band at all.
     assert intervals.time_profile_bands(noisy.groupby(["configuration", "task"]).head(seeds_ - 1),
                                         np.array([1.0, 2.0])).empty
+    columns = ["configuration", "tau", "low", "high"]
+    assert list(intervals.time_profile_bands(times.iloc[:0], np.array([1.0])).columns) == columns
+    # A configuration that never ran on a task has bands all the same: it never reaches that task's time.
+    missing = intervals.time_profile_bands(times[~(times["configuration"].eq("slow") & times["task"].eq("b"))],
+                                           np.array([1.0, 2.0, 3.0]))
+    assert list(missing.columns) == columns
+    assert missing.set_index(["configuration", "tau"])["low"].to_dict() == {
+        ("fast", 1.0): 1.0, ("fast", 2.0): 1.0, ("fast", 3.0): 1.0,
+        ("slow", 1.0): 0.0, ("slow", 2.0): 0.5, ("slow", 3.0): 0.5}
 
 
 def test_the_analysis_imports_no_torch_and_no_plotting() -> None:

@@ -159,6 +159,8 @@ def normalized_scores(trials: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.Data
         scale[task] = (float(worst), float(best))
         notes[task] = f"{name} {worst:.4g} → 0, {best:.4g} → 1 (worst and best configuration mean in these runs)"
     scaled = ok[ok["task"].isin(list(scale))]
+    if scaled.empty:  # every task left out: mapping an empty column would give text, not numbers
+        return scaled.assign(score=np.array([], dtype=float)), notes
     low = scaled["task"].map(lambda t: scale[t][0])
     high = scaled["task"].map(lambda t: scale[t][1])
     return scaled.assign(score=(scaled["metric"].astype(float) - low) / (high - low)), notes
