@@ -12,7 +12,9 @@ which pairing removes), a per-configuration-and-seed offset, noise per epoch, an
 a validation set of 400 examples. The race runs the same schedule (:func:`nnbench.analysis.racing.rungs`) and the
 same decisions (:func:`nnbench.analysis.racing.decide`) as a real one. Scenarios: ``spread`` (levels spread
 out), ``ties`` (a third of the configurations share the best level), ``crossings`` (slow learners that end best
-or near it, fast ones that lead early and fall behind), ``null`` (every configuration the same). A grid is
+or near it, fast ones that lead early and fall behind), ``noisy`` (a quarter of the configurations, the best among
+them, five times noisier), ``erratic`` (an eighth, all poor, learn on some seeds and not on others), ``null``
+(every configuration the same). A grid is
 *wrongly pruned* when the race pruned a configuration whose true final level is within the ROPE of the true best;
 the table gives that share of grids with its 95% Clopper-Pearson interval, the share of epochs the race trained
 against the exhaustive grid, and whether the race's best is within the ROPE of the true best.
@@ -21,7 +23,11 @@ against the exhaustive grid, and whether the race's best is within the ROPE of t
 small task (10 activations x 5 optimizers x 4 learning rates x 5 seeds) and a grid over architectures and tasks.
 For each: epochs and wall time of the race against the exhaustive run, and whether the race's best configuration
 on each task is one the exhaustive run cannot tell apart from its own best (its paired seeds' difference is not
-significant at the verdicts' level, or it is the same configuration).
+significant at the verdicts' level, or it is the same configuration). Every run writes its report, and its wall
+time counts it. The same run measures the ceilings of what a race can save: in epochs, the share a race would train
+if it pruned at its first rung every configuration that the exhaustive run's own seeds show worse (and nothing
+else); in wall time, the same grid trained over only the first rung's two seeds (no race over seeds ends sooner),
+and over two seeds and one epoch (no race that judges an epoch of two seeds ends sooner).
 """
 
 from __future__ import annotations
@@ -41,11 +47,12 @@ import numpy as np
 from scipy import stats
 
 from nnbench.analysis.racing import ALPHA, decide, look_alpha, seed_rungs
+from nnbench.analysis.rope import Rope
 from nnbench.contract.metrics import metric
 
 ROPE = 0.005
 STEP = 1 / 400
-SCENARIOS = ("spread", "ties", "crossings", "noisy", "null")
+SCENARIOS = ("spread", "ties", "crossings", "noisy", "erratic", "null")
 
 
 @dataclass(frozen=True)
@@ -85,8 +92,14 @@ def synthetic_grid(rng: np.random.Generator, scenario: str, configs: int = 40, s
     own = rng.normal(0, 1, (configs, seeds)) * spread[:, None]
     noise = rng.normal(0, 0.004, (configs, seeds, epochs))
     scores = mean[:, None, :] + common[None, :, None] + own[:, :, None] + noise
-    scores = np.clip(np.round(scores / STEP) * STEP, 0, 1)
     final = mean[:, -1]
+    if scenario == "erratic":  # some poor configurations learn on some seeds and not on others, as a too-high
+        # learning rate or too few epochs make them: far below the best, and far noisier than the rest
+        poor = rng.choice(configs, configs // 8, replace=False)
+        poor = poor[final[poor] < final.max() - 0.05]
+        scores[poor] = 0.6 + rng.normal(0, 0.15, (len(poor), seeds, 1)) + np.zeros((1, 1, epochs))
+        final[poor] = 0.6
+    scores = np.clip(np.round(scores / STEP) * STEP, 0, 1)
     return Grid(scores, final)
 
 
@@ -183,9 +196,9 @@ def real_grids(scale: float) -> dict[str, list[str]]:
 
 
 def run_grid(arguments: list[str], store: Path, raced: bool) -> float:
-    """Train a grid into ``store``; the wall time in seconds."""
-    command = [sys.executable, "-m", "nnbench", "run", *arguments, "--store", str(store), "--no-report",
-               *(["--race"] if raced else [])]
+    """Train a grid into ``store`` and write its report beside it; the wall time in seconds, report included."""
+    command = [sys.executable, "-m", "nnbench", "run", *arguments, "--store", str(store), "--report-dir",
+               str(store.with_suffix(".report")), *(["--race"] if raced else [])]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "NNBENCH_PLUGINS": "none"})
     return time.perf_counter() - start
@@ -199,11 +212,15 @@ def store_epochs(store: Path) -> tuple[float, float]:
     return float(trained[0]) + extra, float(trained[1])
 
 
-def metric_directions(store: Path) -> dict[str, bool]:
-    """Whether each task's metric is higher-is-better, from the metric names the store holds."""
+def metric_names(store: Path) -> dict[str, str]:
+    """Each task's metric, from the metric names the store holds."""
     with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT DISTINCT task, metric_name FROM trials WHERE metric_name IS NOT NULL").fetchall()
-    return {task: metric(name).higher_is_better for task, name in rows}
+        return dict(db.execute("SELECT DISTINCT task, metric_name FROM trials WHERE metric_name IS NOT NULL"))
+
+
+def metric_directions(store: Path) -> dict[str, bool]:
+    """Whether each task's metric is higher-is-better."""
+    return {task: metric(name).higher_is_better for task, name in metric_names(store).items()}
 
 
 def best_configurations(store: Path) -> dict[str, dict[str, list[float]]]:
@@ -237,6 +254,44 @@ def same_as_best(exhaustive: dict[str, list[float]], chosen: str, higher: bool) 
     return bool(stats.ttest_1samp(d, 0.0).pvalue >= ALPHA)
 
 
+def chosen_workers(store: Path) -> int:
+    """How many processes the one run in ``store`` trained in (1: this process)."""
+    with sqlite3.connect(store) as db:
+        workers = json.loads(db.execute("SELECT grid FROM runs").fetchone()[0])["workers"]
+    return int(workers["cpu"]) if isinstance(workers, dict) else 1
+
+
+def with_values(arguments: list[str], **values: str) -> list[str]:
+    """``arguments`` with the values of some options replaced (``seeds="2"`` for ``--seeds 2``)."""
+    out = list(arguments)
+    for option, value in values.items():
+        out[out.index(f"--{option}") + 1] = value
+    return out
+
+
+def evidence_ceiling(store: Path, seeds: int, epochs: int) -> tuple[float, float, int, int]:
+    """The least share of the exhaustive grid's epochs a race that prunes only what evidence shows can train.
+
+    A calibrated race prunes at its first rung no more than its test shows with every seed's last epoch, so: every
+    configuration trains its first rung, and only those that the exhaustive run's own seeds (all of them, last
+    epochs, the race's test at the verdicts' level) show worse than the best stop there. Returns that share for
+    rungs over seeds (the first rung: two seeds, every epoch) and for rungs over epochs too (the first: two seeds,
+    one epoch), the configurations shown worse, and the configurations."""
+    names = metric_names(store)
+    first = seed_rungs(seeds)[0] / seeds
+    over_seeds = over_epochs = 0.0
+    shown = total = 0
+    for task, configurations in best_configurations(store).items():
+        values = np.array([v for row in configurations.values() for v in row], dtype=float)
+        width = Rope().width(task, names[task], values)  # the race's default ROPE for the task's metric
+        worse = {p.configuration for p in decide(configurations, metric(names[task]).higher_is_better, width, ALPHA)}
+        shown += len(worse)
+        total += len(configurations)
+        over_seeds += sum(first if key in worse else 1.0 for key in configurations)
+        over_epochs += sum(first / epochs if key in worse else 1.0 for key in configurations)
+    return over_seeds / max(total, 1), over_epochs / max(total, 1), shown, total
+
+
 def real(scale: float) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -244,6 +299,18 @@ def real(scale: float) -> list[dict[str, object]]:
             full, fast = Path(folder) / f"{name}-full.db", Path(folder) / f"{name}-race.db"
             wall_full = run_grid(arguments, full, raced=False)
             wall_race = run_grid(arguments, fast, raced=True)
+            seeds = int(arguments[arguments.index("--seeds") + 1])
+            first = str(seed_rungs(seeds)[0])
+            # The wall-time ceilings, measured in the same run: no race can end before it has trained every
+            # configuration's first rung of seeds (over all epochs, for rungs over seeds; over one epoch, for any
+            # race that judges an epoch of two seeds), and written its report.
+            # They train on the workers the exhaustive run chose (a smaller grid alone would train in this process).
+            alike = [*arguments, "--workers", str(chosen_workers(full))]
+            wall_first_rung = run_grid(with_values(alike, seeds=first), Path(folder) / f"{name}-rung.db", False)
+            wall_one_epoch = run_grid(with_values(alike, seeds=first, epochs="1"), Path(folder) / f"{name}-epoch.db",
+                                      False)
+            ceiling, ceiling_epochs, shown, compared = evidence_ceiling(
+                full, seeds, int(arguments[arguments.index("--epochs") + 1]))
             trained_full, planned = store_epochs(full)
             trained_race, _ = store_epochs(fast)
             exhaustive, raced_scores = best_configurations(full), best_configurations(fast)
@@ -257,6 +324,10 @@ def real(scale: float) -> list[dict[str, object]]:
             rows.append({"grid": name, "trials": int(planned // int(arguments[arguments.index("--epochs") + 1])),
                          "epochs_share": trained_race / trained_full, "wall_full": wall_full,
                          "wall_race": wall_race, "wall_share": wall_race / wall_full, "best_agrees": agree,
+                         "evidence_ceiling_epochs": ceiling, "evidence_ceiling_with_epoch_rungs": ceiling_epochs,
+                         "shown_worse": f"{shown} of {compared}",
+                         "wall_first_rung_share": wall_first_rung / wall_full,
+                         "wall_one_epoch_two_seeds_share": wall_one_epoch / wall_full,
                          "command": "nnbench run " + " ".join(arguments)})
     return rows
 

@@ -67,8 +67,10 @@ run = RunFunction()
 
 
 def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STORE, force: bool = False,
-         set_params: Sequence[str] = (), dry_run: bool = False, quiet: bool = False, **values: Any) -> pd.DataFrame:
+         set_params: Sequence[str] = (), dry_run: bool = False, quiet: bool = False, rope: Any = None,
+         **values: Any) -> pd.DataFrame:
     short_errors()
+    given = parse_rope(rope).to_dict()  # a bad rope is an error before anything is trained
     session = Session()
     executor_names = {o.name for e in session.catalogue.executors.entries() for o in e.spec.options}
     options = RunOptions.from_values({o.name: values.pop(o.name, None) for o in RUN_OPTIONS},
@@ -84,7 +86,7 @@ def _run(grid_file: str | Path | None = None, *, store: str | Path = DEFAULT_STO
                        notebook=in_notebook())
     try:
         with exits_guarded():  # a plugin hook's os._exit raises PluginExit here, not ending the kernel
-            session.run(grid, store, options, force=force, observer=observer)
+            session.run(grid, store, options, force=force, observer=observer, rope=given)
     except KeyboardInterrupt as exc:
         by = f" by {exc.name}" if isinstance(exc, SignalStop) else ""
         print(f"interrupted{by}: finished trials are stored in {store}; run the same call to resume", file=sys.stderr)

@@ -23,6 +23,9 @@ CALL_OPTIONS = (
     ("force", False, "retrain trials that are already stored"),
     ("dry_run", False, "plan only: return the planned trials (with their state) without training"),
     ("quiet", False, "print nothing (no plan, progress bar or leaderboard)"),
+    ("rope", None, "the half-width of practical equivalence a race (``race=True``) decides with: a number for "
+                   "every task (``0.01``), or by task or metric (``{'moons': 0.01}``, ``{'accuracy': 0.01}``); "
+                   "None: each metric's default"),
 )
 
 INTRODUCTION = """\

@@ -28,7 +28,7 @@ from nnbench.execution.forecast import Forecast
 from nnbench.execution.job import ItemTraining
 from nnbench.execution.launching import prestart
 from nnbench.execution.messages import pack_plugins
-from nnbench.execution.planner import LocalExecutors, WorkQueue, plan_work
+from nnbench.execution.planner import LocalExecutors, WorkQueue, choose_workers, plan_work, work_items
 from nnbench.execution.racing import Race, check_race
 from nnbench.loading.catalogue import Catalogue, collect_catalogue
 from nnbench.loading.plugins import (
@@ -283,6 +283,8 @@ class Session:
         sink.replacing = store.finished_at(t.trial_id for t in plan.todo)  # --force retrains these
         work = _Work(self, store, options, sink, CostModel(self.catalogue, store.epoch_times()), hooks)
         race = Race.of(plan.trials, plan.grid.seeds, self.catalogue, Rope(rope or {})) if options.race else None
+        if race is not None:
+            work.options = work.sized_for(plan.todo)
         waiting = set(plan.todo)
         first = work.plan(plan.todo if race is None else [t for t in race.rung_trials(0) if t in waiting])
         workers = _workers_record(first, LocalExecutors.of(self.catalogue))
@@ -386,6 +388,16 @@ class _Work:
         self.sink.listeners = [queue.learn]
         self.sink.observer.scheduled(Forecast(queue, self.cost, plan.workers))
         return plan
+
+    def sized_for(self, trials: list[Trial]) -> RunOptions:
+        """The run's options with the local executor and workers that the planner chooses for all of ``trials``: a
+        race trains each rung where the whole grid would train, not in this process because one rung is small."""
+        local = LocalExecutors.of(self.session.catalogue)
+        items, _ = work_items(trials, self.session.catalogue, self.options.vectorize, self.cost)
+        chosen = choose_workers(self.options, items, local)
+        if chosen.executor not in (local.here, local.workers):
+            return self.options
+        return dataclasses.replace(self.options, executor=chosen.executor, workers=max(1, chosen.cpu))
 
     def train(self, plan: WorkPlan) -> None:
         """Train ``plan``, then the trials that another run was training and left to this one."""

@@ -6,6 +6,7 @@ resumes and a run without it trains what it pruned, bad input, and the decisions
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import sqlite3
 import sys
@@ -30,6 +31,7 @@ from nnbench.execution.racing import Race, check_race
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.reporting import build_report
 from nnbench.reporting.race_section import race as race_section
+from nnbench.storage.merging import merge
 from nnbench.storage.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +128,16 @@ def test_a_run_without_a_race_trains_what_the_race_pruned_and_reuses_the_rest(ra
     assert len(trained) == 20  # the run covers every trial: the six it trained and the fourteen it reused
 
 
+def test_a_merged_store_keeps_the_race_of_each_run(raced: tuple[Path, Path], tmp_path: Path) -> None:
+    race_db, _ = raced
+    merge(tmp_path / "merged.db", [race_db])
+    with ResultStore(race_db, readonly=True) as source, ResultStore(tmp_path / "merged.db", readonly=True) as merged:
+        assert merged.runs()["race"].tolist() == source.runs()["race"].tolist()
+        assert json.loads(merged.runs()["race"].iloc[0])["planned_epochs"] == 20 * 3
+        pd.testing.assert_frame_equal(merged.trials().set_index("trial_id")[["status", "race"]].sort_index(),
+                                      source.trials().set_index("trial_id")[["status", "race"]].sort_index())
+
+
 def test_a_race_interrupted_after_its_first_rung_resumes_and_decides_the_same(
         raced: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     race_db, _ = raced
@@ -200,6 +212,16 @@ def test_a_race_that_cannot_run_says_why_in_one_line_before_anything_is_stored(
     assert result.exit_code == 1 and says in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1
     assert not (tmp_path / "r.db").exists()
+
+
+def test_the_python_call_races_with_the_rope_it_is_given(tmp_path: Path) -> None:
+    # Half a point of accuracy wider than any gap: nothing can be worse beyond it, so the linear models survive
+    wide = nnbench.run(**GRID, vectorize=False, race=True, rope=0.5, store=tmp_path / "wide.db", quiet=True)
+    assert set(wide["status"]) == {"ok"} and len(wide) == 20
+    with pytest.raises(NNBenchError, match="rope"):
+        nnbench.run(**GRID, race=True, rope="wide", store=tmp_path / "bad.db", quiet=True)
+    assert not (tmp_path / "bad.db").exists()
+    assert "rope" in inspect.signature(nnbench.run).parameters
 
 
 def test_a_race_needs_validation_data() -> None:

@@ -195,9 +195,13 @@ def _merge_one(db: sqlite3.Connection, source: ResultStore, path: Path, kind: st
     _merge_copies(db, src, merge_id, summary)
     db.executemany("INSERT OR IGNORE INTO run_trials VALUES (?, ?, ?)",
                    src.execute("SELECT run_id, trial_id, reused FROM run_trials").fetchall())
+    raced = "m005_races" in applied(src)  # a store from before racing has no races table
     for run_id in new_runs:
         db.executemany("INSERT INTO skipped VALUES (?, ?, ?)",
                        src.execute("SELECT run_id, combination, reason FROM skipped WHERE run_id = ?", (run_id,)))
+        if raced:  # a raced run's account (its rungs and planned epochs) travels with it
+            db.executemany("INSERT OR REPLACE INTO races VALUES (?, ?)",
+                           src.execute("SELECT run_id, summary FROM races WHERE run_id = ?", (run_id,)))
     db.execute("UPDATE merges SET summary = ? WHERE merge_id = ?", (to_json(_counts(summary), "a merge"), merge_id))
     return summary
 
