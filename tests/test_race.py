@@ -193,6 +193,13 @@ def test_the_report_has_a_race_section_through_its_hook_and_leaderboards_of_the_
     assert "identity" in page.sections["leaderboard"]["text"]
 
 
+def test_a_pruning_line_never_shows_its_p_value_rounded_up_to_alpha() -> None:
+    row = {"configuration": "fnn/identity/adam@0.01", "against": "fnn/relu/adam@0.01", "epoch": 3, "seeds": 2,
+           "mean_difference": 0.4, "metric": "val_accuracy", "rope": 0.005, "alpha": 0.025}
+    assert "p = 0.02496 < 0.025)" in race_frames.describe({**row, "p_value": 0.024961})
+    assert "p = 0.0035 < 0.025)" in race_frames.describe({**row, "p_value": 0.003512})
+
+
 def test_a_race_without_pruned_configurations_has_only_a_note() -> None:
     section = race_section(pd.DataFrame({"status": ["ok"], "epochs": [2], "epochs_run": [2]}))
     assert [type(b).__name__ for b in section.blocks] == ["Note"]

@@ -73,4 +73,14 @@ def describe(row: Mapping[str, Any]) -> str:
     ±0.005, Holm-adjusted p = 0.015 < 0.05)``."""
     return (f"{row['configuration']}: worse than {row['against']} at epoch {row['epoch']}, seeds {row['seeds']} "
             f"({float(row['mean_difference']):+.3g} {row['metric']} beyond ±{float(row['rope']):.2g}, "
-            f"Holm-adjusted p = {float(row['p_value']):.2g} < {float(row['alpha']):.2g})")
+            f"Holm-adjusted p = {below(float(row['p_value']), float(row['alpha']))} < {float(row['alpha']):.2g})")
+
+
+def below(p: float, alpha: float) -> str:
+    """``p`` with the fewest significant digits (two at least) that still read as less than ``alpha``: a p-value of
+    0.02496 at alpha 0.025 reads ``0.02496``, not ``0.025``."""
+    for digits in range(2, 7):
+        text = f"{p:.{digits}g}"
+        if float(text) < alpha:
+            return text
+    return f"{p:.6g}"
