@@ -193,6 +193,44 @@ def test_the_report_has_a_race_section_through_its_hook_and_leaderboards_of_the_
     assert "identity" in page.sections["leaderboard"]["text"]
 
 
+def stored_race() -> pd.DataFrame:
+    """A raced grid as the store returns it: relu finished its 3 seeds; identity@0.01 was pruned after 2 seeds at
+    the first rung and tanh after 2 at the first rung of another task; a trial's status and evidence as stored."""
+    rows = []
+    kept, cut = ["ok"] * 3, ["ok", "ok", "pruned"]
+    for task, activation, statuses, rung in (("moons", "relu", kept, None), ("moons", "identity", cut, 1),
+                                             ("sine", "relu", kept, None), ("sine", "tanh", cut, 1)):
+        for seed, status in enumerate(statuses):
+            evidence = None if status != "pruned" else json.dumps({
+                "configuration": f"fnn/{activation}", "rung": rung, "epoch": 4, "seeds": 2, "against": "fnn/relu",
+                "metric": "val_accuracy", "mean_difference": 0.3, "rope": 0.005, "p_value": 0.001, "alpha": 0.025})
+            rows.append({"trial_id": f"{task}-{activation}-{seed}", "run_id": "r", "task": task, "arch": "fnn",
+                         "activation": activation, "lr": 0.01, "seed": seed, "epochs": 4, "status": status,
+                         "epochs_run": 0 if status == "pruned" else 4, "train_time": 0 if status == "pruned" else 1.5,
+                         "metric": None if status == "pruned" else 0.9, "race": evidence})
+    return pd.DataFrame(rows)
+
+
+def test_a_stored_race_reads_as_its_pruned_and_its_finished_configurations() -> None:
+    trials = stored_race()
+    assert race_frames.raced(trials) and not race_frames.raced(trials[trials["status"] == "ok"])
+    ids = race_frames.configuration_ids(trials)
+    assert ids.nunique() == 4 and ids.iloc[0] == ids.iloc[1] != ids.iloc[3]  # seeds share an id, activations do not
+    finished = race_frames.finished_configurations(trials)
+    assert list(finished["trial_id"]) == [f"{t}-relu-{s}" for t in ("moons", "sine") for s in range(3)]
+    pruned = race_frames.pruned_configurations(trials)
+    assert list(pruned["task"]) == ["moons", "sine"] and list(pruned["activation"]) == ["identity", "tanh"]
+    assert list(pruned["not_trained"]) == [1, 1] and list(pruned["rung"]) == [1, 1] and list(pruned["seeds"]) == [2, 2]
+    assert pruned["text"].iloc[0] == ("fnn/identity: worse than fnn/relu at epoch 4, seeds 2 (+0.3 val_accuracy "
+                                      "beyond ±0.005, Holm-adjusted p = 0.001 < 0.025)")
+    assert race_frames.compute_spent(trials) == {"planned_epochs": 48.0, "trained_epochs": 40.0,
+                                                 "share": pytest.approx(40 / 48), "train_time": 15.0}
+    empty = race_frames.pruned_configurations(trials[trials["status"] == "ok"])
+    assert empty.empty and "text" in empty.columns
+    unraced = trials[trials["status"] == "ok"]
+    assert race_frames.finished_configurations(unraced).equals(unraced)
+
+
 def test_a_pruning_line_never_shows_its_p_value_rounded_up_to_alpha() -> None:
     row = {"configuration": "fnn/identity/adam@0.01", "against": "fnn/relu/adam@0.01", "epoch": 3, "seeds": 2,
            "mean_difference": 0.4, "metric": "val_accuracy", "rope": 0.005, "alpha": 0.025}

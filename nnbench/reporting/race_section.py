@@ -43,7 +43,7 @@ def race(trials: pd.DataFrame) -> ReportSection:
                     "p_value", "alpha", "not_trained"]]
     section.blocks.append(table(
         shown, {"mean_difference": lambda v: f"{v:+.4g}", "rope": lambda v: f"±{v:.2g}",
-                "p_value": lambda v: f"{v:.2g}", "alpha": lambda v: f"{v:.2g}"},
+                "p_value": lambda v: f"{v:.4g}", "alpha": lambda v: f"{v:.2g}"},
         {"rung": "rung", "seeds": "seeds", "against": "worse than", "mean_difference": "best's advantage",
          "p_value": "Holm-adjusted p", "not_trained": "trials not trained"},
         caption="Configurations a race pruned, in the order they left.", limit=200))
