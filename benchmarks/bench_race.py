@@ -5,6 +5,7 @@
     python benchmarks/bench_race.py --real                 # also (b): real grids, exhaustive against --race
     python benchmarks/bench_race.py --real --no-simulation # (b) alone
     python benchmarks/bench_race.py --real --scale 0.5     # (b) with fewer activations/optimizers (a reduced grid)
+    python benchmarks/bench_race.py --real --no-simulation --repeats 3  # (b), wall times the median of 3 runs each
 
 (a) **Simulation.** Synthetic grids of learning curves, each configuration's validation score by seed and epoch:
 a final level, a learning speed, a per-seed offset shared by every configuration (the data split a seed draws,
@@ -205,11 +206,10 @@ def run_grid(arguments: list[str], store: Path, raced: bool) -> float:
 
 
 def store_epochs(store: Path) -> tuple[float, float]:
-    """(epochs trained, epochs planned) of the one run in ``store``, epoch-rung epochs trained again included."""
+    """(epochs trained, epochs planned) of the one run in ``store``."""
     with sqlite3.connect(store) as db:
         trained = db.execute("SELECT COALESCE(SUM(epochs_run), 0), SUM(epochs) FROM trials").fetchone()
-        extra = sum(json.loads(s).get("discarded_epochs", 0) for (s,) in db.execute("SELECT summary FROM races"))
-    return float(trained[0]) + extra, float(trained[1])
+    return float(trained[0]), float(trained[1])
 
 
 def metric_names(store: Path) -> dict[str, str]:
@@ -292,25 +292,31 @@ def evidence_ceiling(store: Path, seeds: int, epochs: int) -> tuple[float, float
     return over_seeds / max(total, 1), over_epochs / max(total, 1), shown, total
 
 
-def real(scale: float) -> list[dict[str, object]]:
+def real(scale: float, repeats: int = 1) -> list[dict[str, object]]:
+    """Each real grid exhaustive, raced, and its two wall-time ceilings (see the module docstring), one after the
+    other, ``repeats`` times; wall times are the medians of the repeats, the rest is read from the first."""
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as folder:
         for name, arguments in real_grids(scale).items():
-            full, fast = Path(folder) / f"{name}-full.db", Path(folder) / f"{name}-race.db"
-            wall_full = run_grid(arguments, full, raced=False)
-            wall_race = run_grid(arguments, fast, raced=True)
             seeds = int(arguments[arguments.index("--seeds") + 1])
+            epochs = int(arguments[arguments.index("--epochs") + 1])
             first = str(seed_rungs(seeds)[0])
-            # The wall-time ceilings, measured in the same run: no race can end before it has trained every
-            # configuration's first rung of seeds (over all epochs, for rungs over seeds; over one epoch, for any
-            # race that judges an epoch of two seeds), and written its report.
-            # They train on the workers the exhaustive run chose (a smaller grid alone would train in this process).
-            alike = [*arguments, "--workers", str(chosen_workers(full))]
-            wall_first_rung = run_grid(with_values(alike, seeds=first), Path(folder) / f"{name}-rung.db", False)
-            wall_one_epoch = run_grid(with_values(alike, seeds=first, epochs="1"), Path(folder) / f"{name}-epoch.db",
-                                      False)
-            ceiling, ceiling_epochs, shown, compared = evidence_ceiling(
-                full, seeds, int(arguments[arguments.index("--epochs") + 1]))
+            walls: dict[str, list[float]] = {"full": [], "race": [], "first_rung": [], "one_epoch": []}
+            for repeat in range(repeats):
+                stores = {kind: Path(folder) / f"{name}-{kind}-{repeat}.db" for kind in walls}
+                walls["full"].append(run_grid(arguments, stores["full"], raced=False))
+                walls["race"].append(run_grid(arguments, stores["race"], raced=True))
+                # The ceilings: no race can end before it has trained every configuration's first rung of seeds
+                # (over all epochs, for rungs over seeds; over one epoch, for any race that judges an epoch of two
+                # seeds), and written its report. They train on the workers the exhaustive run chose (a grid that
+                # small alone would train in this process).
+                alike = [*arguments, "--workers", str(chosen_workers(stores["full"]))]
+                walls["first_rung"].append(run_grid(with_values(alike, seeds=first), stores["first_rung"], False))
+                walls["one_epoch"].append(run_grid(with_values(alike, seeds=first, epochs="1"), stores["one_epoch"],
+                                                   False))
+            full, fast = Path(folder) / f"{name}-full-0.db", Path(folder) / f"{name}-race-0.db"
+            wall = {kind: float(np.median(times)) for kind, times in walls.items()}
+            ceiling, ceiling_epochs, shown, compared = evidence_ceiling(full, seeds, epochs)
             trained_full, planned = store_epochs(full)
             trained_race, _ = store_epochs(fast)
             exhaustive, raced_scores = best_configurations(full), best_configurations(fast)
@@ -321,14 +327,14 @@ def real(scale: float) -> list[dict[str, object]]:
                 means = {k: np.nanmean(v) * (1 if higher else -1) for k, v in configurations.items()}
                 chosen = max(means, key=lambda k: means[k])
                 agree[task] = same_as_best(exhaustive[task], chosen, higher)
-            rows.append({"grid": name, "trials": int(planned // int(arguments[arguments.index("--epochs") + 1])),
-                         "epochs_share": trained_race / trained_full, "wall_full": wall_full,
-                         "wall_race": wall_race, "wall_share": wall_race / wall_full, "best_agrees": agree,
+            rows.append({"grid": name, "trials": int(planned // epochs), "epochs_share": trained_race / trained_full,
+                         "repeats": repeats, "wall_full": wall["full"], "wall_race": wall["race"],
+                         "wall_share": wall["race"] / wall["full"], "best_agrees": agree,
                          "evidence_ceiling_epochs": ceiling, "evidence_ceiling_with_epoch_rungs": ceiling_epochs,
                          "shown_worse": f"{shown} of {compared}",
-                         "wall_first_rung_share": wall_first_rung / wall_full,
-                         "wall_one_epoch_two_seeds_share": wall_one_epoch / wall_full,
-                         "command": "nnbench run " + " ".join(arguments)})
+                         "wall_first_rung_share": wall["first_rung"] / wall["full"],
+                         "wall_one_epoch_two_seeds_share": wall["one_epoch"] / wall["full"],
+                         "walls": walls, "command": "nnbench run " + " ".join(arguments)})
     return rows
 
 
@@ -338,11 +344,12 @@ def main() -> None:
     parser.add_argument("--real", action="store_true")
     parser.add_argument("--no-simulation", action="store_true")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=1, help="real grids: runs of each, wall times their median")
     args = parser.parse_args()
     if not args.no_simulation:
         print(markdown(simulate(args.grids)))
     if args.real:
-        for row in real(args.scale):
+        for row in real(args.scale, args.repeats):
             print(json.dumps(row))
 
 

@@ -301,6 +301,14 @@ def test_ties_within_the_rope_are_never_pruned_and_a_clear_loser_is_at_two_seeds
     assert decide(scores, True, 0.005, ALPHA, step=0.0) == []
 
 
+def test_seeds_that_agree_exactly_decide_by_the_rope_alone() -> None:
+    # No spread at all (every seed the same, a metric without steps): a gap beyond the ROPE is certain, one within
+    # it is never pruned
+    exact = {"best": [0.9, 0.9, 0.9], "worse": [0.5, 0.5, 0.5], "within": [0.898, 0.898, 0.898]}
+    pruned = decide(exact, True, 0.005, ALPHA, step=0.0)
+    assert [(p.configuration, p.p_value) for p in pruned] == [("worse", 0.0)]
+
+
 def test_the_simulation_prunes_and_keeps_its_error_rate() -> None:
     bench = load_benchmark()
     table = {row["scenario"]: row for row in bench.simulate(120, seed=1, scenarios=("null", "spread", "ties"))}
