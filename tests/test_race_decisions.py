@@ -9,15 +9,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from nnbench.analysis import paired, race_frames
-from nnbench.analysis.racing import ALPHA, decide, look_alpha, seed_rungs
+from nnbench.analysis.racing import ALPHA, PRIOR_DF, decide, look_alpha, residual_variance, seed_rungs
 from nnbench.contract.errors import NNBenchError
 from nnbench.contract.trial import Trial
 from nnbench.execution.racing import check_race
@@ -81,6 +83,15 @@ def test_a_pruning_line_never_shows_its_p_value_rounded_up_to_alpha() -> None:
     assert "p = 0.0035 < 0.025)" in race_frames.describe({**row, "p_value": 0.003512})
 
 
+def test_configuration_ids_of_an_empty_or_seed_only_frame_are_empty_labels() -> None:
+    trials = stored_race()
+    empty = race_frames.configuration_ids(trials.iloc[:0])
+    assert empty.empty and empty.dtype == object
+    only_seeds = trials[["trial_id", "seed", "status"]]  # nothing that tells configurations apart
+    labels = race_frames.configuration_ids(only_seeds)
+    assert labels.index.equals(only_seeds.index) and labels.dtype == object and set(labels) == {""}
+
+
 def test_a_race_without_pruned_configurations_has_only_a_note() -> None:
     section = race_section(pd.DataFrame({"status": ["ok"], "epochs": [2], "epochs_run": [2]}))
     assert [type(b).__name__ for b in section.blocks] == ["Note"]
@@ -123,8 +134,65 @@ def test_seeds_that_agree_exactly_decide_by_the_rope_alone() -> None:
     # No spread at all (every seed the same, a metric without steps): a gap beyond the ROPE is certain, one within
     # it is never pruned
     exact = {"best": [0.9, 0.9, 0.9], "worse": [0.5, 0.5, 0.5], "within": [0.898, 0.898, 0.898]}
-    pruned = decide(exact, True, 0.005, ALPHA, step=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a race prints no numpy warning of its own on the way
+        pruned = decide(exact, True, 0.005, ALPHA, step=0.0)
     assert [(p.configuration, p.p_value) for p in pruned] == [("worse", 0.0)]
+
+
+def test_the_residual_variance_is_the_two_way_models() -> None:
+    # Configurations x seeds = configuration effect + seed effect + residuals whose rows and columns sum to zero:
+    # the pooled residual variance is their sum of squares over (3 - 1)(3 - 1) = 4 degrees of freedom, and each
+    # row's is its own squares over its share of them (4 / 3); a row with a missing seed takes no part.
+    residuals = np.array([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    table = np.array([0.9, 0.7, 0.5])[:, None] + np.array([0.0, 0.3, -0.2])[None, :] + 0.01 * residuals
+    table = np.vstack([table, [0.8, np.nan, 0.8]])
+    pooled, rows, df = residual_variance(table)
+    assert df == 4.0 and pooled == pytest.approx(4e-4 / 4)
+    np.testing.assert_allclose(rows[:3], [2e-4 / (4 / 3), 2e-4 / (4 / 3), 0.0], atol=1e-15)
+    assert np.isnan(rows[3])
+    for too_small in (table[:1], table[:3, :1]):  # one configuration, or one seed: nothing to pool
+        pooled, rows, df = residual_variance(too_small)
+        assert np.isnan(pooled) and np.isnan(rows).all() and df == 0.0
+    pooled, rows, df = residual_variance(table[:2, :2])  # the least that pools: two of each, one degree of freedom
+    assert df == 1.0 and np.isfinite(pooled) and np.isfinite(rows).all()
+
+
+def test_a_decision_is_the_documented_moderated_t_test_with_holm() -> None:
+    # docs/racing.md, "The test", computed here step by step for three configurations over two seeds, plus a
+    # fourth with one seed only (never tested: it takes no part in the family)
+    scores = {"a": [0.90, 0.86], "b": [0.80, 0.78], "c": [0.60, 0.61], "d": [0.10, np.nan]}
+    step, rope = 0.01, 0.005
+    table = np.array([scores[k] for k in "abc"])
+    residuals = table - table.mean(axis=1, keepdims=True) - table.mean(axis=0, keepdims=True) + table.mean()
+    df = (3 - 1) * (2 - 1)
+    own = df / 3
+    per_row = (residuals**2).sum(axis=1) / own
+    moderated = (PRIOR_DF * (residuals**2).sum() / df + own * per_row) / (PRIOR_DF + own)
+    p = {}
+    for i, name in ((1, "b"), (2, "c")):
+        gap = table[0] - table[i]
+        error = np.sqrt((moderated[0] + moderated[i] + step**2 / 6) / 2)
+        p[name] = stats.t.sf((gap.mean() - rope) / error, PRIOR_DF + own)
+    first, second = sorted(p, key=p.get)  # Holm over the two tested
+    adjusted = {first: 2 * p[first], second: max(2 * p[first], p[second])}
+    decisions = {d.configuration: d for d in decide(scores, True, rope, 0.5, step)}
+    assert set(decisions) == {"b", "c"}  # at a level that rejects both; "d" has one seed
+    for name, decision in decisions.items():
+        assert decision.best == "a" and decision.seeds == 2 and decision.rope == rope and decision.alpha == 0.5
+        assert decision.mean_difference == pytest.approx(np.mean(table[0] - table["abc".index(name)]))
+        assert decision.p_value == pytest.approx(adjusted[name], rel=1e-9)
+    # the step defaults to the scores' own: one hundredth here
+    assert {d.configuration: d.p_value for d in decide(scores, True, rope, 0.5)} == pytest.approx(
+        {d.configuration: d.p_value for d in decisions.values()}, rel=1e-9)
+    # a p-value equal to alpha prunes nothing: pruning needs p < alpha
+    at = decisions[second].p_value
+    assert [d.configuration for d in decide(scores, True, rope, at, step)] == [first]
+
+
+def test_two_configurations_race_at_two_seeds() -> None:
+    pruned = decide({"good": [0.9, 0.88], "bad": [0.5, 0.52]}, True, 0.005, ALPHA, step=0.01)
+    assert [(p.configuration, p.best) for p in pruned] == [("bad", "good")]
 
 
 def test_the_simulation_prunes_and_keeps_its_error_rate() -> None:

@@ -79,8 +79,8 @@ def describe(row: Mapping[str, Any]) -> str:
 def below(p: float, alpha: float) -> str:
     """``p`` with the fewest significant digits (two at least) that still read as less than ``alpha``: a p-value of
     0.02496 at alpha 0.025 reads ``0.02496``, not ``0.025``."""
-    for digits in range(2, 7):
+    for digits in range(2, 18):  # 17 significant digits tell any two floats apart
         text = f"{p:.{digits}g}"
         if float(text) < alpha:
             return text
-    return f"{p:.6g}"
+    return f"{p:.2g}"  # p is not below alpha
