@@ -151,8 +151,10 @@ def test_the_residual_variance_is_the_two_way_models() -> None:
     assert df == 4.0 and pooled == pytest.approx(4e-4 / 4)
     np.testing.assert_allclose(rows[:3], [2e-4 / (4 / 3), 2e-4 / (4 / 3), 0.0], atol=1e-15)
     assert np.isnan(rows[3])
-    for too_small in (table[:1], table[:3, :1]):  # one configuration, or one seed: nothing to pool
-        pooled, rows, df = residual_variance(too_small)
+    for too_small in (table[:1], table[:3, :1]):  # one configuration, or one seed: nothing to pool, nor to warn of
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pooled, rows, df = residual_variance(too_small)
         assert np.isnan(pooled) and np.isnan(rows).all() and df == 0.0
     pooled, rows, df = residual_variance(table[:2, :2])  # the least that pools: two of each, one degree of freedom
     assert df == 1.0 and np.isfinite(pooled) and np.isfinite(rows).all()
