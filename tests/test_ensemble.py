@@ -168,6 +168,17 @@ def test_a_member_whose_patience_runs_out_leaves_the_stack_as_alone(catalogue: A
         assert (mine.best_epoch, mine.metric) == (theirs.best_epoch, theirs.metric)
 
 
+def test_members_that_stay_keep_their_optimizer_state_and_settings_when_another_leaves(catalogue: Any) -> None:
+    # momentum: each member's velocity must carry over when the stack shrinks, and the trial's own
+    # optimizer settings must reach the smaller stack's optimizer
+    sets = ("arch.fnn.hidden=[16]", "optimizer.sgd.momentum=0.9")
+    trials = [dataclasses.replace(t, patience=2)
+              for t in seeds_of(catalogue, seeds=4, task="spirals", optimizer="sgd", lr="0.1", epochs=12, sets=sets)]
+    alone = train_alone(trials, catalogue)
+    assert len({len(r.curve) for r in alone}) > 1  # the seeds stop at different epochs
+    assert_same_curves(stacked(trials, catalogue), alone)
+
+
 @pytest.mark.parametrize(("task", "arch", "sets"), [
     ("moons", "fnn", ("arch.fnn.hidden=[16]",)),
     ("digits", "cnn", ("arch.cnn.channels=[4]", "arch.cnn.hidden=8")),
@@ -202,6 +213,13 @@ def test_activations_declared_element_wise_share_a_stack_whoever_registers_them(
     assert sorted(len(g) for g in groups) == [2, 2, 6]
     mixed = next(g for g in groups if len(g) == 6)
     assert_same_curves(stacked(mixed, plugged), train_alone(mixed, plugged), rel=1e-4)
+
+
+@pytest.mark.parametrize("augmentation", ["gaussian_noise", "mixup"])
+def test_batch_stage_components_train_stacked_as_alone(catalogue: Any, augmentation: str) -> None:
+    # mixup adapts each member's loss to its own mixed targets; noise changes the inputs only
+    trials = seeds_of(catalogue, seeds=2, augmentation=augmentation, epochs=2)
+    assert_same_curves(stacked(trials, catalogue), train_alone(trials, catalogue))
 
 
 def test_the_test_split_is_scored_only_where_the_final_numbers_come_from(catalogue: Any) -> None:
@@ -263,6 +281,13 @@ def test_groups_that_cannot_stack_exactly_train_one_by_one_and_say_why(catalogue
         assert [e.train_loss for e in mine.curve] == [e.train_loss for e in theirs.curve]
 
 
+def test_a_model_with_dropout_trains_one_by_one_and_each_result_says_why_in_one_sentence(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=2, epochs=1, sets=("arch.fnn.hidden=[16]", "arch.fnn.dropout=0.2"))
+    why = "the model uses dropout, whose random masks cannot match those drawn alone"
+    assert [r.training for r in train_together(trials, catalogue)] == [
+        {"mode": "one_by_one", "members": 1, "reason": why}] * 2
+
+
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
     one = seeds_of(catalogue, seeds=1, epochs=1)
     alone = train_together(one, catalogue)[0]
@@ -278,7 +303,8 @@ def test_seeds_are_grouped_by_everything_but_the_seed(catalogue: Any) -> None:
     groups = group_by_seed(trials)
     assert [[(t.optimizer, t.seed) for t in g] for g in groups] == [[("sgd", 0), ("sgd", 1)],
                                                                     [("adam", 0), ("adam", 1)]]
-    with pytest.raises(ValueError, match="differ only by seed \\(and element-wise activations\\)"):
+    with pytest.raises(ValueError, match=r"^one stack holds trials that differ only by seed \(and element-wise "
+                       r"activations\); group them with nnbench\.execution\.stacks\.stack_groups$"):
         train_together(trials, catalogue)
 
 

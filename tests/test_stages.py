@@ -138,6 +138,15 @@ def test_a_stack_of_trials_with_different_learning_rates_is_refused_by_its_proof
         SeedEnsemble(trials, session.catalogue)
 
 
+def test_a_stack_of_trials_with_different_optimizer_settings_is_refused_by_its_proof() -> None:
+    session = Session()
+    trials = [expand_grid(session.grid(None, (f"optimizer.sgd.weight_decay={decay}",), task="spirals", arch="fnn",
+                                       activation="relu", optimizer="sgd", epochs=1, seeds=1), session.catalogue)[0][0]
+              for decay in (0.01, 0.3)]
+    with pytest.raises(NotStackable, match="do the seeds differ in learning rate, clipping or optimizer settings"):
+        SeedEnsemble(trials, session.catalogue)
+
+
 def noise_then_check(context: Any, sigma: float = 0.5) -> Any:
     """Gaussian input noise drawn from the context's generator (stackable)."""
 
