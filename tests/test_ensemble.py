@@ -19,7 +19,7 @@ from nnbench.loading.catalogue import collect_catalogue
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
-from nnbench.training.ensemble import train_item
+from nnbench.training.ensemble import proof_signature, train_item
 from nnbench.training.trainer import train_trial
 
 STACKED_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
@@ -286,6 +286,15 @@ def test_a_model_with_dropout_trains_one_by_one_and_each_result_says_why_in_one_
     why = "the model uses dropout, whose random masks cannot match those drawn alone"
     assert [r.training for r in train_together(trials, catalogue)] == [
         {"mode": "one_by_one", "members": 1, "reason": why}] * 2
+
+
+def test_a_configuration_is_proven_once_whichever_seeds_and_in_whichever_order_its_activations_come(
+        catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=4, activation="relu,tanh")
+    relu, tanh = trials[:4], trials[4:]
+    assert proof_signature(relu[:2]) == proof_signature(relu[2:]) != proof_signature(tanh[:2])
+    assert proof_signature(relu[:1] + tanh[:1]) == proof_signature(tanh[1:2] + relu[3:])
+    assert proof_signature(relu[:1] + tanh[:1]) not in (proof_signature(relu), proof_signature(tanh))
 
 
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
