@@ -297,6 +297,25 @@ def test_a_configuration_is_proven_once_whichever_seeds_and_in_whichever_order_i
     assert proof_signature(relu[:1] + tanh[:1]) not in (proof_signature(relu), proof_signature(tanh))
 
 
+def test_a_stack_that_fails_part_way_trains_every_seed_again_alone_and_says_why(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=2, epochs=3)
+    heard: list[tuple[int, int]] = []
+    failed: list[int] = []
+
+    def out_of_memory_once(trial: Trial, record: Any) -> None:  # as a GPU may run out with many seeds
+        heard.append((trial.seed, record.epoch))
+        if record.epoch == 2 and not failed:
+            failed.append(record.epoch)
+            raise RuntimeError("out of memory")
+
+    together = train_together(trials, catalogue, on_epoch=out_of_memory_once, test_each_epoch=True)
+    why = "stacked training failed (RuntimeError: out of memory); every seed was trained again"
+    assert [r.training for r in together] == [{"mode": "one_by_one", "members": 1, "reason": why}] * 2
+    assert heard == [(0, 1), (1, 1), (0, 2)] + [
+        (seed, epoch) for seed in (0, 1) for epoch in (1, 2, 3)]  # the epochs already reported, heard again
+    assert_same_curves(together, train_alone(trials, catalogue))
+
+
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
     one = seeds_of(catalogue, seeds=1, epochs=1)
     alone = train_together(one, catalogue)[0]
