@@ -19,7 +19,7 @@ from nnbench.loading.catalogue import collect_catalogue
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
-from nnbench.training.ensemble import proof_signature, train_item
+from nnbench.training.ensemble import culprits, proof_signature, train_item
 from nnbench.training.trainer import train_trial
 
 STACKED_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
@@ -430,3 +430,25 @@ def test_a_schedule_carries_over_numbers_and_tuples_of_numbers_but_not_flags() -
     assert _is_setting(0.01) and _is_setting(3) and _is_setting((0.9, 0.999))
     assert not _is_setting(True) and not _is_setting((0.9, False)) and not _is_setting(None)
     assert not _is_setting("adam") and not _is_setting([0.9, 0.999])
+
+
+def test_a_failed_proof_blames_the_plugins_components_first_else_every_component_that_shapes_the_model(
+        plugged: Any) -> None:
+    plugin = plugged.registry("architecture").plugin_of("branching")
+    branching = seeds_of(plugged, seeds=1, arch="branching", sets=())[0]
+    assert culprits(branching, plugged, {"relu"}) == (
+        f"architecture 'branching' (plugin {plugin!r}) declares vectorizable=True but does not compute alike stacked")
+    assert culprits(seeds_of(plugged, seeds=1)[0], plugged, {"relu", "plugin_tanh"}) == (
+        f"activation 'plugin_tanh' (plugin {plugin!r}) declares vectorizable=True but does not compute alike stacked")
+    # built-ins only: every component of the build, model and batch stages, the activations, the architecture
+    # (not the training stage's, which never stacks)
+    builtin = seeds_of(plugged, seeds=1, norm="batch", augmentation="mixup", initializer="orthogonal",
+                       averaging="ema")[0]
+    assert culprits(builtin, plugged, {"tanh", "relu"}) == (
+        "one of these declares vectorizable=True but does not compute alike stacked: "
+        "augmentation 'mixup' (plugin 'nnbench.builtin.augmentation'), "
+        "initializer 'orthogonal' (plugin 'nnbench.builtin.initializers'), "
+        "norm 'batch' (plugin 'nnbench.builtin.norms'), "
+        "activation 'relu' (plugin 'nnbench.builtin.activations'), "
+        "activation 'tanh' (plugin 'nnbench.builtin.activations'), "
+        "architecture 'fnn' (plugin 'nnbench.builtin.architectures')")
