@@ -317,9 +317,11 @@ def test_a_stack_that_fails_part_way_trains_every_seed_again_alone_and_says_why(
 
 
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
-    one = seeds_of(catalogue, seeds=1, epochs=1)
-    alone = train_together(one, catalogue)[0]
-    assert [e.train_loss for e in alone.curve] == [e.train_loss for e in train_trial(one[0], catalogue).curve]
+    one = seeds_of(catalogue, seeds=1, epochs=2)
+    alone = train_together(one, catalogue, test_each_epoch=True)[0]
+    assert [(e.train_loss, e.test_loss) for e in alone.curve] == [
+        (e.train_loss, e.test_loss) for e in train_trial(one[0], catalogue, test_each_epoch=True).curve]
+    assert not math.isnan(alone.curve[0].test_loss)  # scored every epoch, as asked
     assert alone.training == {"mode": "one_by_one", "members": 1}
     two = seeds_of(catalogue, seeds=2, epochs=1)
     off = train_item(two, catalogue, stacked=False, reason=stacking(two, catalogue, vectorize=False).reason)
