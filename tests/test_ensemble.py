@@ -316,6 +316,13 @@ def test_a_stack_that_fails_part_way_trains_every_seed_again_alone_and_says_why(
     assert_same_curves(together, train_alone(trials, catalogue))
 
 
+def test_a_stack_past_its_time_limit_stops_and_every_member_says_it_shared_the_limit(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=2, epochs=200)
+    together = train_together(trials, catalogue, timeout=0.05)
+    assert [(r.trial, r.status, r.error) for r in together] == [
+        (t, "timeout", "ran past --timeout 0.05 s per trial (2 trials stacked: 0.1 s) and was stopped") for t in trials]
+
+
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
     one = seeds_of(catalogue, seeds=1, epochs=2)
     alone = train_together(one, catalogue, test_each_epoch=True)[0]
