@@ -19,7 +19,7 @@ from nnbench.loading.catalogue import collect_catalogue
 from nnbench.loading.plugins import make_plugin_manager
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
-from nnbench.training.ensemble import train_item
+from nnbench.training.ensemble import culprits, proof_signature, train_item
 from nnbench.training.trainer import train_trial
 
 STACKED_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax",
@@ -168,6 +168,17 @@ def test_a_member_whose_patience_runs_out_leaves_the_stack_as_alone(catalogue: A
         assert (mine.best_epoch, mine.metric) == (theirs.best_epoch, theirs.metric)
 
 
+def test_members_that_stay_keep_their_optimizer_state_and_settings_when_another_leaves(catalogue: Any) -> None:
+    # momentum: each member's velocity must carry over when the stack shrinks, and the trial's own
+    # optimizer settings must reach the smaller stack's optimizer
+    sets = ("arch.fnn.hidden=[16]", "optimizer.sgd.momentum=0.9")
+    trials = [dataclasses.replace(t, patience=2)
+              for t in seeds_of(catalogue, seeds=4, task="spirals", optimizer="sgd", lr="0.1", epochs=12, sets=sets)]
+    alone = train_alone(trials, catalogue)
+    assert len({len(r.curve) for r in alone}) > 1  # the seeds stop at different epochs
+    assert_same_curves(stacked(trials, catalogue), alone)
+
+
 @pytest.mark.parametrize(("task", "arch", "sets"), [
     ("moons", "fnn", ("arch.fnn.hidden=[16]",)),
     ("digits", "cnn", ("arch.cnn.channels=[4]", "arch.cnn.hidden=8")),
@@ -202,6 +213,13 @@ def test_activations_declared_element_wise_share_a_stack_whoever_registers_them(
     assert sorted(len(g) for g in groups) == [2, 2, 6]
     mixed = next(g for g in groups if len(g) == 6)
     assert_same_curves(stacked(mixed, plugged), train_alone(mixed, plugged), rel=1e-4)
+
+
+@pytest.mark.parametrize("augmentation", ["gaussian_noise", "mixup"])
+def test_batch_stage_components_train_stacked_as_alone(catalogue: Any, augmentation: str) -> None:
+    # mixup adapts each member's loss to its own mixed targets; noise changes the inputs only
+    trials = seeds_of(catalogue, seeds=2, augmentation=augmentation, epochs=2)
+    assert_same_curves(stacked(trials, catalogue), train_alone(trials, catalogue))
 
 
 def test_the_test_split_is_scored_only_where_the_final_numbers_come_from(catalogue: Any) -> None:
@@ -263,10 +281,54 @@ def test_groups_that_cannot_stack_exactly_train_one_by_one_and_say_why(catalogue
         assert [e.train_loss for e in mine.curve] == [e.train_loss for e in theirs.curve]
 
 
+def test_a_model_with_dropout_trains_one_by_one_and_each_result_says_why_in_one_sentence(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=2, epochs=1, sets=("arch.fnn.hidden=[16]", "arch.fnn.dropout=0.2"))
+    why = "the model uses dropout, whose random masks cannot match those drawn alone"
+    assert [r.training for r in train_together(trials, catalogue)] == [
+        {"mode": "one_by_one", "members": 1, "reason": why}] * 2
+
+
+def test_a_configuration_is_proven_once_whichever_seeds_and_in_whichever_order_its_activations_come(
+        catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=4, activation="relu,tanh")
+    relu, tanh = trials[:4], trials[4:]
+    assert proof_signature(relu[:2]) == proof_signature(relu[2:]) != proof_signature(tanh[:2])
+    assert proof_signature(relu[:1] + tanh[:1]) == proof_signature(tanh[1:2] + relu[3:])
+    assert proof_signature(relu[:1] + tanh[:1]) not in (proof_signature(relu), proof_signature(tanh))
+
+
+def test_a_stack_that_fails_part_way_trains_every_seed_again_alone_and_says_why(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=2, epochs=3)
+    heard: list[tuple[int, int]] = []
+    failed: list[int] = []
+
+    def out_of_memory_once(trial: Trial, record: Any) -> None:  # as a GPU may run out with many seeds
+        heard.append((trial.seed, record.epoch))
+        if record.epoch == 2 and not failed:
+            failed.append(record.epoch)
+            raise RuntimeError("out of memory")
+
+    together = train_together(trials, catalogue, on_epoch=out_of_memory_once, test_each_epoch=True)
+    why = "stacked training failed (RuntimeError: out of memory); every seed was trained again"
+    assert [r.training for r in together] == [{"mode": "one_by_one", "members": 1, "reason": why}] * 2
+    assert heard == [(0, 1), (1, 1), (0, 2)] + [
+        (seed, epoch) for seed in (0, 1) for epoch in (1, 2, 3)]  # the epochs already reported, heard again
+    assert_same_curves(together, train_alone(trials, catalogue))
+
+
+def test_a_stack_past_its_time_limit_stops_and_every_member_says_it_shared_the_limit(catalogue: Any) -> None:
+    trials = seeds_of(catalogue, seeds=2, epochs=200)
+    together = train_together(trials, catalogue, timeout=0.05)
+    assert [(r.trial, r.status, r.error) for r in together] == [
+        (t, "timeout", "ran past --timeout 0.05 s per trial (2 trials stacked: 0.1 s) and was stopped") for t in trials]
+
+
 def test_a_single_seed_or_no_vectorize_trains_alone_without_a_message(catalogue: Any) -> None:
-    one = seeds_of(catalogue, seeds=1, epochs=1)
-    alone = train_together(one, catalogue)[0]
-    assert [e.train_loss for e in alone.curve] == [e.train_loss for e in train_trial(one[0], catalogue).curve]
+    one = seeds_of(catalogue, seeds=1, epochs=2)
+    alone = train_together(one, catalogue, test_each_epoch=True)[0]
+    assert [(e.train_loss, e.test_loss) for e in alone.curve] == [
+        (e.train_loss, e.test_loss) for e in train_trial(one[0], catalogue, test_each_epoch=True).curve]
+    assert not math.isnan(alone.curve[0].test_loss)  # scored every epoch, as asked
     assert alone.training == {"mode": "one_by_one", "members": 1}
     two = seeds_of(catalogue, seeds=2, epochs=1)
     off = train_item(two, catalogue, stacked=False, reason=stacking(two, catalogue, vectorize=False).reason)
@@ -278,7 +340,8 @@ def test_seeds_are_grouped_by_everything_but_the_seed(catalogue: Any) -> None:
     groups = group_by_seed(trials)
     assert [[(t.optimizer, t.seed) for t in g] for g in groups] == [[("sgd", 0), ("sgd", 1)],
                                                                     [("adam", 0), ("adam", 1)]]
-    with pytest.raises(ValueError, match="differ only by seed \\(and element-wise activations\\)"):
+    with pytest.raises(ValueError, match=r"^one stack holds trials that differ only by seed \(and element-wise "
+                       r"activations\); group them with nnbench\.execution\.stacks\.stack_groups$"):
         train_together(trials, catalogue)
 
 
@@ -376,3 +439,25 @@ def test_a_schedule_carries_over_numbers_and_tuples_of_numbers_but_not_flags() -
     assert _is_setting(0.01) and _is_setting(3) and _is_setting((0.9, 0.999))
     assert not _is_setting(True) and not _is_setting((0.9, False)) and not _is_setting(None)
     assert not _is_setting("adam") and not _is_setting([0.9, 0.999])
+
+
+def test_a_failed_proof_blames_the_plugins_components_first_else_every_component_that_shapes_the_model(
+        plugged: Any) -> None:
+    plugin = plugged.registry("architecture").plugin_of("branching")
+    branching = seeds_of(plugged, seeds=1, arch="branching", sets=())[0]
+    assert culprits(branching, plugged, {"relu"}) == (
+        f"architecture 'branching' (plugin {plugin!r}) declares vectorizable=True but does not compute alike stacked")
+    assert culprits(seeds_of(plugged, seeds=1)[0], plugged, {"relu", "plugin_tanh"}) == (
+        f"activation 'plugin_tanh' (plugin {plugin!r}) declares vectorizable=True but does not compute alike stacked")
+    # built-ins only: every component of the build, model and batch stages, the activations, the architecture
+    # (not the training stage's, which never stacks)
+    builtin = seeds_of(plugged, seeds=1, norm="batch", augmentation="mixup", initializer="orthogonal",
+                       averaging="ema")[0]
+    assert culprits(builtin, plugged, {"tanh", "relu"}) == (
+        "one of these declares vectorizable=True but does not compute alike stacked: "
+        "augmentation 'mixup' (plugin 'nnbench.builtin.augmentation'), "
+        "initializer 'orthogonal' (plugin 'nnbench.builtin.initializers'), "
+        "norm 'batch' (plugin 'nnbench.builtin.norms'), "
+        "activation 'relu' (plugin 'nnbench.builtin.activations'), "
+        "activation 'tanh' (plugin 'nnbench.builtin.activations'), "
+        "architecture 'fnn' (plugin 'nnbench.builtin.architectures')")

@@ -138,6 +138,31 @@ def test_a_stack_of_trials_with_different_learning_rates_is_refused_by_its_proof
         SeedEnsemble(trials, session.catalogue)
 
 
+def test_a_stack_of_trials_with_different_optimizer_settings_is_refused_by_its_proof() -> None:
+    session = Session()
+    trials = [expand_grid(session.grid(None, (f"optimizer.sgd.weight_decay={decay}",), task="spirals", arch="fnn",
+                                       activation="relu", optimizer="sgd", epochs=1, seeds=1), session.catalogue)[0][0]
+              for decay in (0.01, 0.3)]
+    with pytest.raises(NotStackable, match="do the seeds differ in learning rate, clipping or optimizer settings"):
+        SeedEnsemble(trials, session.catalogue)
+
+
+@pytest.mark.parametrize(("component", "refusal"), [
+    ({"averaging": "ema"}, "a training-stage component follows each model's own steps, which a stack does not do"),
+    ({"rec_loss": "on"}, "a loss-stage component wraps each model's own criterion, which a stack does not do"),
+])
+def test_a_stack_of_trials_with_a_loss_or_training_stage_component_is_refused_before_it_trains(
+        nnbench_plugin: Any, component: dict[str, str], refusal: str) -> None:
+    # the planner never stacks these (they follow one model's own steps or criterion); by hand, the stack itself
+    # refuses them
+    nnbench_plugin(Recorder(), name="recorder")
+    session = Session()
+    trials, _ = expand_grid(session.grid(None, (), task="spirals", arch="fnn", activation="relu", optimizer="sgd",
+                                         epochs=1, seeds=2, **component), session.catalogue)
+    with pytest.raises(NotStackable, match=f"^{refusal}$"):
+        SeedEnsemble(trials, session.catalogue)
+
+
 def noise_then_check(context: Any, sigma: float = 0.5) -> Any:
     """Gaussian input noise drawn from the context's generator (stackable)."""
 

@@ -11,13 +11,22 @@ stopped and resumed. It generates the mutants with mutmut (3.8) when ``mutants/`
         --tests "tests/test_executors.py -k 'not ray and not stopping_a_parallel and not crashed_the_inline'" \\
         --sample 100 --seed 2026 --out processes.txt
 
-Exit status 0 of pytest means the mutant survived; ``timeout`` (a mutant that hangs) counts as found.
+``--covering`` runs, for each mutant, only the tests that reach its function, as mutmut's own stats
+record them (``mutants/mutmut-stats.json``, written by one ``mutmut run``), fastest first, stopping at the
+first failure; ``--tests`` then adds tests after those (ones written since the stats were taken)::
+
+    python tools/mutants_in_fresh_processes.py nnbench/training/ensemble.py --covering \\
+        --sample 200 --seed 2026 --timeout 150 --out mutants/ensemble.txt
+
+Exit status 0 of pytest means the mutant survived; ``timeout`` (a mutant that hangs) counts as found, and
+``no-tests`` (no test reaches the mutated function) as not found.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -26,8 +35,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from mutmut.utils.format_utils import mangled_name_from_mutant_name
 
 MUTANTS = Path("mutants")
+STATS = MUTANTS / "mutmut-stats.json"
 
 
 def generate_mutants() -> None:
@@ -53,10 +66,28 @@ def mutant_names(module: str) -> list[str]:
     return sorted(json.loads(meta.read_text())["exit_code_by_key"])
 
 
+def covering_tests(name: str, stats: dict[str, Any]) -> list[str]:
+    """The tests that reach the function ``name`` mutates, as mutmut's stats record them, fastest first
+    (pytest node ids, relative to ``mutants/``)."""
+    tests = stats["tests_by_mangled_function_name"].get(mangled_name_from_mutant_name(name), [])
+    durations = stats["duration_by_test"]
+    return sorted(tests, key=lambda test: (durations.get(test, durations.get(f"mutants/{test}", math.inf)), test))
+
+
+def load_stats() -> dict[str, Any]:
+    """mutmut's record of which tests reach which functions, and how long each test took."""
+    if not STATS.exists():
+        raise SystemExit(f"--covering reads {STATS}, which mutmut writes: run `mutmut run` once (it may be "
+                         "stopped once it has begun testing mutants)")
+    return json.loads(STATS.read_text())
+
+
 def run_one(name: str, tests: list[str], timeout: float) -> tuple[str, float, str]:
     """Run the tests against one mutant: ``killed``, ``survived`` or ``timeout``, the seconds, the test
     that failed first."""
     start = time.monotonic()
+    if not tests:
+        return "no-tests", 0.0, "-"
     env = {**os.environ, "MUTANT_UNDER_TEST": name}
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
@@ -71,12 +102,18 @@ def run_one(name: str, tests: list[str], timeout: float) -> tuple[str, float, st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("module", help="the mutated module's path, e.g. nnbench/execution/local.py")
-    parser.add_argument("--tests", required=True, help="pytest arguments that select the tests, as one string")
+    parser.add_argument("--tests", default="", help="pytest arguments that select the tests, as one string "
+                        "(with --covering: tests to run after the covering ones)")
+    parser.add_argument("--covering", action="store_true", help="for each mutant, the tests that reach its "
+                        "function in mutmut's stats (mutants/mutmut-stats.json), fastest first")
     parser.add_argument("--sample", type=int, help="test this many mutants, drawn at random (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="the random order's seed")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds before a mutant counts as a hang")
     parser.add_argument("--out", type=Path, required=True, help="results, one line per mutant (appended)")
     args = parser.parse_args()
+    if not args.covering and not args.tests:
+        parser.error("say which tests to run: --tests, --covering, or both")
+    stats = load_stats() if args.covering else None
     names = mutant_names(args.module)
     random.Random(args.seed).shuffle(names)
     names = names[:args.sample] if args.sample else names
@@ -85,15 +122,16 @@ def main() -> None:
     for number, name in enumerate(names, 1):
         if name in seen:
             continue
-        outcome, seconds, failed = run_one(name, tests, args.timeout)
+        chosen_tests = covering_tests(name, stats) + tests if stats is not None else tests
+        outcome, seconds, failed = run_one(name, chosen_tests, args.timeout)
         seen[name] = outcome
         with args.out.open("a") as out:
             out.write(f"{name} {outcome} {seconds:.0f} {failed}\n")
         print(f"[{number}/{len(names)}] {outcome:8} {name}", flush=True)
     chosen = set(names)
-    found = sum(outcome != "survived" for name, outcome in seen.items() if name in chosen)
+    found = sum(outcome in ("killed", "timeout") for name, outcome in seen.items() if name in chosen)
     print(f"{found} of {len(names)} mutants found ({100 * found / len(names):.1f}%); survivors: "
-          f"grep ' survived ' {args.out}")
+          f"grep -E ' (survived|no-tests) ' {args.out}")
 
 
 if __name__ == "__main__":
