@@ -62,6 +62,7 @@ def test_auto_trains_a_grid_too_small_for_workers_in_this_process_and_says_so() 
     assert small.executor == "inline" and small.cpu == 0
     assert small.notes == ("training in this process: 4 work items of about 1.0 s in all would not pay for starting "
                            "worker processes (--workers N starts them anyway)",)
+    assert choose_workers(workers(), items(4, PARALLEL_SECONDS / 4), LOCAL, cores=2).executor == "processes"  # pays
     single = choose_workers(workers(), items(1, 100.0), LOCAL, cores=2)
     assert single.executor == "inline"
     assert single.notes == ("training in this process: 1 work item of about 100.0 s in all would not pay for "
@@ -197,6 +198,8 @@ def test_a_plan_takes_the_cores_and_the_executor_options_it_is_given(catalogue: 
                     CostModel(catalogue), ItemTraining(), cores=2)
     assert ray.options == {"address": "ray://head:10001", "nodes": None}  # each of its options, given or not
     assert many.options == {}
+    limited = plan_work(trials, catalogue, RunOptions(timeout=30.0), CostModel(catalogue), ItemTraining(), cores=2)
+    assert (limited.executor, limited.timeout) == ("processes", 30.0)
 
 
 def test_seeds_with_element_wise_activations_share_a_stack_by_declaration(catalogue: Any) -> None:

@@ -220,6 +220,20 @@ def test_a_configuration_spans_tasks_of_every_kind_unless_a_task_tried_several_l
     assert set(scored[scored["task"].eq("sine")]["configuration"]) <= with_mse
 
 
+def test_a_tuned_configuration_across_tasks_is_named_by_its_tuned_setting_once(
+        tmp_path: Path, protocol_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    results = [protocol_result(task, optimizer, seed=seed, role=role, lr=lr,
+                               metric=m + 0.01 * seed + (0.1 if task == "sine" else 0.0))
+               for task in ("spirals", "sine") for optimizer, m in (("adam", 0.8), ("sgd", 0.6))
+               for role, lr in (("default", 1e-3), ("final", 0.02)) for seed in range(2)]
+    with store_writer(tmp_path / "tuned.db", results) as store:
+        scored, _ = intervals.normalized_scores(store.trials(), store.runs())
+    names = scored.assign(configuration=intervals.across_task_configurations(scored))
+    assert names.groupby(["optimizer", "protocol"])["configuration"].unique().map(list).to_dict() == {
+        ("adam", "default"): ["adam / 0.001"], ("adam", "tuned"): ["adam / tuned"],
+        ("sgd", "default"): ["sgd / 0.001"], ("sgd", "tuned"): ["sgd / tuned"]}
+
+
 def test_the_iqm_interval_and_profile_bands_come_with_ten_seeds_a_task() -> None:
     rng = np.random.default_rng(2)
     scored = pd.DataFrame([{"configuration": "c", "task": t, "seed": s, "score": rng.normal(0.6, 0.1)}
