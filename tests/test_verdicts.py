@@ -371,6 +371,17 @@ def test_the_array_verdicts_over_tasks_divide_each_tasks_difference_by_its_scale
     assert list(pairwise.decide_scores(scores, 0.005)["across"]) == ["undecided"]
 
 
+def test_the_array_verdicts_correct_equivalence_over_every_pair_of_the_axis() -> None:
+    # Three levels, one task, six seeds: the first two are equivalent when they are the whole axis, but
+    # not once Holm corrects their equivalence test over the axis's three pairs.
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.7, 0.01, (1, 6))
+    scores = np.stack([base + rng.normal(0, 0.005, (1, 6)) for _ in range(3)], axis=-1)
+    assert pairwise.decide_scores(scores[..., :2], 0.01)["decisions"].ravel().tolist() == ["equivalent"]
+    assert pairwise.decide_scores(scores, 0.01)["decisions"].ravel().tolist() == [
+        "undecided", "undecided", "equivalent"]
+
+
 def test_an_adjusted_p_value_equal_to_alpha_rejects_nothing() -> None:
     # Six tasks, the second level ahead on each: the exact signed-rank p is 2 / 2^6 = 1/32, the largest
     # of its family, so Holm leaves it as it is. Rejection needs p below alpha, not equal to it.
