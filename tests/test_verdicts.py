@@ -413,6 +413,7 @@ def test_blocks_needed_matches_statsmodels() -> None:
         expected = power.TTestPower().solve_power(effect_size=effect, alpha=0.05, power=0.8, alternative="larger")
         assert seeds.blocks_needed(effect) == math.ceil(expected)
     assert math.isinf(seeds.blocks_needed(0.0))
+    assert seeds.blocks_needed(20.0) == 2  # an effect this large needs only the fewest blocks a t-test can use
 
 
 def test_seeds_needed_resolves_a_simulated_effect_with_the_promised_power() -> None:
@@ -427,6 +428,10 @@ def test_seeds_needed_resolves_a_simulated_effect_with_the_promised_power() -> N
     rejected = np.mean(2 * stats.t.sf(np.abs(t), experiments.shape[1] - 1) < 0.05 / family)
     assert 0.74 <= rejected <= 0.88
     assert math.isnan(seeds.seeds_needed(0.01, math.nan, rope, 1))  # one seed: spread unknown
+    assert math.isnan(seeds.seeds_needed(0.01, 0.0, rope, 1))  # seeds that all differ alike: spread unknown
+    # Inside the ROPE, equivalence may settle it first, at the family's level too (one-sided tests).
+    assert seeds.seeds_needed(0.001, 0.01, rope, family) == seeds.blocks_needed(0.4, alpha=0.05 / family) < (
+        seeds.blocks_needed(0.1, alpha=0.05 / family / 2))
 
 
 def test_seeds_for_the_rope_detect_a_difference_as_large_as_the_rope() -> None:
@@ -441,6 +446,9 @@ def test_seeds_for_the_rope_detect_a_difference_as_large_as_the_rope() -> None:
     experiments = rng.normal(0.005, spread, (4000, n))
     t = experiments.mean(axis=1) / (experiments.std(axis=1, ddof=1) / math.sqrt(n))
     assert 0.74 <= np.mean(2 * stats.t.sf(np.abs(t), n - 1) < 0.05) <= 0.88
+    # In a family of four comparisons each is tested at a quarter of the level, and needs more seeds.
+    assert seeds.seeds_to_detect(0.005, spread, 4) == seeds.blocks_needed(0.005 / spread, alpha=0.05 / 4 / 2) > n
+    assert math.isnan(seeds.seeds_to_detect(0.005, math.nan, 1))  # one seed: spread unknown
 
 
 # -- the ROPE --------------------------------------------------------------------------------------
