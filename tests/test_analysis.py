@@ -120,6 +120,11 @@ def test_optimizers_at_their_own_default_lr_are_one_axis_and_lr_is_not(
     assert analysis.lr_sensitivity(trials).empty
 
 
+def test_no_clipping_and_a_clipping_limit_are_two_levels_of_the_clip_axis() -> None:
+    frame = pd.DataFrame({"clip": [None, 1.0, None, 1.0], "patience": [None] * 4, "optimizer": ["adam"] * 4})
+    assert analysis.varying(frame, ["clip", "patience", "optimizer"]) == ["clip"]
+
+
 def test_lr_sweep_per_optimizer(tmp_path: Path, trial_result: Callable[..., Any],
                                 store_writer: Callable[..., Any]) -> None:
     results = [trial_result(optimizer=opt, lr=lr, seed=s, metric=m + s / 10)

@@ -390,6 +390,13 @@ class TestPlugins:
         register(Activation("plugin_tanh", nn.Tanh, "tanh, declared element-wise", vectorizable=True,
                             elementwise=True))
 
+    @hookimpl
+    def register_losses(self, register: Any) -> None:
+        from nnbench.builtin.losses import losses
+
+        mse = next(loss for loss in losses() if loss.name == "mse")
+        register(dataclasses.replace(mse, name="plain_mse", default_for=frozenset(), vectorizable=False))
+
 
 @pytest.fixture(scope="module")
 def plugged() -> Any:
@@ -423,6 +430,10 @@ def test_an_undeclared_plugin_component_trains_one_by_one(plugged: Any) -> None:
     decision = stacking(seeds_of(plugged, seeds=2, epochs=1, activation="plain_relu"), plugged)
     assert not decision.stacked
     assert "activation 'plain_relu'" in str(decision.reason) and "vectorizable" in str(decision.reason)
+    loss = stacking(seeds_of(plugged, seeds=2, epochs=1, task="sine", loss="plain_mse"), plugged)
+    plugin = plugged.losses.plugin_of("plain_mse")
+    assert (loss.stacked, loss.reason) == (False, f"loss 'plain_mse' (plugin {plugin!r}) does not declare "
+                                                  "vectorizable=True")
 
 
 def test_a_model_that_cannot_run_stacked_falls_back_with_the_reason(plugged: Any) -> None:

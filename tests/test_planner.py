@@ -17,12 +17,13 @@ from nnbench.execution.job import ItemTraining
 from nnbench.execution.planner import (
     PARALLEL_SECONDS,
     LocalExecutors,
+    Workers,
     WorkQueue,
     choose_workers,
     plan_work,
     work_items,
 )
-from nnbench.execution.stacks import group_by_seed, stack_groups, stacking
+from nnbench.execution.stacks import Stacking, group_by_seed, stack_groups, stacking
 from nnbench.planning.grid import expand_grid
 from nnbench.planning.gridfile import build_grid
 
@@ -59,9 +60,13 @@ def test_auto_takes_one_worker_per_core_clamped_to_the_work() -> None:
 def test_auto_trains_a_grid_too_small_for_workers_in_this_process_and_says_so() -> None:
     small = choose_workers(workers(), items(4, PARALLEL_SECONDS / 8), LOCAL, cores=2)
     assert small.executor == "inline" and small.cpu == 0
-    assert "would not pay for starting worker processes" in small.notes[0]
+    assert small.notes == ("training in this process: 4 work items of about 1.0 s in all would not pay for starting "
+                           "worker processes (--workers N starts them anyway)",)
+    assert choose_workers(workers(), items(4, PARALLEL_SECONDS / 4), LOCAL, cores=2).executor == "processes"  # pays
     single = choose_workers(workers(), items(1, 100.0), LOCAL, cores=2)
     assert single.executor == "inline"
+    assert single.notes == ("training in this process: 1 work item of about 100.0 s in all would not pay for "
+                            "starting worker processes (--workers N starts them anyway)",)
     one_core = choose_workers(workers(), items(10, 100.0), LOCAL, cores=1)
     assert one_core.executor == "inline" and one_core.notes == ()
     asked = choose_workers(workers(executor="processes"), items(4, PARALLEL_SECONDS / 8), LOCAL, cores=2)
@@ -69,12 +74,24 @@ def test_auto_trains_a_grid_too_small_for_workers_in_this_process_and_says_so() 
 
 
 def test_one_worker_is_this_process_unless_a_time_limit_needs_a_worker() -> None:
-    assert choose_workers(workers(1), items(10, 5.0), LOCAL, cores=4).executor == "inline"
+    assert choose_workers(workers(1), items(10, 5.0), LOCAL, cores=4) == Workers("inline", 0)
     limited = choose_workers(workers(1, timeout=30.0), items(10, 5.0), LOCAL, cores=4)
     assert (limited.executor, limited.cpu) == ("processes", 1)
     assert choose_workers(workers(timeout=30.0), items(1, 0.1), LOCAL, cores=4).executor == "processes"
     in_process_asked = choose_workers(workers(executor="inline", timeout=30.0), items(1, 0.1), LOCAL, cores=4)
     assert in_process_asked.executor == "processes"
+
+
+def test_worker_processes_may_start_early_exactly_when_the_options_may_need_them() -> None:
+    assert LOCAL.may_start_workers(workers(executor="processes"))
+    assert not LOCAL.may_start_workers(workers(executor="inline"))
+    assert not LOCAL.may_start_workers(workers(1, executor="inline"))
+    assert LOCAL.may_start_workers(workers(2, executor="inline"))
+    assert LOCAL.may_start_workers(workers(executor="inline", timeout=30.0))
+    assert LOCAL.may_start_workers(workers())  # auto may choose workers
+    assert not LOCAL.may_start_workers(workers(1))
+    assert LOCAL.may_start_workers(workers(1, timeout=30.0))
+    assert not LOCAL.may_start_workers(workers(executor="ray"))
 
 
 def test_more_workers_than_work_or_cores_is_clamped_or_warned_and_said() -> None:
@@ -86,6 +103,7 @@ def test_more_workers_than_work_or_cores_is_clamped_or_warned_and_said() -> None
     one = choose_workers(workers(8), items(1, 5.0), LOCAL, cores=2)
     assert one.notes == ("--workers 8: only 1 work item can train at once here, so 1 worker starts",)  # no company
     assert choose_workers(workers(2), items(4, 5.0), LOCAL, cores=2).notes == ()
+    assert choose_workers(workers(2), items(2, 5.0), LOCAL, cores=2).notes == ()  # as many workers as items
     alone = choose_workers(workers(8, threads=4), items(1, 5.0), LOCAL, cores=2)  # one worker, its own threads too many
     assert alone.notes[1] == ("--threads 4 is more than the 2 cores here: the worker's threads share cores, which "
                               "slows its steps (--threads 2 or fewer would not)")
@@ -142,7 +160,12 @@ def test_groups_that_train_one_by_one_become_one_item_per_seed(catalogue: Any) -
     assert [len(i.trials) for i in adam] == [3] and adam[0].stacked and adam[0].reason is None
     assert notes == ["1 group of seeds that could share a stack trains one seed at a time: optimizer 'lbfgs' "
                      "re-evaluates the loss of the whole model in each step"]
+    _, two_groups = work_items(grid_trials(catalogue, task="moons,spirals", optimizer="lbfgs"), catalogue, True,
+                               CostModel(catalogue))
+    assert two_groups == ["2 groups of seeds that could share a stack train one seed at a time: optimizer 'lbfgs' "
+                          "re-evaluates the loss of the whole model in each step"]
     turned_off, _ = work_items(trials, catalogue, False, CostModel(catalogue))
+    assert stacking(trials[3:], catalogue, vectorize=False) == Stacking(False, "stacking was turned off")
     assert len(turned_off) == 6 and {i.reason for i in turned_off} == {"stacking was turned off"}
 
 
@@ -165,6 +188,20 @@ def test_the_same_grid_makes_the_same_stacks_whatever_the_workers(catalogue: Any
     assert sorted(len(s) for s in stacks[0]) == [4, 8]  # relu and tanh share one stack; prelu has parameters
 
 
+def test_a_plan_takes_the_cores_and_the_executor_options_it_is_given(catalogue: Any) -> None:
+    trials = grid_trials(catalogue, activation="relu,tanh,prelu", seeds=4, epochs=200)
+    one_core = plan_work(trials, catalogue, RunOptions(), CostModel(catalogue), ItemTraining(), cores=1)
+    assert (one_core.executor, one_core.workers) == ("inline", 0)  # one core: no worker pays, whatever the machine
+    many = plan_work(trials, catalogue, RunOptions(), CostModel(catalogue), ItemTraining(), cores=64)
+    assert (many.executor, many.workers) == ("processes", 2)  # one worker per item
+    ray = plan_work(trials, catalogue, RunOptions(executor="ray", extra={"address": "ray://head:10001"}),
+                    CostModel(catalogue), ItemTraining(), cores=2)
+    assert ray.options == {"address": "ray://head:10001", "nodes": None}  # each of its options, given or not
+    assert many.options == {}
+    limited = plan_work(trials, catalogue, RunOptions(timeout=30.0), CostModel(catalogue), ItemTraining(), cores=2)
+    assert (limited.executor, limited.timeout) == ("processes", 30.0)
+
+
 def test_seeds_with_element_wise_activations_share_a_stack_by_declaration(catalogue: Any) -> None:
     trials = grid_trials(catalogue, activation="relu,tanh,prelu", seeds=2)
     groups = stack_groups(trials, catalogue)
@@ -185,6 +222,16 @@ def test_items_go_out_longest_first_with_isolated_items_before_all(catalogue: An
     apart, _ = work_items(trials, catalogue, True, CostModel(catalogue), isolated=[last.trial_id])
     taken = WorkQueue(apart, CostModel(catalogue)).take()
     assert taken is not None and taken.isolated and taken.trials[0] == last
+
+
+def test_the_queue_counts_and_hands_out_only_the_items_a_device_can_train(catalogue: Any) -> None:
+    queue = WorkQueue([*items(3, 5.0), *items(2, 5.0, device="cuda:0")], CostModel(catalogue))
+    assert (len(queue), queue.waiting(), queue.waiting("cpu"), queue.waiting("cuda:0"), queue.waiting("cuda:1")) == (
+        5, 5, 3, 2, 0)
+    taken = queue.take("cpu")
+    assert taken is not None and taken.device == "cpu"
+    assert (queue.waiting(), queue.waiting("cpu"), queue.waiting("cuda:0")) == (4, 2, 2)
+    assert queue.take("cuda:1") is None and sorted(queue.devices()) == ["cpu", "cuda:0"]
 
 
 def test_stored_timings_of_similar_trials_override_the_estimate(catalogue: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import pytest
 
 from nnbench.contract.trial import EpochRecord, Skipped, Trial, TrialResult
 from nnbench.storage.migrations import MIGRATIONS
-from nnbench.storage.store import SCHEMA_VERSION, ResultStore, StoreError
+from nnbench.storage.store import SCHEMA_VERSION, ResultStore, StoreError, write_error
 
 
 def result(seed: int = 0, status: str = "ok", metric: float = 0.9, epochs: int = 3) -> TrialResult:
@@ -95,6 +97,40 @@ def test_unwritable_locations(tmp_path: Path) -> None:
         ResultStore(tmp_path / "missing" / "r.db")
     with pytest.raises(StoreError, match="is a folder"):
         ResultStore(tmp_path)
+
+
+def test_a_read_only_store_file_in_a_writable_folder_is_named_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    ResultStore(path).close()
+    before = path.read_bytes()
+    if os.geteuid() == 0:  # root writes any file it may not, but not an immutable one
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+    try:
+        with pytest.raises(StoreError) as refused:
+            ResultStore(path)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert f"cannot write to store {path}: it is read-only ({path}: " in str(refused.value)
+    assert "make the file and its folder writable, or give another --store" in str(refused.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("cause", "advice"), [
+    ("database or disk is full", "free some space (or give another --store), then run the same command to resume"),
+    ("disk I/O error", "free some space (or give another --store), then run the same command to resume"),
+    ("attempt to write a readonly database", "make the file and its folder writable, or give another --store"),
+    ("unable to open: read-only file system", "make the file and its folder writable, or give another --store"),
+    ("database is locked", "another process holds the store for too long; try again when it is done"),
+    ("database table is busy", "another process holds the store for too long; try again when it is done"),
+    ("no such table: trials", "give a writable --store path"),
+])
+def test_a_failed_write_is_one_line_with_its_cause_and_what_to_do(tmp_path: Path, cause: str, advice: str) -> None:
+    error = write_error(tmp_path / "r.db", sqlite3.OperationalError(cause))
+    assert str(error) == (f"cannot write to store {tmp_path / 'r.db'}: {cause}; nothing stored before was changed; "
+                          f"{advice}")
 
 
 def test_resolve_runs_by_prefix(tmp_path: Path) -> None:
@@ -288,3 +324,31 @@ def test_each_reader_keeps_to_the_runs_it_is_given(tmp_path: Path, store_writer:
 def test_an_empty_store_has_no_latest_run(tmp_path: Path) -> None:
     with ResultStore(tmp_path / "empty.db") as store:
         assert store.latest_run_id() is None
+
+
+def test_a_races_account_reads_back_with_its_run_and_a_new_one_replaces_it(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.db") as store:
+        store.start_run("raced", {}, {}, 2, [])
+        store.start_run("plain", {}, {}, 1, [])
+        store.record_race("raced", {"rungs": [1, 2], "pruned": 1})
+        assert store.runs(["plain"])["race"].isna().all()
+        assert store.runs(["raced"])["race"].iloc[0] == '{"pruned": 1, "rungs": [1, 2]}'  # one text per account
+        with pytest.raises(StoreError, match="the race's account holds a number that is not finite"):
+            store.record_race("raced", {"pruned": float("nan")})
+        store.record_race("raced", {"pruned": 2})
+        assert json.loads(store.runs(["raced"])["race"].iloc[0]) == {"pruned": 2}
+
+
+def test_a_trial_is_claimed_elsewhere_only_while_another_live_run_holds_it(tmp_path: Path) -> None:
+    one, two = result(0).trial, result(1).trial
+    with ResultStore(tmp_path / "c.db") as store:
+        store.start_run("first", {}, {}, 2, [])
+        store.start_run("second", {}, {}, 2, [])
+        assert store.claim("first", [one]) == [one]
+        ids = [one.trial_id, two.trial_id]
+        assert store.claimed_elsewhere("second", ids) == {one.trial_id}
+        assert store.claimed_elsewhere("first", ids) == set()  # its own claim
+        assert store.claim("second", [one, two]) == [two]
+        store.finish_run("first")
+        assert store.claimed_elsewhere("second", ids) == set()
+        assert store.claimed_elsewhere("first", ids) == {two.trial_id}

@@ -102,6 +102,54 @@ def test_rmse_is_normalised_so_that_higher_is_better(tmp_path: Path, trial_resul
                                                                                "gelu": 0.75})
 
 
+def test_a_task_left_out_of_the_scaling_leaves_the_tasks_after_it_scaled_in_the_runs_order(
+        tmp_path: Path, trial_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    # spirals ran one trial (nothing to scale it between) and comes first; sine, after it, is scaled.
+    results = [trial_result("spirals", "relu", metric=0.8),
+               *(trial_result("sine", a, seed=0, metric=m) for a, m in (("relu", 0.2), ("tanh", 0.6)))]
+    with store_writer(tmp_path / "left.db", results) as store:
+        scored, notes = intervals.normalized_scores(store.trials(), store.runs())
+    assert scored.set_index(["task", "activation"])["score"].to_dict() == {("sine", "relu"): 1.0,
+                                                                           ("sine", "tanh"): 0.0}
+    assert list(notes) == ["spirals", "sine"]  # the order the tasks ran in
+    assert notes["spirals"] == "every configuration scored 0.8: left out of the aggregates"
+    with store_writer(tmp_path / "reference.db", results, grid={"references": {"spirals": [0.5, 1.0]}}) as store:
+        referenced, _ = intervals.normalized_scores(store.trials(), store.runs())
+    assert referenced.set_index(["task", "activation"])["score"].to_dict() == pytest.approx(
+        {("spirals", "relu"): 0.6, ("sine", "relu"): 1.0, ("sine", "tanh"): 0.0})  # a reference, then min-max
+    alike = [trial_result("spirals", a, seed=s, metric=0.8) for a in ("relu", "tanh") for s in range(2)]
+    with store_writer(tmp_path / "alike.db", alike) as store:
+        none, _ = intervals.normalized_scores(store.trials(), store.runs())
+    assert none.empty and none["score"].dtype == np.float64  # numbers, even when there are none
+
+
+def test_a_stratified_mean_without_spread_is_its_own_interval_and_the_gap_follows_its_axis() -> None:
+    assert intervals.stratified_mean([np.array([0.5, 0.5]), np.array([0.75, 0.75, 0.75])]) == (0.65, 0.65, 0.65)
+    scores = np.array([[1.2, 0.5, 0.9], [1.0, 1.0, 0.4]])
+    assert intervals.optimality_gap(scores, axis=-1) == pytest.approx([0.2, 0.2])
+    assert intervals.optimality_gap(scores, axis=0) == pytest.approx([0.0, 0.25, 0.35])
+
+
+def test_the_upper_tail_of_students_t_is_the_tables() -> None:
+    assert paired.t_upper_tail(np.array([2.228, 1.812]), np.array([10.0, 10.0])) == pytest.approx([0.025, 0.05],
+                                                                                                  abs=2e-4)
+
+
+def test_an_interval_is_written_on_one_line_with_true_minus_signs() -> None:
+    assert intervals.interval_text(0.81234, 0.857) == "[0.812,\u00a00.857]"
+    assert intervals.interval_text(-0.0104, 0.0532, signed=True) == "[\u22120.010,\u00a0+0.053]"
+    assert intervals.interval_text(-0.25, -0.125, digits=2) == "[\u22120.25,\u00a0\u22120.12]"
+    assert intervals.interval_text(math.nan, 0.5) == intervals.interval_text(0.1, math.inf) == "\u2013"
+
+
+def test_configurations_tied_on_tasks_and_iqm_keep_the_order_they_came_in() -> None:
+    scored = pd.DataFrame({"configuration": ["zeta", "zeta", "alpha", "alpha", "mid", "mid"],
+                           "task": ["a", "b"] * 3, "score": [0.5, 0.7, 0.5, 0.7, 0.9, 0.9]})
+    table = intervals.aggregates(scored)
+    assert table["configuration"].tolist() == ["mid", "zeta", "alpha"]
+    assert table.loc[0, "configuration"] == "mid"  # row 0 is the best
+
+
 def welch_interval(strata: list[np.ndarray]) -> tuple[float, float]:
     """The t interval of a mean stratified by task, worked out term by term."""
     total = sum(len(s) for s in strata)
@@ -170,6 +218,20 @@ def test_a_configuration_spans_tasks_of_every_kind_unless_a_task_tried_several_l
     assert scored.groupby(["activation", "loss"])["configuration"].nunique().eq(1).all()
     with_mse = set(scored[scored["loss"].eq("mse")]["configuration"])
     assert set(scored[scored["task"].eq("sine")]["configuration"]) <= with_mse
+
+
+def test_a_tuned_configuration_across_tasks_is_named_by_its_tuned_setting_once(
+        tmp_path: Path, protocol_result: Callable[..., Any], store_writer: Callable[..., Any]) -> None:
+    results = [protocol_result(task, optimizer, seed=seed, role=role, lr=lr,
+                               metric=m + 0.01 * seed + (0.1 if task == "sine" else 0.0))
+               for task in ("spirals", "sine") for optimizer, m in (("adam", 0.8), ("sgd", 0.6))
+               for role, lr in (("default", 1e-3), ("final", 0.02)) for seed in range(2)]
+    with store_writer(tmp_path / "tuned.db", results) as store:
+        scored, _ = intervals.normalized_scores(store.trials(), store.runs())
+    names = scored.assign(configuration=intervals.across_task_configurations(scored))
+    assert names.groupby(["optimizer", "protocol"])["configuration"].unique().map(list).to_dict() == {
+        ("adam", "default"): ["adam / 0.001"], ("adam", "tuned"): ["adam / tuned"],
+        ("sgd", "default"): ["sgd / 0.001"], ("sgd", "tuned"): ["sgd / tuned"]}
 
 
 def test_the_iqm_interval_and_profile_bands_come_with_ten_seeds_a_task() -> None:
@@ -295,6 +357,29 @@ def test_the_array_verdicts_name_the_level_ahead_over_tasks_either_way_round() -
     assert list(second_ahead["across"]) == ["second"] and (second_ahead["decisions"] == "second").all()
     first_ahead = pairwise.decide_scores(np.stack([high, low], axis=-1), 0.005)
     assert list(first_ahead["across"]) == ["first"] and (first_ahead["decisions"] == "first").all()
+    assert (first_ahead["poi"] == 1.0).all() and (second_ahead["poi"] == 0.0).all()  # first wins every seed, or none
+
+
+def test_the_array_verdicts_over_tasks_divide_each_tasks_difference_by_its_scale() -> None:
+    # The first level is ahead on seven tasks and far behind on the eighth, whose scale is large: scaled,
+    # that loss is the smallest difference (signed-rank p = 4/256), unscaled the largest (p = 50/256).
+    rng = np.random.default_rng(11)
+    second = rng.normal(0.7, 0.01, (8, 4))
+    first = second + np.array([0.05] * 7 + [-0.5])[:, None] + rng.normal(0, 0.002, (8, 4))
+    scores = np.stack([first, second], axis=-1)
+    assert list(pairwise.decide_scores(scores, 0.005, scales=np.array([0.01] * 7 + [100.0]))["across"]) == ["first"]
+    assert list(pairwise.decide_scores(scores, 0.005)["across"]) == ["undecided"]
+
+
+def test_the_array_verdicts_correct_equivalence_over_every_pair_of_the_axis() -> None:
+    # Three levels, one task, six seeds: the first two are equivalent when they are the whole axis, but
+    # not once Holm corrects their equivalence test over the axis's three pairs.
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.7, 0.01, (1, 6))
+    scores = np.stack([base + rng.normal(0, 0.005, (1, 6)) for _ in range(3)], axis=-1)
+    assert pairwise.decide_scores(scores[..., :2], 0.01)["decisions"].ravel().tolist() == ["equivalent"]
+    assert pairwise.decide_scores(scores, 0.01)["decisions"].ravel().tolist() == [
+        "undecided", "undecided", "equivalent"]
 
 
 def test_an_adjusted_p_value_equal_to_alpha_rejects_nothing() -> None:
@@ -328,6 +413,7 @@ def test_blocks_needed_matches_statsmodels() -> None:
         expected = power.TTestPower().solve_power(effect_size=effect, alpha=0.05, power=0.8, alternative="larger")
         assert seeds.blocks_needed(effect) == math.ceil(expected)
     assert math.isinf(seeds.blocks_needed(0.0))
+    assert seeds.blocks_needed(20.0) == 2  # an effect this large needs only the fewest blocks a t-test can use
 
 
 def test_seeds_needed_resolves_a_simulated_effect_with_the_promised_power() -> None:
@@ -342,6 +428,10 @@ def test_seeds_needed_resolves_a_simulated_effect_with_the_promised_power() -> N
     rejected = np.mean(2 * stats.t.sf(np.abs(t), experiments.shape[1] - 1) < 0.05 / family)
     assert 0.74 <= rejected <= 0.88
     assert math.isnan(seeds.seeds_needed(0.01, math.nan, rope, 1))  # one seed: spread unknown
+    assert math.isnan(seeds.seeds_needed(0.01, 0.0, rope, 1))  # seeds that all differ alike: spread unknown
+    # Inside the ROPE, equivalence may settle it first, at the family's level too (one-sided tests).
+    assert seeds.seeds_needed(0.001, 0.01, rope, family) == seeds.blocks_needed(0.4, alpha=0.05 / family) < (
+        seeds.blocks_needed(0.1, alpha=0.05 / family / 2))
 
 
 def test_seeds_for_the_rope_detect_a_difference_as_large_as_the_rope() -> None:
@@ -356,6 +446,9 @@ def test_seeds_for_the_rope_detect_a_difference_as_large_as_the_rope() -> None:
     experiments = rng.normal(0.005, spread, (4000, n))
     t = experiments.mean(axis=1) / (experiments.std(axis=1, ddof=1) / math.sqrt(n))
     assert 0.74 <= np.mean(2 * stats.t.sf(np.abs(t), n - 1) < 0.05) <= 0.88
+    # In a family of four comparisons each is tested at a quarter of the level, and needs more seeds.
+    assert seeds.seeds_to_detect(0.005, spread, 4) == seeds.blocks_needed(0.005 / spread, alpha=0.05 / 4 / 2) > n
+    assert math.isnan(seeds.seeds_to_detect(0.005, math.nan, 1))  # one seed: spread unknown
 
 
 # -- the ROPE --------------------------------------------------------------------------------------
@@ -519,6 +612,8 @@ def test_time_profile_bands_bracket_the_profile_and_collapse_without_spread() ->
     pd.testing.assert_frame_equal(slow.reset_index(drop=True),
                                   bands[bands["configuration"] == "slow"].reset_index(drop=True))
     # A bootstrap over fewer seeds than it needs draws no band at all.
+    nothing = intervals.time_profile_bands(noisy, np.array([1.0, 2.0]), only=["absent"])
+    assert nothing.empty and list(nothing.columns) == ["configuration", "tau", "low", "high"]
     assert intervals.time_profile_bands(noisy.groupby(["configuration", "task"]).head(seeds_ - 1),
                                         np.array([1.0, 2.0])).empty
     columns = ["configuration", "tau", "low", "high"]
@@ -530,6 +625,17 @@ def test_time_profile_bands_bracket_the_profile_and_collapse_without_spread() ->
     assert missing.set_index(["configuration", "tau"])["low"].to_dict() == {
         ("fast", 1.0): 1.0, ("fast", 2.0): 1.0, ("fast", 3.0): 1.0,
         ("slow", 1.0): 0.0, ("slow", 2.0): 0.5, ("slow", 3.0): 0.5}
+
+
+def test_configurations_that_reach_a_target_at_once_are_each_the_fastest() -> None:
+    seeds_ = intervals.BOOTSTRAP_MIN_SEEDS
+    rows = [("fast", "a", 0.0), ("slow", "a", 0.0), ("fast", "b", 1.0), ("slow", "b", 3.0)]
+    times = pd.DataFrame([{"configuration": c, "task": t, "time": v} for c, t, v in rows for _ in range(seeds_)])
+    bands = intervals.time_profile_bands(times, np.array([1.0, 2.0, 3.0])).set_index(["configuration", "tau"])
+    # both at 0 s on task a: a ratio of 1 to the best (0 / 0), so both count task a from tau 1
+    assert bands["low"].to_dict() == bands["high"].to_dict() == {
+        ("fast", 1.0): 1.0, ("fast", 2.0): 1.0, ("fast", 3.0): 1.0,
+        ("slow", 1.0): 0.5, ("slow", 2.0): 0.5, ("slow", 3.0): 1.0}
 
 
 def test_the_analysis_imports_no_torch_and_no_plotting() -> None:
